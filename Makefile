@@ -1,0 +1,40 @@
+# make run   - the main job on the embedded default (a token demo until the server lands)
+# make test  - lint, type check and the whole test suite, on the C engine and the fallback
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench install clean
+
+$(STAMP): pyproject.toml setup.py src/paygkit/token/_chain.c
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python -c "import paygkit.token._chain" || \
+		(echo "the C chain extension did not build; is gcc installed?" >&2; exit 1)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/paygkit demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	PAYGKIT_REQUIRE_C_EXT=1 $(BIN)/pytest -q
+	PAYGKIT_PURE_PYTHON=1 $(BIN)/pytest -q -m "not oracle" tests/token
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_token.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info src/paygkit/token/*.so

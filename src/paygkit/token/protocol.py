@@ -1,0 +1,344 @@
+"""Generating and decoding OpenPAYGO Tokens (standard and extended).
+
+The maths (SPEC section 2): a value is hidden in the last digits ("base") of
+the starting code, the code is hashed `count` times, and the base is put back.
+Decoding walks the same chain from count 0 until the token's digits appear.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+from paygkit.token.codec import format_token, parse_token
+from paygkit.token.engine import ChainEngine, default_engine
+from paygkit.token.errors import ParameterError
+from paygkit.token.model import (
+    COUNTER_SYNC_VALUE,
+    DISABLE_PAYG_VALUE,
+    EXTENDED_MAX_UNITS,
+    MAX_ACTIVATION_UNITS,
+    DecodeResult,
+    DeviceParams,
+    GeneratedToken,
+    TokenType,
+)
+from paygkit.token.siphash import std_fold
+
+STANDARD_MODULUS = 1000
+EXTENDED_MODULUS = 1_000_000
+# Generating at counts near 2^31 would take hours and no device gets there;
+# the bound only keeps a typo from looking like a hang.
+MAX_COUNT = 2**31 - 1
+
+Days = int | float | Decimal | Fraction
+
+
+def derive_starting_code(key: bytes, engine: ChainEngine | None = None) -> int:
+    """The starting code of a device that has none: the key hashed under itself."""
+    return std_fold((engine or default_engine()).siphash24(key, key))
+
+
+def days_to_units(days: Days, time_divider: int) -> int:
+    """Days to value units (days x divider), rounded half to even like the reference."""
+    if isinstance(days, bool) or not isinstance(days, int | float | Decimal | Fraction):
+        raise ParameterError(f"days must be a number, not {type(days).__name__}")
+    if isinstance(days, float | Decimal) and not math.isfinite(days):
+        raise ParameterError(f"days must be a finite number, got {days}")
+    if days < 0:
+        raise ParameterError(
+            f"days must not be negative, got {days}; to remove time, use a Set Time token"
+        )
+    return round(Fraction(days) * time_divider)
+
+
+def next_count(count: int, token_type: TokenType) -> int:
+    """The first count above `count` with the parity of the type (even = Add Time)."""
+    wanted_parity = 0 if token_type is TokenType.ADD_TIME else 1
+    return count + 1 if (count + 1) % 2 == wanted_parity else count + 2
+
+
+def _check_count(name: str, count: object) -> int:
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ParameterError(f"{name} must be an integer, not {type(count).__name__}")
+    if not 0 <= count <= MAX_COUNT:
+        raise ParameterError(f"{name} must be between 0 and {MAX_COUNT}, got {count}")
+    return count
+
+
+def token_value(
+    token_type: TokenType,
+    *,
+    days: Days | None,
+    units: int | None,
+    time_divider: int,
+    extended: bool,
+) -> int:
+    """The number a token of this type carries, checked against the protocol's ranges."""
+    if not isinstance(token_type, TokenType) or not token_type.is_generated:
+        raise ParameterError(
+            f"cannot generate a token of type {token_type!r}; choose ADD_TIME, SET_TIME, "
+            "DISABLE_PAYG or COUNTER_SYNC"
+        )
+    if not token_type.carries_value:
+        if days is not None or units is not None:
+            raise ParameterError(
+                f"a {token_type.name} token carries no value; do not give days or units"
+            )
+        return DISABLE_PAYG_VALUE if token_type is TokenType.DISABLE_PAYG else COUNTER_SYNC_VALUE
+    if (days is None) == (units is None):
+        raise ParameterError(f"a {token_type.name} token needs exactly one of days or units")
+    if units is None:
+        assert days is not None
+        value = days_to_units(days, time_divider)
+        given = f"{days} days x time divider {time_divider} = {value} units"
+    else:
+        if isinstance(units, bool) or not isinstance(units, int):
+            raise ParameterError(f"units must be an integer, not {type(units).__name__}")
+        if units < 0:
+            raise ParameterError(f"units must not be negative, got {units}")
+        value = units
+        given = f"{value} units"
+    if extended:
+        if value > EXTENDED_MAX_UNITS:
+            raise ParameterError(
+                f"an extended token carries at most {EXTENDED_MAX_UNITS} units ({given})"
+            )
+        if value in (DISABLE_PAYG_VALUE, COUNTER_SYNC_VALUE):
+            raise ParameterError(
+                f"{value} is the {'Disable PAYG' if value == 998 else 'Counter Sync'} value "
+                "and cannot be carried by an Add or Set Time token; use 997 or 1000"
+            )
+    elif value > MAX_ACTIVATION_UNITS:
+        raise ParameterError(
+            f"a token carries at most {MAX_ACTIVATION_UNITS} units ({given}; 996 and 997 "
+            "are reserved); split the time over several Add Time tokens"
+        )
+    return value
+
+
+def generate(
+    device: DeviceParams,
+    *,
+    count: int,
+    token_type: TokenType = TokenType.ADD_TIME,
+    days: Days | None = None,
+    units: int | None = None,
+    extended: bool = False,
+    engine: ChainEngine | None = None,
+) -> GeneratedToken:
+    """Make the next token for a device whose last issued count is `count`.
+
+    Give Add/Set Time either `days` (multiplied by the time divider) or raw
+    `units`.  The result carries the new count, which the server must store.
+    """
+    _check_count("count", count)
+    value = token_value(
+        token_type, days=days, units=units, time_divider=device.time_divider, extended=extended
+    )
+    new_count = next_count(count, token_type)
+    if new_count > MAX_COUNT:
+        raise ParameterError(f"count {count} is too high to issue another token")
+    chain = engine or default_engine()
+    modulus = EXTENDED_MODULUS if extended else STANDARD_MODULUS
+    base = (device.starting_code + value) % modulus
+    start = device.starting_code - device.starting_code % modulus + base
+    walk = chain.ext_walk if extended else chain.std_walk
+    end = walk(device.key, start, new_count)
+    digits = format_token(
+        end - end % modulus + base, extended=extended, restricted=device.restricted_digits
+    )
+    return GeneratedToken(
+        token_type=token_type,
+        units=value if token_type.carries_value else None,
+        count=new_count,
+        digits=digits,
+        extended=extended,
+        restricted=device.restricted_digits,
+        time_divider=device.time_divider,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """One token to make in a batch (see generate_batch)."""
+
+    device: DeviceParams
+    count: int
+    token_type: TokenType = TokenType.ADD_TIME
+    days: Days | None = None
+    units: int | None = None
+    extended: bool = False
+
+
+def generate_batch(
+    requests: Sequence[TokenRequest],
+    *,
+    engine: ChainEngine | None = None,
+    threads: int = 2,
+) -> list[GeneratedToken]:
+    """Make one token per request, many devices at once.
+
+    Standard tokens go through the engine's batch loop (several chains in
+    lock-step, split over `threads`); extended ones are made one by one.
+    Every request is checked before any hashing starts, so one bad request
+    fails the batch without partial output.
+    """
+    chain = engine or default_engine()
+    planned: list[tuple[TokenRequest, int, int, int]] = []
+    for position, request in enumerate(requests):
+        try:
+            _check_count("count", request.count)
+            value = token_value(
+                request.token_type,
+                days=request.days,
+                units=request.units,
+                time_divider=request.device.time_divider,
+                extended=request.extended,
+            )
+        except ParameterError as error:
+            raise ParameterError(f"request {position}: {error}") from None
+        new_count = next_count(request.count, request.token_type)
+        if new_count > MAX_COUNT:
+            raise ParameterError(f"request {position}: count {request.count} is too high")
+        planned.append((request, value, new_count, position))
+
+    results: list[GeneratedToken | None] = [None] * len(planned)
+    standard = [plan for plan in planned if not plan[0].extended]
+    keys = b"".join(plan[0].device.key for plan in standard)
+    starts = []
+    bases = []
+    for request, value, _new_count, _ in standard:
+        code = request.device.starting_code
+        base = (code + value) % STANDARD_MODULUS
+        bases.append(base)
+        starts.append(code - code % STANDARD_MODULUS + base)
+    ends = chain.std_walk_many(keys, starts, [plan[2] for plan in standard], threads)
+    for (request, value, new_count, position), end, base in zip(standard, ends, bases, strict=True):
+        device = request.device
+        results[position] = GeneratedToken(
+            token_type=request.token_type,
+            units=value if request.token_type.carries_value else None,
+            count=new_count,
+            digits=format_token(
+                end - end % STANDARD_MODULUS + base,
+                extended=False,
+                restricted=device.restricted_digits,
+            ),
+            extended=False,
+            restricted=device.restricted_digits,
+            time_divider=device.time_divider,
+        )
+    for request, value, _, position in planned:
+        if request.extended:
+            results[position] = generate(
+                request.device,
+                count=request.count,
+                token_type=request.token_type,
+                units=value if request.token_type.carries_value else None,
+                extended=True,
+                engine=chain,
+            )
+    return [result for result in results if result is not None]
+
+
+def _token_type_at(units: int, count: int) -> TokenType:
+    # The value decides the meaning of the special values at either parity;
+    # parity only separates Add Time from Set Time.
+    if units == COUNTER_SYNC_VALUE:
+        return TokenType.COUNTER_SYNC
+    if units == DISABLE_PAYG_VALUE:
+        return TokenType.DISABLE_PAYG
+    return TokenType.SET_TIME if count % 2 else TokenType.ADD_TIME
+
+
+def updated_used_counts(
+    used: Iterable[int], count: int, token_type: TokenType, unordered_window: int
+) -> tuple[int, ...]:
+    """The used-count window after accepting a token at `count`.
+
+    The window is the `unordered_window` counts up to the highest count used.
+    A Set Time, Disable PAYG or Counter Sync token marks the whole window used,
+    so no older token can be entered after it; an Add Time token marks only
+    its own count.  Counts are never negative, so none are recorded.
+    """
+    used_set = set(used)
+    highest = max(max(used_set, default=count), count)
+    window = range(max(0, highest - unordered_window), highest + 1)
+    if token_type is TokenType.ADD_TIME:
+        return tuple(c for c in window if c == count or c in used_set)
+    return tuple(window)
+
+
+def decode(
+    device: DeviceParams,
+    token: str,
+    *,
+    last_count: int,
+    used_counts: Iterable[int] = (),
+    engine: ChainEngine | None = None,
+) -> DecodeResult:
+    """What a device with this counter state makes of a typed token.
+
+    Raises TokenFormatError when the text is not a token at all; a token that
+    does not belong to the device is an INVALID result, and one already
+    entered (or made obsolete by a later Set/Disable/Sync token) is
+    ALREADY_USED.  The returned last_count and used_counts are the state to
+    store.
+    """
+    _check_count("last_count", last_count)
+    used = tuple(used_counts)
+    for c in used:
+        if isinstance(c, bool) or not isinstance(c, int):
+            raise ParameterError(f"used counts must be integers, got {c!r}")
+    parsed = parse_token(token, restricted=device.restricted_digits)
+    modulus = EXTENDED_MODULUS if parsed.extended else STANDARD_MODULUS
+    windows = device.windows
+    token_base = parsed.value % modulus
+    units = (token_base - device.starting_code) % modulus
+    start = device.starting_code - device.starting_code % modulus + token_base
+    # The reference searches the larger Counter Sync window for standard
+    # tokens only; extended tokens always use the forward window.
+    if units == COUNTER_SYNC_VALUE and not parsed.extended:
+        search_to = last_count + windows.counter_sync
+    else:
+        search_to = last_count + windows.forward
+    chain = engine or default_engine()
+    find = chain.ext_find if parsed.extended else chain.std_find
+    matches = find(device.key, start, parsed.value // modulus, search_to)
+
+    used_set = set(used)
+    for count in matches:
+        token_type = _token_type_at(units, count)
+        if units == COUNTER_SYNC_VALUE:
+            valid = count > last_count - windows.forward
+        elif count > last_count:
+            valid = True
+        else:
+            valid = (
+                count % 2 == 0
+                and count > last_count - windows.unordered
+                and count not in used_set
+            )
+        if valid:
+            return DecodeResult(
+                token_type=token_type,
+                units=units if token_type.carries_value else None,
+                count=count,
+                last_count=count if token_type is TokenType.COUNTER_SYNC else max(last_count, count),
+                used_counts=updated_used_counts(used, count, token_type, windows.unordered),
+                extended=parsed.extended,
+                time_divider=device.time_divider,
+            )
+    return DecodeResult(
+        token_type=TokenType.ALREADY_USED if matches else TokenType.INVALID,
+        units=None,
+        count=matches[0] if matches else None,
+        last_count=last_count,
+        used_counts=used,
+        extended=parsed.extended,
+        time_divider=device.time_divider,
+    )
