@@ -13,8 +13,15 @@ in a compiled loop when the C extension is built, in pure Python otherwise.
 """
 
 from paygkit.token.codec import ParsedToken, format_token, parse_token
-from paygkit.token.engine import ChainEngine, CEngine, PythonEngine, default_engine, load_c_engine
+from paygkit.token.engine import CEngine, ChainEngine, PythonEngine, default_engine, load_c_engine
 from paygkit.token.errors import ParameterError, TokenError, TokenFormatError
+from paygkit.token.explain import (
+    HashStep,
+    RestrictedConversion,
+    TokenExplanation,
+    ValueExplanation,
+    explain,
+)
 from paygkit.token.model import (
     DecodeResult,
     DecodeWindows,
@@ -41,17 +48,22 @@ __all__ = [
     "DecodeWindows",
     "DeviceParams",
     "GeneratedToken",
+    "HashStep",
     "ParameterError",
     "ParsedToken",
     "PythonEngine",
+    "RestrictedConversion",
     "TokenError",
+    "TokenExplanation",
     "TokenFormatError",
     "TokenRequest",
     "TokenType",
+    "ValueExplanation",
     "days_to_units",
     "decode",
     "default_engine",
     "derive_starting_code",
+    "explain",
     "format_token",
     "generate",
     "generate_batch",

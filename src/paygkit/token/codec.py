@@ -48,7 +48,9 @@ def format_token(value: int, *, extended: bool, restricted: bool) -> str:
     """The digits of a token value, zero-padded or in restricted form."""
     width = EXTENDED_DIGITS if extended else STANDARD_DIGITS
     if restricted:
-        return to_restricted(value, RESTRICTED_EXTENDED_DIGITS if extended else RESTRICTED_STANDARD_DIGITS)
+        return to_restricted(
+            value, RESTRICTED_EXTENDED_DIGITS if extended else RESTRICTED_STANDARD_DIGITS
+        )
     return f"{value:0{width}d}"
 
 

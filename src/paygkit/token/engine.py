@@ -13,6 +13,7 @@ from array import array
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from itertools import pairwise
 from types import ModuleType
 from typing import Protocol
 
@@ -130,7 +131,7 @@ class CEngine:
                     steps_view[lo:hi],
                     out_view[lo:hi],
                 )
-                for lo, hi in zip(bounds, bounds[1:], strict=False)
+                for lo, hi in pairwise(bounds)
             ]
             for job in jobs:
                 job.result()

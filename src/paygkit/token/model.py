@@ -30,6 +30,11 @@ class TokenType(enum.Enum):
     INVALID = "invalid"
 
     @property
+    def label(self) -> str:
+        """The name people use: "Add Time", "Disable PAYG", "Already used"..."""
+        return _LABELS[self]
+
+    @property
     def carries_value(self) -> bool:
         """Add Time and Set Time carry a number of time units; the others do not."""
         return self in (TokenType.ADD_TIME, TokenType.SET_TIME)
@@ -38,6 +43,16 @@ class TokenType(enum.Enum):
     def is_generated(self) -> bool:
         """The four types a generator can make (the others are decode outcomes)."""
         return self not in (TokenType.ALREADY_USED, TokenType.INVALID)
+
+
+_LABELS = {
+    TokenType.ADD_TIME: "Add Time",
+    TokenType.SET_TIME: "Set Time",
+    TokenType.DISABLE_PAYG: "Disable PAYG",
+    TokenType.COUNTER_SYNC: "Counter Sync",
+    TokenType.ALREADY_USED: "Already used",
+    TokenType.INVALID: "Invalid",
+}
 
 
 def _check_int(name: str, value: object, low: int, high: int, hint: str) -> int:
@@ -59,9 +74,7 @@ def parse_key(key: str | bytes) -> bytes:
             raise ParameterError(f"a raw key must be 16 bytes, got {len(key)} bytes")
         return bytes(key)
     if not isinstance(key, str):
-        raise ParameterError(
-            f"the key must be 32 hex characters, not a {type(key).__name__}"
-        )
+        raise ParameterError(f"the key must be 32 hex characters, not a {type(key).__name__}")
     if _HEX_KEY.fullmatch(key):
         return bytes.fromhex(key)
     if len(key) != 32:

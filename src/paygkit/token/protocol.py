@@ -86,11 +86,11 @@ def token_value(
     if not token_type.carries_value:
         if days is not None or units is not None:
             raise ParameterError(
-                f"a {token_type.name} token carries no value; do not give days or units"
+                f"a {token_type.label} token carries no value; do not give days or units"
             )
         return DISABLE_PAYG_VALUE if token_type is TokenType.DISABLE_PAYG else COUNTER_SYNC_VALUE
     if (days is None) == (units is None):
-        raise ParameterError(f"a {token_type.name} token needs exactly one of days or units")
+        raise ParameterError(f"a {token_type.label} token needs exactly one of days or units")
     if units is None:
         assert days is not None
         value = days_to_units(days, time_divider)
@@ -319,16 +319,16 @@ def decode(
             valid = True
         else:
             valid = (
-                count % 2 == 0
-                and count > last_count - windows.unordered
-                and count not in used_set
+                count % 2 == 0 and count > last_count - windows.unordered and count not in used_set
             )
         if valid:
             return DecodeResult(
                 token_type=token_type,
                 units=units if token_type.carries_value else None,
                 count=count,
-                last_count=count if token_type is TokenType.COUNTER_SYNC else max(last_count, count),
+                last_count=count
+                if token_type is TokenType.COUNTER_SYNC
+                else max(last_count, count),
                 used_counts=updated_used_counts(used, count, token_type, windows.unordered),
                 extended=parsed.extended,
                 time_divider=device.time_divider,

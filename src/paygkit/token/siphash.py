@@ -34,9 +34,7 @@ def key_state(key: bytes) -> KeyState:
     )
 
 
-def _compress(
-    v0: int, v1: int, v2: int, v3: int, rounds: int
-) -> tuple[int, int, int, int]:
+def _compress(v0: int, v1: int, v2: int, v3: int, rounds: int) -> tuple[int, int, int, int]:
     mask = _MASK64
     for _ in range(rounds):
         v0 = (v0 + v1) & mask

@@ -1,0 +1,537 @@
+"""Behaviour of paygkit.token beyond the published vectors."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+
+from paygkit.token import (
+    ChainEngine,
+    DecodeWindows,
+    DeviceParams,
+    ParameterError,
+    PythonEngine,
+    TokenFormatError,
+    TokenRequest,
+    TokenType,
+    days_to_units,
+    decode,
+    generate,
+    generate_batch,
+    load_c_engine,
+    next_count,
+    parse_token,
+)
+
+KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
+DEVICE = DeviceParams.create(KEY, 516959010)
+RESTRICTED = DeviceParams.create(KEY, 516959010, restricted_digits=True)
+
+
+def token_at(device: DeviceParams, count: int, units: int, engine: ChainEngine) -> str:
+    """A token at any count and value, including combinations no generator makes."""
+    base = (device.starting_code + units) % 1000
+    start = device.starting_code - device.starting_code % 1000 + base
+    end = engine.std_walk(device.key, start, count)
+    return f"{end - end % 1000 + base:09d}"
+
+
+# ---- SipHash itself ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # The SipHash-2-4 paper's vectors: key 00..0f, message 00..(n-1).
+        (b"", 0x726FDB47DD0E0E31),
+        (bytes(range(8)), 0x93F5F5799A932462),
+        (bytes(range(15)), 0xA129CA6149BE45E5),
+    ],
+)
+def test_siphash_matches_published_vectors(
+    engine: ChainEngine, message: bytes, expected: int
+) -> None:
+    assert engine.siphash24(bytes(range(16)), message) == expected
+
+
+def test_engines_agree_on_chains() -> None:
+    compiled = load_c_engine()
+    if compiled is None:
+        pytest.skip("C extension not built")
+    python = PythonEngine()
+    key = bytes.fromhex(KEY)
+    for code in (0, 1, 999, 123_456_789, 999_999_999):
+        assert compiled.std_walk(key, code, 37) == python.std_walk(key, code, 37)
+    for code in (0, 10**12 - 1, 516_959_010):
+        assert compiled.ext_walk(key, code, 37) == python.ext_walk(key, code, 37)
+    high = compiled.std_walk(key, 5, 20) // 1000
+    assert compiled.std_find(key, 5, high, 40) == python.std_find(key, 5, high, 40) != []
+
+
+def test_c_engine_refuses_bad_arguments() -> None:
+    compiled = load_c_engine()
+    if compiled is None:
+        pytest.skip("C extension not built")
+    with pytest.raises(ValueError, match="16 bytes"):
+        compiled.std_walk(b"short", 1, 1)
+    with pytest.raises(ValueError, match="at most"):
+        compiled.std_walk(bytes(16), 2**32, 1)
+    with pytest.raises(ValueError, match="negative"):
+        compiled.std_walk(bytes(16), 1, -1)
+    with pytest.raises(ValueError, match="per chain"):
+        compiled.std_walk_many(bytes(16), [1, 2], [1, 1], 1)
+
+
+def test_c_extension_is_built_where_required() -> None:
+    if os.environ.get("PAYGKIT_REQUIRE_C_EXT") != "1":
+        pytest.skip("only checked where the build is required (make test)")
+    assert load_c_engine() is not None
+
+
+def test_pure_python_can_be_forced_by_environment() -> None:
+    code = "from paygkit.token import default_engine; print(default_engine().name)"
+    env = dict(os.environ, PAYGKIT_PURE_PYTHON="1")
+    forced = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert forced.stdout.strip() == "python"
+    env["PAYGKIT_PURE_PYTHON"] = "0"
+    default = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert default.stdout.strip() == ("c" if load_c_engine() is not None else "python")
+
+
+# ---- device parameters --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (KEY[:-1], "32 hex characters .* got 31"),
+        (KEY + "0", "got 33"),
+        ("zz" + KEY[2:], "other characters"),
+        (b"\x00" * 15, "16 bytes, got 15"),
+        (12345, "not a int"),
+    ],
+)
+def test_bad_keys_are_refused_without_echoing_them(key: object, message: str) -> None:
+    with pytest.raises(ParameterError, match=message) as error:
+        DeviceParams.create(key, 1)  # type: ignore[arg-type]
+    if isinstance(key, str):
+        assert key[4:20] not in str(error.value)
+
+
+def test_key_is_accepted_in_upper_case_and_as_bytes() -> None:
+    assert DeviceParams.create(KEY.upper(), 1).key == bytes.fromhex(KEY)
+    assert DeviceParams.create(bytes.fromhex(KEY), 1).key == bytes.fromhex(KEY)
+
+
+def test_repr_hides_the_key() -> None:
+    assert KEY not in repr(DEVICE)
+    assert bytes.fromhex(KEY).hex() not in repr(DEVICE)
+    assert "516959010" in repr(DEVICE)
+
+
+@pytest.mark.parametrize("starting_code", [-1, 1_000_000_000, True, 5.0])
+def test_bad_starting_codes_are_refused(starting_code: object) -> None:
+    with pytest.raises(ParameterError, match="starting code"):
+        DeviceParams.create(KEY, starting_code)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("divider", [0, 256, -4])
+def test_time_divider_must_be_1_to_255(divider: int) -> None:
+    with pytest.raises(ParameterError, match="time divider"):
+        DeviceParams.create(KEY, 1, time_divider=divider)
+
+
+def test_windows_are_validated() -> None:
+    with pytest.raises(ParameterError, match="forward window"):
+        DecodeWindows(forward=0)
+    with pytest.raises(ParameterError, match="unordered window"):
+        DecodeWindows(unordered=-1)
+    assert DecodeWindows(unordered=0).unordered == 0
+
+
+def test_starting_code_is_derived_from_the_key_when_absent(engine: ChainEngine) -> None:
+    derived = DeviceParams.create(KEY)
+    # The code is a 9-digit value that depends only on the key.
+    assert 0 <= derived.starting_code <= 999_999_999
+    assert derived.starting_code == DeviceParams.create(KEY.upper()).starting_code
+    assert derived.starting_code != DeviceParams.create("0" * 32).starting_code
+    made = generate(derived, count=1, days=3, engine=engine)
+    assert decode(derived, made.digits, last_count=1, engine=engine).units == 3
+
+
+# ---- generation -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "token_type", "expected"),
+    [
+        (1, TokenType.ADD_TIME, 2),
+        (2, TokenType.ADD_TIME, 4),
+        (1, TokenType.SET_TIME, 3),
+        (2, TokenType.SET_TIME, 3),
+        (0, TokenType.DISABLE_PAYG, 1),
+        (9, TokenType.COUNTER_SYNC, 11),
+    ],
+)
+def test_new_count_has_the_parity_of_the_type(
+    count: int, token_type: TokenType, expected: int
+) -> None:
+    assert next_count(count, token_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"units": 996}, "at most 995"),
+        ({"units": 997}, "reserved"),
+        ({"units": 1000}, "several Add Time"),
+        ({"units": -1}, "negative"),
+        ({"days": -1}, "negative"),
+        ({"days": math.nan}, "finite"),
+        ({"days": math.inf}, "finite"),
+        ({"days": "3"}, "must be a number"),
+        ({"days": 1, "units": 1}, "exactly one"),
+        ({}, "exactly one"),
+        ({"units": True}, "integer"),
+        ({"token_type": TokenType.DISABLE_PAYG, "units": 0}, "carries no value"),
+        ({"token_type": TokenType.COUNTER_SYNC, "days": 1}, "carries no value"),
+        ({"token_type": TokenType.INVALID}, "cannot generate"),
+        ({"token_type": TokenType.ALREADY_USED}, "cannot generate"),
+        ({"units": 998, "extended": True}, "Disable PAYG value"),
+        ({"units": 999, "extended": True}, "Counter Sync value"),
+        ({"units": 1_000_000, "extended": True}, "at most 999999"),
+        ({"count": -1, "units": 1}, "between 0 and"),
+        ({"count": True, "units": 1}, "integer"),
+        ({"count": 1.0, "units": 1}, "integer"),
+    ],
+)
+def test_generate_refuses_bad_requests(kwargs: dict[str, object], message: str) -> None:
+    arguments: dict[str, object] = {"count": 1, **kwargs}
+    with pytest.raises(ParameterError, match=message):
+        generate(DEVICE, **arguments)  # type: ignore[arg-type]
+
+
+def test_days_become_units_through_the_time_divider(engine: ChainEngine) -> None:
+    hourly = DeviceParams.create(KEY, 516959010, time_divider=24)
+    made = generate(hourly, count=1, days=Decimal("1.5"), engine=engine)
+    assert made.units == 36
+    assert made.days == Fraction(3, 2)
+    result = decode(hourly, made.digits, last_count=1, engine=engine)
+    assert result.units == 36
+    assert result.days == Fraction(3, 2)
+
+
+@pytest.mark.parametrize(
+    ("days", "divider", "units"),
+    [
+        (1, 1, 1),
+        (0.25, 4, 1),
+        (Fraction(1, 3), 3, 1),
+        (0.125, 4, 0),
+        (0.375, 4, 2),
+        (41.4, 24, 994),
+    ],
+)
+def test_days_round_half_to_even_like_the_reference(days: float, divider: int, units: int) -> None:
+    assert days_to_units(days, divider) == units
+
+
+def test_time_beyond_one_token_is_refused_with_the_arithmetic() -> None:
+    hourly = DeviceParams.create(KEY, 1, time_divider=24)
+    with pytest.raises(ParameterError, match="42 days x time divider 24 = 1008 units"):
+        generate(hourly, count=1, days=42)
+
+
+def test_zero_days_is_a_valid_set_time(engine: ChainEngine) -> None:
+    made = generate(DEVICE, count=3, token_type=TokenType.SET_TIME, units=0, engine=engine)
+    result = decode(DEVICE, made.digits, last_count=3, engine=engine)
+    assert (result.token_type, result.units) == (TokenType.SET_TIME, 0)
+
+
+def test_generated_token_text_forms(engine: ChainEngine) -> None:
+    made = generate(DEVICE, count=1, units=1, engine=engine)
+    assert str(made) == "588224011"
+    assert made.grouped == "588 224 011"
+    restricted = generate(RESTRICTED, count=1, units=1, engine=engine)
+    assert restricted.grouped == "314 114 432 231 134"
+
+
+# ---- token text -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["588224011", "588 224 011", "588-224-011", "5882-24011"])
+def test_typed_forms_are_accepted(text: str, engine: ChainEngine) -> None:
+    result = decode(DEVICE, text, last_count=1, engine=engine)
+    assert (result.token_type, result.units, result.count) == (TokenType.ADD_TIME, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("58822401a", "only digits"),
+        ("58822401", "has 8 digits"),
+        ("5882240111", "has 10 digits"),
+        ("-58822401", "no sign"),
+        ("+588224011", "no sign"),
+        (" 588224011", "starts or ends with a space"),
+        ("588224011\n", "starts or ends with a space"),
+        ("588  224 011", "only digits"),
+        ("588 224 011 ", "space"),
+        ("", "empty"),
+        ("٥٨٨٢٢٤٠١١", "only digits"),
+    ],
+)
+def test_malformed_tokens_are_refused(text: str, message: str) -> None:
+    with pytest.raises(TokenFormatError, match=message):
+        decode(DEVICE, text, last_count=1)
+
+
+def test_a_token_must_be_text() -> None:
+    with pytest.raises(TokenFormatError, match="leading zeros"):
+        decode(DEVICE, 588224011, last_count=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("314114432231130", "contains 0"),
+        ("314114432231135", "contains 5"),
+        ("314114432", "has 9 digits"),
+        ("588224011", "contains 0, 5, 8"),
+        ("3141144322311344", "has 16 digits"),
+    ],
+)
+def test_restricted_mode_refuses_other_digits(text: str, message: str) -> None:
+    with pytest.raises(TokenFormatError, match=message):
+        decode(RESTRICTED, text, last_count=1)
+
+
+def test_restricted_form_round_trips_the_spec_example() -> None:
+    parsed = parse_token("324 244 134 441 123", restricted=True)
+    assert parsed.value == 662_486_790
+    assert not parsed.extended
+
+
+# ---- decoding rules -----------------------------------------------------------
+
+
+def test_invalid_token_leaves_state_unchanged(engine: ChainEngine) -> None:
+    result = decode(DEVICE, "123456789", last_count=7, used_counts=(5, 7), engine=engine)
+    assert result.token_type is TokenType.INVALID
+    assert not result.accepted
+    assert (result.count, result.units) == (None, None)
+    assert (result.last_count, result.used_counts) == (7, (5, 7))
+
+
+def test_invalid_extended_token_is_a_result_not_a_crash(engine: ChainEngine) -> None:
+    result = decode(DEVICE, "123456789012", last_count=1, engine=engine)
+    assert result.token_type is TokenType.INVALID
+    assert result.extended
+
+
+def test_reentry_on_a_fresh_device_is_already_used(engine: ChainEngine) -> None:
+    made = generate(DEVICE, count=1, days=5, engine=engine)
+    first = decode(DEVICE, made.digits, last_count=1, used_counts=(), engine=engine)
+    assert first.token_type is TokenType.ADD_TIME
+    assert first.used_counts == (2,)
+    again = decode(
+        DEVICE,
+        made.digits,
+        last_count=first.last_count,
+        used_counts=first.used_counts,
+        engine=engine,
+    )
+    assert again.token_type is TokenType.ALREADY_USED
+    assert again.count == 2
+    assert (again.last_count, again.used_counts) == (first.last_count, first.used_counts)
+
+
+def _enter(
+    device: DeviceParams, tokens: list[str], engine: ChainEngine, last_count: int = 1
+) -> list[TokenType]:
+    used: tuple[int, ...] = ()
+    outcomes = []
+    for token in tokens:
+        result = decode(device, token, last_count=last_count, used_counts=used, engine=engine)
+        outcomes.append(result.token_type)
+        last_count, used = result.last_count, result.used_counts
+    return outcomes
+
+
+def test_add_time_tokens_can_be_entered_in_any_order(engine: ChainEngine) -> None:
+    tokens = []
+    count = 1
+    for days in (1, 2, 3):
+        made = generate(DEVICE, count=count, days=days, engine=engine)
+        tokens.append(made.digits)
+        count = made.count
+    order = [tokens[2], tokens[0], tokens[1], tokens[0], tokens[2]]
+    assert _enter(DEVICE, order, engine) == [TokenType.ADD_TIME] * 3 + [TokenType.ALREADY_USED] * 2
+
+
+@pytest.mark.parametrize(
+    "blocker", [TokenType.SET_TIME, TokenType.DISABLE_PAYG, TokenType.COUNTER_SYNC]
+)
+def test_older_add_time_is_refused_after_a_set_disable_or_sync(
+    engine: ChainEngine, blocker: TokenType
+) -> None:
+    older = generate(DEVICE, count=1, days=1, engine=engine)
+    units = 3 if blocker is TokenType.SET_TIME else None
+    block = generate(DEVICE, count=older.count, token_type=blocker, units=units, engine=engine)
+    newer = generate(DEVICE, count=block.count, days=1, engine=engine)
+    outcomes = _enter(DEVICE, [block.digits, older.digits, newer.digits], engine)
+    assert outcomes == [blocker, TokenType.ALREADY_USED, TokenType.ADD_TIME]
+
+
+@pytest.mark.parametrize(
+    ("units", "expected"), [(998, TokenType.DISABLE_PAYG), (999, TokenType.COUNTER_SYNC)]
+)
+@pytest.mark.parametrize("count", [6, 7])
+def test_special_values_keep_their_meaning_at_either_parity(
+    engine: ChainEngine, units: int, expected: TokenType, count: int
+) -> None:
+    device = DeviceParams.create(KEY, 516959010, time_divider=4)
+    result = decode(device, token_at(device, count, units, engine), last_count=1, engine=engine)
+    assert result.token_type is expected
+    assert result.units is None
+    assert result.days is None
+
+
+def test_counter_sync_moves_the_count_back_within_the_window(engine: ChainEngine) -> None:
+    sync = token_at(DEVICE, 41, 999, engine)
+    result = decode(DEVICE, sync, last_count=100, used_counts=range(84, 101), engine=engine)
+    assert result.token_type is TokenType.COUNTER_SYNC
+    assert result.last_count == 41
+    too_old = token_at(DEVICE, 36, 999, engine)
+    refused = decode(DEVICE, too_old, last_count=100, used_counts=(100,), engine=engine)
+    assert refused.token_type is TokenType.ALREADY_USED
+
+
+def test_counter_sync_reaches_further_ahead_than_other_tokens(engine: ChainEngine) -> None:
+    sync_far = token_at(DEVICE, 10 + 100, 999, engine)
+    assert (
+        decode(DEVICE, sync_far, last_count=10, engine=engine).token_type is TokenType.COUNTER_SYNC
+    )
+    sync_too_far = token_at(DEVICE, 10 + 101, 999, engine)
+    assert (
+        decode(DEVICE, sync_too_far, last_count=10, engine=engine).token_type is TokenType.INVALID
+    )
+
+
+def test_forward_window_is_64_by_default_and_configurable(engine: ChainEngine) -> None:
+    at_edge = token_at(DEVICE, 10 + 64, 5, engine)
+    beyond = token_at(DEVICE, 10 + 66, 5, engine)
+    assert decode(DEVICE, at_edge, last_count=10, engine=engine).token_type is TokenType.ADD_TIME
+    assert decode(DEVICE, beyond, last_count=10, engine=engine).token_type is TokenType.INVALID
+    narrow = DeviceParams.create(KEY, 516959010, windows=DecodeWindows(forward=20))
+    assert decode(narrow, at_edge, last_count=10, engine=engine).token_type is TokenType.INVALID
+
+
+def test_unordered_window_bounds_older_add_time(engine: ChainEngine) -> None:
+    inside = token_at(DEVICE, 40 - 14, 5, engine)
+    outside = token_at(DEVICE, 40 - 16, 5, engine)
+    assert decode(DEVICE, inside, last_count=40, used_counts=(40,), engine=engine).accepted
+    assert not decode(DEVICE, outside, last_count=40, used_counts=(40,), engine=engine).accepted
+    strict = DeviceParams.create(KEY, 516959010, windows=DecodeWindows(unordered=0))
+    result = decode(strict, inside, last_count=40, used_counts=(40,), engine=engine)
+    assert result.token_type is TokenType.ALREADY_USED
+
+
+def test_set_time_marks_the_whole_window_used(engine: ChainEngine) -> None:
+    made = generate(DEVICE, count=20, token_type=TokenType.SET_TIME, units=3, engine=engine)
+    result = decode(DEVICE, made.digits, last_count=20, used_counts=(18, 20), engine=engine)
+    assert result.used_counts == tuple(range(21 - 16, 22))
+    assert result.last_count == 21
+
+
+def test_used_counts_are_never_negative(engine: ChainEngine) -> None:
+    made = generate(DEVICE, count=1, token_type=TokenType.SET_TIME, units=3, engine=engine)
+    result = decode(DEVICE, made.digits, last_count=1, engine=engine)
+    assert result.used_counts == (0, 1, 2, 3)
+
+
+def test_used_counts_must_be_integers() -> None:
+    with pytest.raises(ParameterError, match="used counts"):
+        decode(DEVICE, "588224011", last_count=1, used_counts=("2",))  # type: ignore[arg-type]
+
+
+def test_extended_tokens_round_trip(engine: ChainEngine) -> None:
+    for device in (DEVICE, RESTRICTED):
+        made = generate(device, count=4, units=123_456, extended=True, engine=engine)
+        assert len(made.digits) == (20 if device.restricted_digits else 12)
+        result = decode(device, made.digits, last_count=4, engine=engine)
+        assert (result.token_type, result.units, result.count) == (TokenType.ADD_TIME, 123_456, 6)
+        assert result.extended
+
+
+# ---- batches -------------------------------------------------------------------
+
+
+def _batch_requests() -> list[TokenRequest]:
+    requests = []
+    for i in range(40):
+        device = DeviceParams.create(
+            f"{i:032x}", 100_000 * i + 7, time_divider=1 + i % 3, restricted_digits=i % 5 == 0
+        )
+        token_type = [TokenType.ADD_TIME, TokenType.SET_TIME, TokenType.DISABLE_PAYG][i % 3]
+        requests.append(
+            TokenRequest(
+                device=device,
+                count=i * 3,
+                token_type=token_type,
+                days=None if token_type is TokenType.DISABLE_PAYG else i % 7,
+                extended=i % 7 == 3 and token_type is not TokenType.DISABLE_PAYG,
+            )
+        )
+    return requests
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_equals_one_by_one(engine: ChainEngine, threads: int) -> None:
+    requests = _batch_requests()
+    batch = generate_batch(requests, engine=engine, threads=threads)
+    single = [
+        generate(
+            r.device,
+            count=r.count,
+            token_type=r.token_type,
+            days=r.days,
+            extended=r.extended,
+            engine=engine,
+        )
+        for r in requests
+    ]
+    assert batch == single
+
+
+def test_batch_over_many_chains_splits_across_threads() -> None:
+    compiled = load_c_engine()
+    if compiled is None:
+        pytest.skip("C extension not built")
+    device = DeviceParams.create(KEY, 516959010)
+    requests = [TokenRequest(device=device, count=c, units=1) for c in range(0, 1200)]
+    two = generate_batch(requests, engine=compiled, threads=2)
+    one = generate_batch(requests, engine=compiled, threads=1)
+    assert two == one
+    assert two[1].digits == "588224011"
+
+
+def test_empty_batch() -> None:
+    assert generate_batch([]) == []
+
+
+def test_bad_request_fails_the_whole_batch_with_its_position() -> None:
+    requests = _batch_requests()
+    requests[17] = TokenRequest(device=DEVICE, count=1, units=996)
+    with pytest.raises(ParameterError, match=r"request 17: .*at most 995"):
+        generate_batch(requests)
