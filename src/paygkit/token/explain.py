@@ -29,8 +29,6 @@ from paygkit.token.codec import (
 from paygkit.token.engine import ChainEngine, default_engine
 from paygkit.token.errors import ParameterError
 from paygkit.token.model import (
-    COUNTER_SYNC_VALUE,
-    DISABLE_PAYG_VALUE,
     DeviceParams,
     GeneratedToken,
     TokenType,
@@ -51,7 +49,6 @@ STANDARD_FOLD_SUBTRACT = 73_741_825
 EXTENDED_FOLD_LIMIT = 999_999_999_999
 EXTENDED_FOLD_SUBTRACT = 99_511_627_777
 MAX_STEPS_SHOWN = 1000
-SPECIAL_VALUES = {DISABLE_PAYG_VALUE: "Disable PAYG", COUNTER_SYNC_VALUE: "Counter Sync"}
 
 __all__ = [
     "HashStep",
@@ -215,14 +212,13 @@ def _value_explanation(
     time_divider: int,
 ) -> ValueExplanation:
     if not token_type.carries_value:
-        name = SPECIAL_VALUES[value]
         return ValueExplanation(
             token_type=token_type,
             value=value,
             source="fixed",
             days=None,
             time_divider=time_divider,
-            note=f"a {name} token always carries the fixed value {value}",
+            note=f"a {token_type.label} token always carries the fixed value {value}",
         )
     if days is not None:
         exact = days * time_divider
