@@ -535,3 +535,18 @@ def test_bad_request_fails_the_whole_batch_with_its_position() -> None:
     requests[17] = TokenRequest(device=DEVICE, count=1, units=996)
     with pytest.raises(ParameterError, match=r"request 17: .*at most 995"):
         generate_batch(requests)
+
+
+def test_batch_checks_every_request_even_when_choices_repeat() -> None:
+    device = DeviceParams.create(KEY, 516959010)
+    requests = [
+        TokenRequest(device=device, count=1, days=1),
+        TokenRequest(device=device, count=1, days=1.0),
+        TokenRequest(device=device, count=1, days=True),  # type: ignore[arg-type]
+    ]
+    with pytest.raises(ParameterError, match="request 2: days must be a number"):
+        generate_batch(requests)
+    unhashable = [TokenRequest(device=device, count=1, days=[1])]  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="request 0: days must be a number, not list"):
+        generate_batch(unhashable)
+    assert [t.units for t in generate_batch(requests[:2])] == [1, 1]

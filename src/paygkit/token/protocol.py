@@ -8,7 +8,7 @@ Decoding walks the same chain from count 0 until the token's digits appear.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -52,6 +52,16 @@ def days_to_units(days: Days, time_divider: int) -> int:
         raise ParameterError(
             f"days must not be negative, got {days}; to remove time, use a Set Time token"
         )
+    if isinstance(days, int):
+        return days * time_divider
+    if isinstance(days, float):
+        # The reference multiplies in floating point before rounding, and so
+        # must a float here: 5.58 days at divider 175 is 976.5 units as a
+        # float product (976), but just above 976.5 from the exact binary
+        # value of 5.58 (977).  Decimal and Fraction input stays exact.
+        product = days * time_divider
+        if math.isfinite(product):
+            return round(product)
     return round(Fraction(days) * time_divider)
 
 
@@ -174,6 +184,35 @@ class TokenRequest:
     extended: bool = False
 
 
+def _cached_token_value(request: TokenRequest, cache: dict[tuple[object, ...], int]) -> int:
+    def checked() -> int:
+        return token_value(
+            request.token_type,
+            days=request.days,
+            units=request.units,
+            time_divider=request.device.time_divider,
+            extended=request.extended,
+        )
+
+    if not isinstance(request.days, Hashable) or not isinstance(request.units, Hashable):
+        return checked()  # not a number: let the check say so
+    # The types are part of the key because 1 == 1.0 == True, yet they are
+    # not the same request (True is refused, floats round like the reference).
+    choice = (
+        request.token_type,
+        type(request.days),
+        request.days,
+        type(request.units),
+        request.units,
+        request.device.time_divider,
+        request.extended,
+    )
+    value = cache.get(choice)
+    if value is None:
+        value = cache[choice] = checked()
+    return value
+
+
 def generate_batch(
     requests: Sequence[TokenRequest],
     *,
@@ -189,16 +228,13 @@ def generate_batch(
     """
     chain = engine or default_engine()
     planned: list[tuple[TokenRequest, int, int, int]] = []
+    # A fleet's requests repeat a handful of (type, time, divider) choices, so
+    # each distinct one is checked once; this is most of the Python cost.
+    values: dict[tuple[object, ...], int] = {}
     for position, request in enumerate(requests):
         try:
             _check_count("count", request.count)
-            value = token_value(
-                request.token_type,
-                days=request.days,
-                units=request.units,
-                time_divider=request.device.time_divider,
-                extended=request.extended,
-            )
+            value = _cached_token_value(request, values)
         except ParameterError as error:
             raise ParameterError(f"request {position}: {error}") from None
         new_count = next_count(request.count, request.token_type)
