@@ -29,7 +29,7 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	PAYGKIT_REQUIRE_C_EXT=1 $(BIN)/pytest -q
-	PAYGKIT_PURE_PYTHON=1 $(BIN)/pytest -q
+	PAYGKIT_REQUIRE_C_EXT=1 PAYGKIT_PURE_PYTHON=1 $(BIN)/pytest -q
 
 test: lint typecheck pytest
 

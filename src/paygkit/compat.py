@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 from collections.abc import Iterable
 
 from paygkit.token import DeviceParams, ParameterError, TokenFormatError, decode, generate
@@ -44,6 +43,7 @@ from paygkit.token.codec import (
     RESTRICTED_EXTENDED_DIGITS,
     RESTRICTED_STANDARD_DIGITS,
     STANDARD_DIGITS,
+    typed_digits,
 )
 from paygkit.token.model import COUNTER_SYNC_VALUE, DISABLE_PAYG_VALUE, parse_key
 
@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 _HEX_KEY_LENGTH = 32
-_GROUPED_DIGITS = re.compile(r"[0-9]+(?:[ \-][0-9]+)*")
 
 
 class TokenType(enum.IntEnum):
@@ -200,23 +199,7 @@ def _token_digits(token: str, restricted: bool) -> str:
     lost (a spreadsheet, an SMS gateway) still decodes; padding gives the
     same number ('1' is the zero of the restricted digits).
     """
-    if not isinstance(token, str):
-        raise TokenFormatError(
-            f"a token must be given as text, not {type(token).__name__}, "
-            "so that its leading zeros are kept"
-        )
-    if token != token.strip():
-        raise TokenFormatError("the token starts or ends with a space; remove it")
-    if not token:
-        raise TokenFormatError("the token is empty; type its digits")
-    if not _GROUPED_DIGITS.fullmatch(token):
-        if token.startswith(("-", "+")):
-            raise TokenFormatError("a token has no sign; type only its digits")
-        raise TokenFormatError(
-            "a token contains only digits, optionally grouped with single spaces or "
-            "dashes (e.g. 123 456 789)"
-        )
-    digits = token.replace(" ", "").replace("-", "")
+    digits = typed_digits(token)
     if restricted:
         standard, extended, zero = RESTRICTED_STANDARD_DIGITS, RESTRICTED_EXTENDED_DIGITS, "1"
     else:

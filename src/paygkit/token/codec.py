@@ -54,11 +54,10 @@ def format_token(value: int, *, extended: bool, restricted: bool) -> str:
     return f"{value:0{width}d}"
 
 
-def parse_token(text: str, *, restricted: bool) -> ParsedToken:
-    """Read a token as a person typed it; raise TokenFormatError if it is not one.
+def typed_digits(text: str) -> str:
+    """The digits of a token as typed, separators removed; TokenFormatError if it is not one.
 
-    A token that is well formed but wrong for the device is not an error here:
-    decoding reports it as INVALID.
+    Only the characters are checked here; the length depends on the device.
     """
     if not isinstance(text, str):
         raise TokenFormatError(
@@ -76,7 +75,16 @@ def parse_token(text: str, *, restricted: bool) -> ParsedToken:
             "a token contains only digits, optionally grouped with single spaces or "
             "dashes (e.g. 123 456 789)"
         )
-    digits = text.replace(" ", "").replace("-", "")
+    return text.replace(" ", "").replace("-", "")
+
+
+def parse_token(text: str, *, restricted: bool) -> ParsedToken:
+    """Read a token as a person typed it; raise TokenFormatError if it is not one.
+
+    A token that is well formed but wrong for the device is not an error here:
+    decoding reports it as INVALID.
+    """
+    digits = typed_digits(text)
     if restricted:
         expected = (RESTRICTED_STANDARD_DIGITS, RESTRICTED_EXTENDED_DIGITS)
         bad = sorted(set(digits) - set("1234"))
