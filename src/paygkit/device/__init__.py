@@ -1,0 +1,1 @@
+"""A model of PAYG device firmware: keypad, RTC, non-volatile state, feedback."""
