@@ -1,0 +1,698 @@
+"""The PAYG firmware model: what a device does with a keypad, a token, its clocks and memory.
+
+This module is meant to be read as the reference design of a device's
+firmware.  It does no I/O: the RTC, the tick source, the non-volatile memory
+and the feedback (LEDs, display) are ports passed in (`paygkit.device.ports`).
+
+Power-loss safety
+    Every change is computed as a complete new `DeviceState` (effect, count
+    and used counts together), saved through `StateStore.save()` (which
+    leaves either the old or the new state after a power cut at any byte),
+    and only THEN is feedback given and the outcome returned.  So a token
+    whose feedback was seen is never lost, and a cut before the save ends
+    leaves the old state: entering the token again applies it once.
+
+Decisions (where SPEC section 4 and the issue leave a choice)
+    * Effects: a unit is 86400 / time_divider seconds; the whole duration is
+      `units * 86400 // time_divider` (one rounding, down).  Add Time adds to
+      max(now, active_until); Set Time sets now + duration, re-enables PAYG
+      and clears the tamper flags (see below); Disable PAYG only turns PAYG
+      off (active_until is kept); an Add Time while PAYG is off extends
+      active_until but leaves PAYG off (certification G11).  Extended
+      (12/20-digit) tokens carry Add/Set Time units like standard ones.
+    * Invalid-try counter: only an APPLIED token resets it.  ALREADY_USED
+      does not, because old tokens are printed on receipts: an attacker
+      could otherwise interleave one to dodge the waiting period.  As a
+      result ALREADY_USED never changes the state and never writes.
+    * MALFORMED entries (wrong length, digits outside 1-4 on a restricted
+      device) count as invalid tries, like the reference firmware, which
+      only ever sees digits; otherwise a brute force could probe for free.
+      A non-str argument to enter_token() is a programming error
+      (TypeError), not an attempt.
+    * While a waiting period runs, the entry is refused (BLOCKED, red x1)
+      before anything is parsed, compared with the test code or decoded.
+      The wait is timed on the RTC (so it survives power-off) and, within
+      one power-on, also on the tick source, so a sped-up RTC does not
+      shorten it.  If the RTC goes backwards, the remaining wait is capped
+      at the wait that was imposed (the stored end is moved back), so a
+      clock reset cannot lock the keypad for years.
+    * Keypad: '*' starts (or restarts) a token; digits before a '*' are
+      ignored (reference behaviour) with a display hint; on a restricted
+      device keys 0 and 5-9 are ignored with a hint; digits past 20 are
+      ignored; '#' with nothing typed (also right after '*') shows the
+      status; a gap longer than keypad_timeout_seconds between presses,
+      measured on the tick source (not the RTC, which may be tampered
+      with), discards the partial token at the next press or poll().
+    * Test code: compared with the typed digits after the waiting-period
+      check and before decoding; it sets test_active_until and records the
+      use, without touching the count or the invalid-try counter.  Beyond
+      test_code_max_uses within test_code_period_seconds it is refused as
+      BLOCKED ("Test code limit") with the time until a use expires; that
+      refusal is not an invalid try and writes nothing.  Uses stamped later
+      than the RTC (a clock set back) still count until they expire.
+    * Tamper: checked at power-on, in poll() and before each token entry
+      (status() only reads).  RTC_SLOW / RTC_FAST compare the RTC and the
+      tick source since power-on (or the last detection) with a tolerance
+      of tamper_tolerance_ratio x elapsed ticks + tamper_tolerance_seconds;
+      RTC_BACKWARDS is an RTC more than tamper_tolerance_seconds earlier
+      than the latest time seen.  The flags are saved and signalled once
+      (TAMPER, red x3).  With LOCK the device is inactive (seconds_left 0,
+      Add Time still recorded) until a Set Time token; with REPORT it keeps
+      running.  A Set Time token clears the flags in both modes and takes
+      the current RTC as the new reference time.  A test code still
+      activates a locked device for its 30 s.
+    * latest_rtc_seen is written with every other save, and on its own only
+      from poll() once the RTC has moved an hour past it (flash wear).
+    * Unprovisioned: a token gives NOT_PROVISIONED with entry-locked
+      feedback (red x1) and is not an invalid try; status is inactive.
+    * '#' status feedback: green x1 when active, red x1 when not.
+    * seconds_left: 0 when inactive (unprovisioned or tamper-locked), None
+      when PAYG is disabled, else the PAYG time left (a running test code
+      does not add to it).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from paygkit.device.ports import (
+    Clock,
+    Feedback,
+    FeedbackKind,
+    FeedbackSink,
+    Led,
+    Memory,
+    TickSource,
+)
+from paygkit.device.state import (
+    MAX_TEST_CODE_USES,
+    MAX_USED_COUNTS,
+    SERIAL_MAX_LENGTH,
+    DeviceConfig,
+    DeviceState,
+    Provisioning,
+    TamperFlag,
+    TamperResponse,
+)
+from paygkit.device.storage import StateStore
+from paygkit.token import (
+    ChainEngine,
+    DecodeResult,
+    DeviceParams,
+    ParameterError,
+    TokenFormatError,
+    TokenType,
+    decode,
+    parse_key,
+)
+from paygkit.token.codec import RESTRICTED_EXTENDED_DIGITS, typed_digits
+from paygkit.token.protocol import MAX_COUNT
+
+SECONDS_PER_DAY = 86_400
+MAX_TYPED_DIGITS = RESTRICTED_EXTENDED_DIGITS  # the longest token (20 digits)
+# A stored RTC high-water mark only needs to be roughly current: once an hour
+# is enough to catch a clock set back by hours, at 24 writes a day at most.
+LATEST_RTC_WRITE_INTERVAL = 3600
+# Beyond this the wait is at its cap anyway; the bound keeps the stored field small.
+MAX_INVALID_ATTEMPTS = 0xFFFF
+
+_KEYS = frozenset("*#0123456789")
+_RESTRICTED_KEYS = frozenset("1234")
+
+_PATTERNS: dict[FeedbackKind, tuple[Led | None, int]] = {
+    FeedbackKind.INVALID: (Led.RED, 10),
+    FeedbackKind.ALREADY_USED: (Led.GREEN, 1),
+    FeedbackKind.TIME_CHANGED: (Led.GREEN, 2),
+    FeedbackKind.COUNTER_SYNCED: (Led.GREEN, 3),
+    FeedbackKind.PAYG_DISABLED: (Led.GREEN, 5),
+    FeedbackKind.ENTRY_LOCKED: (Led.RED, 1),
+    FeedbackKind.TEST_CODE: (Led.GREEN, 2),
+    FeedbackKind.TAMPER: (Led.RED, 3),
+    FeedbackKind.KEY_PRESS: (None, 0),
+}
+
+_TAMPER_TEXT = {
+    TamperFlag.RTC_SLOW: "RTC slow or stopped",
+    TamperFlag.RTC_FAST: "RTC fast",
+    TamperFlag.RTC_BACKWARDS: "RTC set back",
+}
+
+
+class ProvisioningError(ValueError):
+    """Factory data that cannot be written to the device (says which value and why)."""
+
+
+class OutcomeKind(enum.Enum):
+    APPLIED = "applied"
+    ALREADY_USED = "already_used"
+    INVALID = "invalid"
+    BLOCKED = "blocked"
+    TEST_CODE = "test_code"
+    MALFORMED = "malformed"
+    NOT_PROVISIONED = "not_provisioned"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenOutcome:
+    """What became of one token entry."""
+
+    kind: OutcomeKind
+    token_type: TokenType | None = None  # APPLIED: ADD_TIME / SET_TIME / DISABLE_PAYG / ...
+    units: int | None = None  # APPLIED Add/Set Time: value units
+    count: int | None = None  # matched count (APPLIED and ALREADY_USED)
+    wait_seconds: int = 0  # BLOCKED: remaining wait; INVALID/MALFORMED: the wait it started
+    message: str = ""  # short display text
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What the device shows on '#', and what a host reads over the protocol."""
+
+    serial: str | None
+    provisioned: bool
+    now: int
+    active: bool
+    payg_enabled: bool
+    seconds_left: int | None  # None when PAYG is disabled; 0 when inactive
+    active_until: int
+    count: int
+    used_counts: tuple[int, ...]
+    invalid_attempts: int
+    blocked_seconds: int
+    tamper: TamperFlag
+    test_active: bool
+    typing: str  # digits typed so far for the token being entered
+    restricted_digits: bool
+    time_divider: int
+
+
+def duration_text(seconds: int) -> str:
+    """'7 days', '1.5 days', '6 h', '3.4 h', '45 min' (for display, never exact)."""
+    if seconds == 0:
+        return "0 days"
+    if seconds >= SECONDS_PER_DAY:
+        days, rest = divmod(seconds, SECONDS_PER_DAY)
+        text = str(days) if rest == 0 else f"{seconds / SECONDS_PER_DAY:.1f}".rstrip("0")
+        return f"{text} day" if text == "1" else f"{text} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}".removesuffix(".0") + " h"
+    return f"{-(-seconds // 60)} min"
+
+
+def wait_text(seconds: int) -> str:
+    """'45 s' or '2 min' (rounded up: a wait is never shown shorter than it is)."""
+    return f"{seconds} s" if seconds < 60 else f"{-(-seconds // 60)} min"
+
+
+def _check_config(config: DeviceConfig) -> None:
+    if not isinstance(config, DeviceConfig):
+        raise TypeError(f"config must be a DeviceConfig, not {type(config).__name__}")
+    if config.windows.unordered + 1 > MAX_USED_COUNTS:
+        raise ValueError(
+            f"the unordered window ({config.windows.unordered}) keeps more used counts than "
+            f"the stored state holds ({MAX_USED_COUNTS}); use at most {MAX_USED_COUNTS - 1}"
+        )
+    if not 1 <= config.test_code_max_uses <= MAX_TEST_CODE_USES:
+        raise ValueError(
+            f"test_code_max_uses must be between 1 and {MAX_TEST_CODE_USES} (the uses the "
+            f"stored state remembers), got {config.test_code_max_uses}"
+        )
+    for name in ("keypad_timeout_seconds", "test_code_period_seconds"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1 second")
+    if config.test_code_active_seconds < 0:
+        raise ValueError("test_code_active_seconds must not be negative")
+    if config.tamper_tolerance_ratio < 0 or config.tamper_tolerance_seconds < 0:
+        raise ValueError("the tamper tolerances must not be negative")
+
+
+def _check_serial(serial: object) -> str:
+    if not isinstance(serial, str):
+        raise ProvisioningError(f"the serial number must be text, not {type(serial).__name__}")
+    if not serial:
+        raise ProvisioningError("the serial number is empty; give the device's serial number")
+    if len(serial) > SERIAL_MAX_LENGTH:
+        raise ProvisioningError(
+            f"the serial number has {len(serial)} characters; at most {SERIAL_MAX_LENGTH} fit"
+        )
+    # ';' separates the fields of the reference factory line (#serial;code;key).
+    if not all("!" <= c <= "~" and c != ";" for c in serial):
+        raise ProvisioningError(
+            "the serial number must be printable ASCII without spaces or ';' (e.g. SLT220000001)"
+        )
+    return serial
+
+
+def _check_test_code(test_code: object, restricted: bool) -> str | None:
+    if test_code is None:
+        return None
+    if not isinstance(test_code, str):
+        raise ProvisioningError(f"the test code must be text, not {type(test_code).__name__}")
+    allowed = "1234" if restricted else "0123456789"
+    if not test_code or not all(c in allowed for c in test_code):
+        keys = "keys 1-4 (restricted keypad)" if restricted else "digits 0-9"
+        raise ProvisioningError(f"the test code must be typed with {keys} only")
+    if len(test_code) > MAX_TYPED_DIGITS:
+        raise ProvisioningError(
+            f"the test code has {len(test_code)} digits; the keypad takes at most "
+            f"{MAX_TYPED_DIGITS}"
+        )
+    return test_code
+
+
+class Device:
+    """One PAYG device.  Constructing it is powering it on: the state is loaded from memory.
+
+    Power off/on is dropping the object and building a new one over the same
+    memory and RTC, with a restarted tick source.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        ticks: TickSource,
+        memory: Memory,
+        feedback: FeedbackSink | None = None,
+        config: DeviceConfig | None = None,
+        engine: ChainEngine | None = None,
+    ) -> None:
+        self._config = config if config is not None else DeviceConfig()
+        _check_config(self._config)
+        self._clock = clock
+        self._ticks = ticks
+        self._feedback = feedback
+        self._engine = engine
+        self._store = StateStore(memory)
+        self._state = self._store.load()
+        now, t = self._read_time()
+        self._start_session(now, t)
+        # Within this power-on the wait also runs on the tick source.
+        self._tick_block_until = t + min(
+            self._wait_cap(self._state), max(0, self._state.blocked_until - now)
+        )
+        self._typing: str | None = None  # None: no token is being typed
+        self._last_key_tick = t
+        if self._state.provisioning is not None:
+            self._check_tamper(now, t)
+
+    # -- the factory ---------------------------------------------------------------
+
+    def provision(
+        self,
+        *,
+        serial: str,
+        starting_code: int,
+        key: bytes | str,
+        time_divider: int = 1,
+        restricted_digits: bool = False,
+        test_code: str | None = None,
+        count: int = 1,
+    ) -> Provisioning:
+        """Factory setup: write identity and token parameters over a fresh state.
+
+        Everything is checked before anything is written, so refused data
+        leaves the stored state as it was.
+        """
+        serial = _check_serial(serial)
+        try:
+            raw_key = parse_key(key)
+            DeviceParams(
+                key=raw_key,
+                starting_code=starting_code,
+                time_divider=time_divider,
+                restricted_digits=restricted_digits,
+                windows=self._config.windows,
+            )
+        except ParameterError as error:
+            raise ProvisioningError(str(error)) from None
+        code = _check_test_code(test_code, restricted_digits)
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
+            raise ProvisioningError(
+                f"the count must be a whole number from 0 to {MAX_COUNT}, got {count!r}; "
+                "a new device starts at 1"
+            )
+        provisioning = Provisioning(
+            serial=serial,
+            key=raw_key,
+            starting_code=starting_code,
+            time_divider=time_divider,
+            restricted_digits=restricted_digits,
+            test_code=code,
+        )
+        now, t = self._read_time()
+        fresh = DeviceState(provisioning=provisioning, last_count=count, latest_rtc_seen=now)
+        self._store.save(fresh)
+        self._state = fresh
+        self._start_session(now, t)
+        self._tick_block_until = t
+        self._typing = None
+        return provisioning
+
+    @property
+    def provisioning(self) -> Provisioning | None:
+        return self._state.provisioning
+
+    @property
+    def config(self) -> DeviceConfig:
+        return self._config
+
+    # -- token entry ---------------------------------------------------------------
+
+    def enter_token(self, text: str) -> TokenOutcome:
+        """Enter a whole token (digits; single spaces or dashes between groups are fine)."""
+        if not isinstance(text, str):
+            raise TypeError(f"a token is entered as text, not {type(text).__name__}")
+        now, t = self._read_time()
+        provisioning = self._state.provisioning
+        if provisioning is None:
+            return self._finish(
+                TokenOutcome(OutcomeKind.NOT_PROVISIONED, message="Not provisioned"),
+                FeedbackKind.ENTRY_LOCKED,
+            )
+        self._check_tamper(now, t)
+        wait = self._enforce_wait(now, t)
+        if wait > 0:
+            return self._finish(
+                TokenOutcome(
+                    OutcomeKind.BLOCKED, wait_seconds=wait, message=f"Wait {wait_text(wait)}"
+                ),
+                FeedbackKind.ENTRY_LOCKED,
+            )
+        try:
+            digits = typed_digits(text)
+        except TokenFormatError as error:
+            return self._count_invalid(now, t, OutcomeKind.MALFORMED, f"Not a token: {error}")
+        if provisioning.test_code is not None and digits == provisioning.test_code:
+            return self._use_test_code(now)
+        try:
+            result = decode(
+                provisioning.token_params(self._config.windows),
+                digits,
+                last_count=self._state.last_count,
+                used_counts=self._state.used_counts,
+                engine=self._engine,
+            )
+        except TokenFormatError as error:  # a length this device does not take
+            return self._count_invalid(now, t, OutcomeKind.MALFORMED, f"Not a token: {error}")
+        if result.token_type is TokenType.INVALID:
+            return self._count_invalid(now, t, OutcomeKind.INVALID, "Invalid token")
+        if result.token_type is TokenType.ALREADY_USED:
+            return self._finish(
+                TokenOutcome(OutcomeKind.ALREADY_USED, count=result.count, message="Already used"),
+                FeedbackKind.ALREADY_USED,
+            )
+        return self._apply(now, t, result)
+
+    def _apply(self, now: int, t: int, result: DecodeResult) -> TokenOutcome:
+        """The effect of an accepted token, saved together with its count."""
+        state = self._state
+        assert state.provisioning is not None
+        token_type, units = result.token_type, result.units
+        new = replace(
+            state,
+            last_count=result.last_count,
+            used_counts=result.used_counts,
+            invalid_attempts=0,
+            blocked_until=0,
+        )
+        duration = 0
+        if units is not None:
+            duration = units * SECONDS_PER_DAY // state.provisioning.time_divider
+        if token_type is TokenType.ADD_TIME:
+            new = replace(new, active_until=max(now, state.active_until) + duration)
+            kind, message = FeedbackKind.TIME_CHANGED, f"+{duration_text(duration)}"
+        elif token_type is TokenType.SET_TIME:
+            # Whoever issued a Set Time has seen the device's situation; its
+            # RTC from now on is the reference again.
+            new = replace(
+                new,
+                active_until=now + duration,
+                payg_enabled=True,
+                tamper=TamperFlag.NONE,
+                latest_rtc_seen=now,
+            )
+            kind, message = FeedbackKind.TIME_CHANGED, f"Set {duration_text(duration)}"
+        elif token_type is TokenType.DISABLE_PAYG:
+            new = replace(new, payg_enabled=False)
+            kind, message = FeedbackKind.PAYG_DISABLED, "PAYG disabled"
+        else:
+            kind, message = FeedbackKind.COUNTER_SYNCED, "Counter synced"
+        self._commit(new, now)
+        self._tick_block_until = t
+        if token_type is TokenType.SET_TIME:
+            self._start_session(now, t)
+        return self._finish(
+            TokenOutcome(
+                OutcomeKind.APPLIED,
+                token_type=token_type,
+                units=units,
+                count=result.count,
+                message=message,
+            ),
+            kind,
+        )
+
+    def _count_invalid(self, now: int, t: int, kind: OutcomeKind, message: str) -> TokenOutcome:
+        state = self._state
+        attempts = min(state.invalid_attempts + 1, MAX_INVALID_ATTEMPTS)
+        wait = self._config.waiting_period.seconds_after(attempts)
+        self._commit(replace(state, invalid_attempts=attempts, blocked_until=now + wait), now)
+        self._tick_block_until = t + wait
+        if wait:
+            message = f"{message}, wait {wait_text(wait)}"
+        return self._finish(
+            TokenOutcome(kind, wait_seconds=wait, message=message), FeedbackKind.INVALID
+        )
+
+    def _use_test_code(self, now: int) -> TokenOutcome:
+        state = self._state
+        config = self._config
+        recent = tuple(u for u in state.test_code_uses if u > now - config.test_code_period_seconds)
+        if len(recent) >= config.test_code_max_uses:
+            wait = max(1, min(recent) + config.test_code_period_seconds - now)
+            return self._finish(
+                TokenOutcome(
+                    OutcomeKind.BLOCKED,
+                    wait_seconds=wait,
+                    message=f"Test code limit, wait {wait_text(wait)}",
+                ),
+                FeedbackKind.ENTRY_LOCKED,
+            )
+        new = replace(
+            state,
+            test_code_uses=(*recent, now)[-MAX_TEST_CODE_USES:],
+            test_active_until=now + config.test_code_active_seconds,
+        )
+        self._commit(new, now)
+        return self._finish(
+            TokenOutcome(
+                OutcomeKind.TEST_CODE,
+                message=f"Test {wait_text(config.test_code_active_seconds)}",
+            ),
+            FeedbackKind.TEST_CODE,
+        )
+
+    # -- keypad --------------------------------------------------------------------
+
+    def press(self, key: str) -> TokenOutcome | Status | None:
+        """One key of the keypad: '*', '#' or a digit.
+
+        Returns the outcome when '#' ends a token, the status when '#' is
+        pressed with nothing typed, and None for every other key.
+        """
+        if not isinstance(key, str) or key not in _KEYS:
+            raise ValueError(f"a keypad key is one of * # 0-9, got {key!r}")
+        _, t = self._read_time()
+        self._expire_typing(t)
+        self._last_key_tick = t
+        if key == "*":
+            self._typing = ""
+            self._signal(FeedbackKind.KEY_PRESS, "*")
+            return None
+        if key == "#":
+            typed, self._typing = self._typing, None
+            if not typed:
+                return self._show_status()
+            return self.enter_token(typed)
+        if self._typing is None:
+            self._signal(FeedbackKind.KEY_PRESS, "Press * to start a token")
+            return None
+        provisioning = self._state.provisioning
+        restricted = provisioning is not None and provisioning.restricted_digits
+        if restricted and key not in _RESTRICTED_KEYS:
+            self._signal(FeedbackKind.KEY_PRESS, f"Key {key} not used: keys 1-4 only")
+            return None
+        if len(self._typing) >= MAX_TYPED_DIGITS:
+            self._signal(FeedbackKind.KEY_PRESS, f"At most {MAX_TYPED_DIGITS} digits")
+            return None
+        self._typing += key
+        self._signal(FeedbackKind.KEY_PRESS, f"*{self._typing}")
+        return None
+
+    def _expire_typing(self, t: int) -> None:
+        if self._typing is None:
+            return
+        if t - self._last_key_tick > self._config.keypad_timeout_seconds:
+            self._typing = None
+            self._signal(FeedbackKind.KEY_PRESS, "Entry timed out")
+
+    def _show_status(self) -> Status:
+        status = self.status()
+        if status.active:
+            left = status.seconds_left
+            if left is None:
+                text = "Active, unlimited"
+            elif left > 0:
+                text = f"Active, {duration_text(left)} left"
+            else:
+                text = "Test mode"
+            led = Led.GREEN
+        else:
+            if not status.provisioned:
+                text = "Not provisioned"
+            elif self._tamper_locked(self._state):
+                text = "Locked: clock tamper"
+            else:
+                text = "Inactive"
+            led = Led.RED
+        self._emit(Feedback(FeedbackKind.STATUS, led, 1, text))
+        return status
+
+    # -- status and housekeeping ---------------------------------------------------
+
+    def status(self) -> Status:
+        """The device's status now.  Only reads: no write, no feedback, no tamper check."""
+        now, t = self._read_time()
+        state = self._state
+        provisioning = state.provisioning
+        locked = self._tamper_locked(state)
+        test_active = now < state.test_active_until
+        payg_active = (
+            provisioning is not None
+            and not locked
+            and (not state.payg_enabled or now < state.active_until)
+        )
+        seconds_left: int | None
+        if provisioning is None or locked:
+            seconds_left = 0
+        elif not state.payg_enabled:
+            seconds_left = None
+        else:
+            seconds_left = max(0, state.active_until - now)
+        return Status(
+            serial=provisioning.serial if provisioning else None,
+            provisioned=provisioning is not None,
+            now=now,
+            active=test_active or payg_active,
+            payg_enabled=state.payg_enabled,
+            seconds_left=seconds_left,
+            active_until=state.active_until,
+            count=state.last_count,
+            used_counts=state.used_counts,
+            invalid_attempts=state.invalid_attempts,
+            blocked_seconds=self._remaining_wait(state, now, t),
+            tamper=state.tamper,
+            test_active=test_active,
+            typing=self._typing or "",
+            restricted_digits=provisioning.restricted_digits if provisioning else False,
+            time_divider=provisioning.time_divider if provisioning else 1,
+        )
+
+    def poll(self) -> None:
+        """Periodic housekeeping (the firmware's main loop): keypad timeout, tamper check.
+
+        A test activation ends by itself (it is a time in the state); nothing
+        is written for it.
+        """
+        now, t = self._read_time()
+        self._expire_typing(t)
+        if self._state.provisioning is None:
+            return
+        self._check_tamper(now, t)
+        if now - self._state.latest_rtc_seen >= LATEST_RTC_WRITE_INTERVAL:
+            self._commit(replace(self._state, latest_rtc_seen=now), now)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _read_time(self) -> tuple[int, int]:
+        return self._clock.now(), self._ticks.ticks()
+
+    def _start_session(self, now: int, t: int) -> None:
+        """Take the current RTC and ticks as the reference for tamper checks."""
+        self._rtc0 = now
+        self._tick0 = t
+        self._latest_seen = now
+
+    def _tamper_locked(self, state: DeviceState) -> bool:
+        return (
+            state.tamper is not TamperFlag.NONE
+            and self._config.tamper_response is TamperResponse.LOCK
+        )
+
+    def _check_tamper(self, now: int, t: int) -> None:
+        config = self._config
+        state = self._state
+        found = TamperFlag.NONE
+        rtc_elapsed = now - self._rtc0
+        tick_elapsed = t - self._tick0
+        tolerance = (
+            config.tamper_tolerance_ratio * abs(tick_elapsed) + config.tamper_tolerance_seconds
+        )
+        if rtc_elapsed < tick_elapsed - tolerance:
+            found |= TamperFlag.RTC_SLOW
+        elif rtc_elapsed > tick_elapsed + tolerance:
+            found |= TamperFlag.RTC_FAST
+        latest = max(state.latest_rtc_seen, self._latest_seen)
+        if now + config.tamper_tolerance_seconds < latest:
+            found |= TamperFlag.RTC_BACKWARDS
+        self._latest_seen = max(self._latest_seen, now)
+        if found:
+            # Measure afresh from here: the flags are sticky until a Set Time.
+            self._rtc0, self._tick0 = now, t
+        new_flags = found & ~state.tamper
+        if not new_flags:
+            return
+        self._commit(replace(state, tamper=state.tamper | found), now)
+        names = ", ".join(text for flag, text in _TAMPER_TEXT.items() if flag & new_flags)
+        if config.tamper_response is TamperResponse.LOCK:
+            self._signal(FeedbackKind.TAMPER, f"Clock tamper ({names}): locked until Set Time")
+        else:
+            self._signal(FeedbackKind.TAMPER, f"Clock tamper ({names})")
+
+    def _wait_cap(self, state: DeviceState) -> int:
+        return self._config.waiting_period.seconds_after(state.invalid_attempts)
+
+    def _remaining_wait(self, state: DeviceState, now: int, t: int) -> int:
+        return min(
+            self._wait_cap(state),
+            max(0, state.blocked_until - now, self._tick_block_until - t),
+        )
+
+    def _enforce_wait(self, now: int, t: int) -> int:
+        """The wait still to run; an end pushed far off by an RTC set back is moved in."""
+        cap = self._wait_cap(self._state)
+        if cap > 0 and self._state.blocked_until - now > cap:
+            self._commit(replace(self._state, blocked_until=now + cap), now)
+        return self._remaining_wait(self._state, now, t)
+
+    def _commit(self, new: DeviceState, now: int) -> None:
+        """Save a changed state; only after this returns may its effect be signalled."""
+        if new == self._state:
+            return
+        new = replace(new, latest_rtc_seen=max(new.latest_rtc_seen, now))
+        self._store.save(new)
+        self._state = new
+
+    def _finish(self, outcome: TokenOutcome, kind: FeedbackKind) -> TokenOutcome:
+        self._signal(kind, outcome.message)
+        return outcome
+
+    def _signal(self, kind: FeedbackKind, text: str) -> None:
+        led, blinks = _PATTERNS[kind]
+        self._emit(Feedback(kind, led, blinks, text))
+
+    def _emit(self, feedback: Feedback) -> None:
+        if self._feedback is not None:
+            self._feedback.emit(feedback)
