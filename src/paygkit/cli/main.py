@@ -20,7 +20,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from paygkit import __version__
-from paygkit.cli import token_cmd
+from paygkit.cli import device_cmd, token_cmd
 from paygkit.token import (
     DecodeResult,
     DeviceParams,
@@ -121,6 +121,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(token_cmd.app, name="token")
+app.add_typer(device_cmd.app, name="device")
 
 
 def _version(value: bool) -> None:
