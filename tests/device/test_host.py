@@ -16,6 +16,7 @@ from paygkit.device.host import (
     DeviceError,
     DeviceLink,
     LinkError,
+    LinkTimeoutError,
     open_link,
 )
 from paygkit.device.memory import RamMemory
@@ -229,8 +230,9 @@ def test_silent_device_times_out_then_a_late_answer_is_skipped() -> None:
         return b"ERR UNKNOWN_COMMAND no\r\n"
 
     with scripted_pty(answer) as (path, received), open_link(path, timeout=0.3) as link:
-        with pytest.raises(LinkError, match=r"no answer from .* to HELLO within 0.3 s"):
+        with pytest.raises(LinkTimeoutError, match=r"no answer from .* to HELLO within 0.3 s"):
             link.hello()
+        assert not link.closed
         release.set()
         # The late HELLO answer is dropped, not read as the answer to STATUS.
         assert link.status().int("count") == 7
@@ -268,6 +270,7 @@ def test_closed_tcp_link() -> None:
         link.command("QUIT")
         with pytest.raises(LinkError, match="closed"):
             link.hello()
+        assert link.closed
 
 
 def test_command_line_checks() -> None:
