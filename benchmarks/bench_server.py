@@ -1,0 +1,319 @@
+"""Token issue throughput of the paygkit server over HTTP, on SQLite and PostgreSQL.
+
+Starts real uvicorn server processes on 127.0.0.1 (ephemeral ports) over a
+fresh database, then a load generator in this process (asyncio, plain
+keep-alive HTTP/1.1 on several connections) POSTs `add_days` token requests
+spread over many devices for a fixed time.  Every answer must be 201 with a
+token; the run then checks that the counts issued per device are distinct
+and gapless.  Everything stays on loopback and stops by itself.
+
+    .venv/bin/python benchmarks/bench_server.py [--quick] [--no-fail] [--json PATH]
+        [--seconds S] [--sqlite-workers N] [--pg-workers N] [--connections C] [--no-postgres]
+
+Target: at least 500 tokens/s on SQLite on a 2-core machine (the PostgreSQL
+figure is reported, with a throwaway local server started by the benchmark
+when PostgreSQL's binaries are installed).  Exit status: 0 targets met (or not
+enforced), 1 a target missed, 2 a wrong answer (never excused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from paygkit.server.crypto import Keyring
+from paygkit.server.db import Database
+from paygkit.server.models import Role
+from paygkit.server.pgtemp import PostgresUnavailableError, TemporaryPostgres
+from paygkit.server.services import access, devices
+from paygkit.token import derive_starting_code
+
+SQLITE_TARGET = 500.0
+DEVICES = 200
+_RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+class WrongAnswerError(Exception):
+    pass
+
+
+def prepare(url: str, keyring: Keyring, device_count: int) -> str:
+    """Migrate, make an operator key and the devices; the key."""
+    db = Database(url)
+    db.migrate()
+    now = dt.datetime.now(dt.UTC)
+    with db.write() as session:
+        actor = access.local_actor(session, "default", now)
+        key = access.create_api_key(session, actor, Role.OPERATOR, "bench", now).key
+        for number in range(device_count):
+            raw = (number + 1).to_bytes(16, "big")
+            devices.create_device(
+                session,
+                actor,
+                keyring,
+                devices.DeviceInput(
+                    serial=f"BENCH{number:06d}",
+                    key=raw.hex(),
+                    starting_code=derive_starting_code(raw),
+                ),
+                now,
+                audit_it=False,
+            )
+    db.dispose()
+    return key
+
+
+def start_servers(
+    url: str, keyring: Keyring, workers: int
+) -> tuple[list[subprocess.Popen[str]], list[int]]:
+    env = {
+        **os.environ,
+        "PAYGKIT_DATABASE_URL": url,
+        "PAYGKIT_MASTER_KEY": ",".join(f"{v}:{k.hex()}" for v, k in keyring.keys.items()),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "paygkit.server.api:create_app_from_env",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-access-log",
+        "--log-level",
+        "info",
+    ]
+    processes = [
+        subprocess.Popen(
+            command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        )
+        for _ in range(workers)
+    ]
+    ports = []
+    deadline = time.monotonic() + 60
+    for process in processes:
+        assert process.stderr is not None
+        lines = []
+        while True:
+            line = process.stderr.readline()
+            lines.append(line)
+            match = _RUNNING.search(line)
+            if match:
+                ports.append(int(match.group(1)))
+                break
+            if not line or time.monotonic() > deadline:
+                stop_servers(processes)
+                raise RuntimeError("a server did not start:\n" + "".join(lines))
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+    return processes, ports
+
+
+def stop_servers(processes: list[subprocess.Popen[str]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _connection(
+    port: int,
+    key: str,
+    serials: list[str],
+    stop_at: float,
+    max_requests: int,
+    results: list[tuple[str, int]],
+    counter: list[int],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b'{"type":"add_days","days":1}'
+    try:
+        while time.monotonic() < stop_at and counter[0] < max_requests:
+            number = counter[0]
+            counter[0] += 1
+            serial = serials[number % len(serials)]
+            writer.write(
+                (
+                    f"POST /devices/{serial}/tokens HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                + body
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+            answer = await reader.readexactly(length)
+            if status != 201:
+                raise WrongAnswerError(f"HTTP {status}: {answer[:300]!r}")
+            token = json.loads(answer)["tokens"][0]
+            results.append((serial, token["count"]))
+    finally:
+        writer.close()
+
+
+async def _load(
+    ports: list[int], key: str, seconds: float, connections: int, max_requests: int
+) -> tuple[list[tuple[str, int]], float]:
+    serials = [f"BENCH{n:06d}" for n in range(DEVICES)]
+    results: list[tuple[str, int]] = []
+    counter = [0]
+    started = time.monotonic()
+    await asyncio.gather(
+        *(
+            _connection(
+                ports[n % len(ports)],
+                key,
+                serials,
+                started + seconds,
+                max_requests,
+                results,
+                counter,
+            )
+            for n in range(connections)
+        )
+    )
+    return results, time.monotonic() - started
+
+
+def check(results: list[tuple[str, int]]) -> None:
+    per_device: dict[str, list[int]] = defaultdict(list)
+    for serial, count in results:
+        per_device[serial].append(count)
+    for serial, counts in per_device.items():
+        if sorted(counts) != list(range(2, 2 * len(counts) + 1, 2)):
+            raise WrongAnswerError(f"{serial}: counts not distinct and gapless")
+
+
+def run_case(
+    name: str, url: str, workers: int, seconds: float, connections: int, max_requests: int
+) -> dict[str, Any]:
+    keyring = Keyring.generate()
+    key = prepare(url, keyring, DEVICES)
+    processes, ports = start_servers(url, keyring, workers)
+    try:
+        warm, _ = asyncio.run(_load(ports, key, 1.0, connections, 200))  # not timed
+        results, elapsed = asyncio.run(_load(ports, key, seconds, connections, max_requests))
+    finally:
+        stop_servers(processes)
+    return {
+        "case": name,
+        "workers": workers,
+        "connections": connections,
+        "tokens": len(results),
+        "seconds": round(elapsed, 3),
+        "tokens_per_s": round(len(results) / elapsed, 1),
+        "results": warm + results,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a short run; targets not enforced")
+    parser.add_argument("--no-fail", action="store_true", help="report missed targets, exit 0")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    parser.add_argument("--seconds", type=float, default=5.0, help="load time per case")
+    parser.add_argument(
+        "--sqlite-workers", type=int, default=1, help="server processes on SQLite (1 is fastest)"
+    )
+    parser.add_argument("--pg-workers", type=int, default=2, help="server processes on PostgreSQL")
+    parser.add_argument("--connections", type=int, default=16, help="client connections")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    args = parser.parse_args(argv)
+    seconds = 0.5 if args.quick else args.seconds
+    max_requests = 100 if args.quick else 10**9
+    console = Console(highlight=False)
+    cases = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="paygkit-bench-") as tmp:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            cases.append(
+                run_case(
+                    "sqlite", url, args.sqlite_workers, seconds, args.connections, max_requests
+                )
+            )
+            check(cases[-1].pop("results"))
+        if not args.no_postgres:
+            try:
+                with TemporaryPostgres() as pg:
+                    url = pg.create_database("bench")
+                    cases.append(
+                        run_case(
+                            "postgresql",
+                            url,
+                            args.pg_workers,
+                            seconds,
+                            args.connections,
+                            max_requests,
+                        )
+                    )
+                    check(cases[-1].pop("results"))
+            except PostgresUnavailableError as error:
+                console.print(f"[yellow]PostgreSQL skipped[/]: {error}")
+    except WrongAnswerError as error:
+        console.print(f"[red]wrong answer[/]: {error}")
+        return 2
+    enforce = not args.quick
+    failed = False
+    table = Table(title="paygkit server: token issue over HTTP (add_days, 200 devices)")
+    for column in ("case", "processes", "connections", "tokens", "seconds", "tokens/s", "target"):
+        table.add_column(column, justify="right" if column != "case" else "left")
+    for case in cases:
+        target = SQLITE_TARGET if case["case"] == "sqlite" else None
+        ok = target is None or case["tokens_per_s"] >= target
+        case["target"] = target
+        case["pass"] = ok
+        failed |= enforce and not ok
+        mark = "" if target is None else (f">= {target:.0f} " + ("ok" if ok else "MISSED"))
+        table.add_row(
+            case["case"],
+            str(case["workers"]),
+            str(case["connections"]),
+            str(case["tokens"]),
+            f"{case['seconds']:.2f}",
+            f"{case['tokens_per_s']:.0f}",
+            mark,
+        )
+    console.print(table)
+    console.print(
+        f"{os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}"
+    )
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "cases": cases,
+                    "cpus": os.cpu_count(),
+                    "quick": args.quick,
+                    "python": platform.python_version(),
+                },
+                indent=2,
+            )
+        )
+    return 1 if failed and not args.no_fail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Errors, the acting API key, permissions and the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from paygkit.server.models import AuditEntry, Role
+
+
+@dataclass
+class ServiceError(Exception):
+    """A refused request: HTTP status, a short code, what is wrong and how to fix it."""
+
+    message: str
+    fix: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    status = 400
+    code = "bad_request"
+
+    def __str__(self) -> str:
+        return self.message if self.fix is None else f"{self.message} ({self.fix})"
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.fix:
+            body["fix"] = self.fix
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class InvalidError(ServiceError):
+    status = 422
+    code = "invalid"
+
+
+class NotFoundError(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(ServiceError):
+    status = 409
+    code = "conflict"
+
+
+class ForbiddenError(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+class UnauthorizedError(ServiceError):
+    status = 401
+    code = "unauthorized"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a request: an API key (or the local CLI) acting for one tenant."""
+
+    tenant_id: int
+    name: str
+    role: Role
+    api_key_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        if self.api_key_id is None:
+            return self.name
+        return f"{self.name} (key {self.api_key_id}, {self.role.value})"
+
+
+# What each role may do.  The reset token (Counter Sync at count 0) is for
+# technicians only, whatever else a role may do.
+_ALL = frozenset(Role)
+_WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "read": _ALL,
+    "devices.write": frozenset({Role.ADMIN}),
+    "devices.import": frozenset({Role.ADMIN}),
+    "devices.export_keys": frozenset({Role.ADMIN}),
+    "tokens.issue": _WRITERS,
+    "tokens.counter_sync": frozenset({Role.ADMIN, Role.OPERATOR, Role.TECHNICIAN}),
+    "tokens.reset": frozenset({Role.TECHNICIAN}),
+    "payments.write": _WRITERS,
+    "counts.report": frozenset({Role.ADMIN, Role.OPERATOR, Role.TECHNICIAN}),
+    "tariffs.write": frozenset({Role.ADMIN}),
+    "webhook.write": frozenset({Role.ADMIN}),
+    "api_keys.manage": frozenset({Role.ADMIN}),
+    "audit.read": frozenset({Role.ADMIN}),
+}
+
+_WHAT = {
+    "devices.write": "create or change devices",
+    "devices.import": "import device lists",
+    "devices.export_keys": "export device keys",
+    "tokens.issue": "issue time tokens",
+    "tokens.counter_sync": "issue counter sync tokens",
+    "tokens.reset": "issue the reset token (Counter Sync at count 0)",
+    "payments.write": "record or apply payments",
+    "counts.report": "report device counts",
+    "tariffs.write": "set tariffs",
+    "webhook.write": "configure the webhook",
+    "api_keys.manage": "manage API keys",
+    "audit.read": "read the audit log",
+}
+
+
+def require(actor: Actor, permission: str) -> None:
+    roles = PERMISSIONS[permission]
+    if actor.role in roles:
+        return
+    allowed = ", ".join(sorted(r.value for r in roles))
+    raise ForbiddenError(
+        f"the {actor.role.value} role may not {_WHAT.get(permission, permission)}",
+        f"use an API key with the role {allowed}",
+        {"role": actor.role.value, "allowed_roles": sorted(r.value for r in roles)},
+    )
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def audit(
+    session: Session,
+    actor: Actor,
+    action: str,
+    target: str | None,
+    now: dt.datetime,
+    **details: Any,
+) -> None:
+    """Append one entry to the audit log (never a key in `details`)."""
+    session.add(
+        AuditEntry(
+            tenant_id=actor.tenant_id,
+            at=now,
+            actor=actor.label,
+            api_key_id=actor.api_key_id,
+            action=action,
+            target=target,
+            details=json.dumps(details, sort_keys=True, default=str),
+        )
+    )

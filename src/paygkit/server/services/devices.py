@@ -1,0 +1,386 @@
+"""Devices: create, read, change, tariffs, and the key export for migrations."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from paygkit.server.crypto import Keyring
+from paygkit.server.models import Device, ModelTariff
+from paygkit.server.services.common import (
+    Actor,
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    audit,
+    iso,
+    require,
+)
+from paygkit.token import DecodeWindows, DeviceParams, ParameterError, parse_key
+
+SERIAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}")
+CURRENCY_RE = re.compile(r"[A-Z]{3}")
+MAX_COUNT = 2**31 - 1
+DEFAULT_WINDOW = 64
+CSV_HEADER = [
+    "Serial Number",
+    "Starting Code",
+    "Key",
+    "Count",
+    "Time Divider",
+    "Restricted Digit Mode",
+    "Hardware Model",
+    "Version",
+    "Test Code",
+]
+
+
+def check_serial(serial: str) -> str:
+    if not isinstance(serial, str) or not SERIAL_RE.fullmatch(serial):
+        raise InvalidError(
+            f"the serial number {serial!r} is not valid"[:200],
+            "use 1-64 letters, digits and . _ : + - starting with a letter or digit "
+            "(e.g. SLT220000001)",
+        )
+    return serial
+
+
+def parse_money(value: object, what: str) -> Decimal:
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidError(f"{what} must be a decimal number, got {value!r}", "e.g. 1.50") from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidError(f"{what} must be a finite amount of at least 0, got {value!r}")
+    if amount.as_tuple().exponent < -6:  # type: ignore[operator]
+        raise InvalidError(f"{what} has more than 6 decimal places: {value!r}")
+    return amount
+
+
+def check_currency(value: str) -> str:
+    if not isinstance(value, str) or not CURRENCY_RE.fullmatch(value.strip().upper()):
+        raise InvalidError(
+            f"the currency {value!r} is not a 3-letter ISO 4217 code", "e.g. KES, USD"
+        )
+    return value.strip().upper()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInput:
+    """A new device, as from one row of the device list (key as 32 hex characters)."""
+
+    serial: str
+    key: str
+    starting_code: int | None = None
+    count: int = 1
+    time_divider: int = 1
+    restricted: bool = False
+    hardware_model: str = ""
+    version: str = ""
+    test_code: str | None = None
+    account: str | None = None
+    decode_window: int = DEFAULT_WINDOW
+
+
+def checked_params(data: DeviceInput) -> DeviceParams:
+    """The token parameters of a new device; InvalidError (without the key) when refused."""
+    check_serial(data.serial)
+    try:
+        params = DeviceParams.create(
+            parse_key(data.key),
+            data.starting_code,
+            time_divider=data.time_divider,
+            restricted_digits=data.restricted,
+        )
+    except ParameterError as error:
+        raise InvalidError(str(error)) from None
+    if not 0 <= data.count <= MAX_COUNT:
+        raise InvalidError(
+            f"the count must be 0 to {MAX_COUNT}, got {data.count}", "a new device has 1"
+        )
+    if not 1 <= data.decode_window <= 10_000:
+        raise InvalidError("the decode window must be 1 to 10000 counts", "the reference uses 64")
+    if data.test_code is not None and not re.fullmatch(
+        "[1-4]{1,30}" if data.restricted else "[0-9]{1,30}", data.test_code
+    ):
+        raise InvalidError("the test code must be digits (1-4 on a restricted keypad), up to 30")
+    return params
+
+
+def create_device(
+    session: Session,
+    actor: Actor,
+    keyring: Keyring,
+    data: DeviceInput,
+    now: dt.datetime,
+    *,
+    audit_it: bool = True,
+) -> Device:
+    require(actor, "devices.write")
+    params = checked_params(data)
+    if find_device(session, actor.tenant_id, data.serial) is not None:
+        raise ConflictError(
+            f"device {data.serial} already exists",
+            "a serial number is registered once; change it with PATCH, or choose another serial",
+        )
+    sealed, version = keyring.seal(data.serial, params.key)
+    device = Device(
+        tenant_id=actor.tenant_id,
+        serial=data.serial,
+        starting_code=params.starting_code,
+        key_sealed=sealed,
+        key_version=version,
+        time_divider=params.time_divider,
+        restricted=params.restricted_digits,
+        hardware_model=data.hardware_model,
+        version=data.version,
+        test_code=data.test_code,
+        account=data.account,
+        decode_window=data.decode_window,
+        last_count_issued=data.count,
+        last_count_reported=data.count,
+        payg_enabled=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(device)
+    session.flush()
+    if audit_it:
+        audit(session, actor, "device.create", f"device:{data.serial}", now)
+    return device
+
+
+def find_device(
+    session: Session, tenant_id: int, serial: str, *, lock: bool = False
+) -> Device | None:
+    query = select(Device).where(Device.tenant_id == tenant_id, Device.serial == serial)
+    if lock:
+        # FOR UPDATE on PostgreSQL; SQLite's writing transactions hold the database lock.
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def get_device(session: Session, actor: Actor, serial: str, *, lock: bool = False) -> Device:
+    require(actor, "read")
+    device = find_device(session, actor.tenant_id, serial, lock=lock)
+    if device is None:
+        raise NotFoundError(
+            f"no device with serial {serial!r}"[:200],
+            "check the serial, or import the device list (POST /devices/import)",
+        )
+    return device
+
+
+def list_devices(
+    session: Session, actor: Actor, *, after: str | None, limit: int, account: str | None
+) -> list[Device]:
+    require(actor, "read")
+    query = select(Device).where(Device.tenant_id == actor.tenant_id)
+    if after:
+        query = query.where(Device.serial > after)
+    if account is not None:
+        query = query.where(Device.account == account)
+    return list(session.scalars(query.order_by(Device.serial).limit(limit)))
+
+
+def count_devices(session: Session, tenant_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(Device).where(Device.tenant_id == tenant_id)
+        )
+        or 0
+    )
+
+
+def device_params(device: Device, keyring: Keyring) -> DeviceParams:
+    key = keyring.open(device.serial, device.key_sealed, device.key_version)
+    return DeviceParams(
+        key=key,
+        starting_code=device.starting_code,
+        time_divider=device.time_divider,
+        restricted_digits=device.restricted,
+        windows=DecodeWindows(forward=device.decode_window),
+    )
+
+
+_UNSET: Any = object()
+
+
+def update_device(
+    session: Session,
+    actor: Actor,
+    serial: str,
+    now: dt.datetime,
+    *,
+    account: str | None = _UNSET,
+    hardware_model: str | None = _UNSET,
+    decode_window: int | None = _UNSET,
+    price_per_day: str | None = _UNSET,
+    currency: str | None = _UNSET,
+) -> Device:
+    require(actor, "devices.write")
+    device = get_device(session, actor, serial, lock=True)
+    changes: dict[str, Any] = {}
+    if account is not _UNSET:
+        changes["account"] = account or None
+    if hardware_model is not _UNSET:
+        changes["hardware_model"] = hardware_model or ""
+    if decode_window is not _UNSET:
+        if decode_window is None or not 1 <= decode_window <= 10_000:
+            raise InvalidError(
+                "the decode window must be 1 to 10000 counts", "the reference uses 64"
+            )
+        changes["decode_window"] = decode_window
+    if price_per_day is not _UNSET or currency is not _UNSET:
+        price = device.price_per_day if price_per_day is _UNSET else price_per_day
+        money = device.currency if currency is _UNSET else currency
+        if (price is None) != (money is None):
+            raise InvalidError(
+                "a device tariff needs both price_per_day and currency",
+                "give both, or null for both to use the model's tariff",
+            )
+        if price is not None and money is not None:
+            amount = parse_money(price, "price_per_day")
+            if amount <= 0:
+                raise InvalidError("price_per_day must be above 0")
+            changes["price_per_day"] = str(amount)
+            changes["currency"] = check_currency(money)
+        else:
+            changes["price_per_day"] = changes["currency"] = None
+    for name, value in changes.items():
+        setattr(device, name, value)
+    device.updated_at = now
+    audit(session, actor, "device.update", f"device:{serial}", now, **changes)
+    return device
+
+
+def set_model_tariff(
+    session: Session, actor: Actor, hardware_model: str, price: str, currency: str, now: dt.datetime
+) -> ModelTariff:
+    require(actor, "tariffs.write")
+    if not hardware_model or len(hardware_model) > 100:
+        raise InvalidError("the hardware model must be 1 to 100 characters")
+    amount = parse_money(price, "price_per_day")
+    if amount <= 0:
+        raise InvalidError("price_per_day must be above 0")
+    code = check_currency(currency)
+    tariff = session.scalar(
+        select(ModelTariff).where(
+            ModelTariff.tenant_id == actor.tenant_id, ModelTariff.hardware_model == hardware_model
+        )
+    )
+    if tariff is None:
+        tariff = ModelTariff(tenant_id=actor.tenant_id, hardware_model=hardware_model)
+        session.add(tariff)
+    tariff.price_per_day = str(amount)
+    tariff.currency = code
+    tariff.updated_at = now
+    session.flush()
+    audit(
+        session,
+        actor,
+        "tariff.set",
+        f"model:{hardware_model}",
+        now,
+        price_per_day=str(amount),
+        currency=code,
+    )
+    return tariff
+
+
+def list_model_tariffs(session: Session, actor: Actor) -> list[ModelTariff]:
+    require(actor, "read")
+    return list(
+        session.scalars(
+            select(ModelTariff)
+            .where(ModelTariff.tenant_id == actor.tenant_id)
+            .order_by(ModelTariff.hardware_model)
+        )
+    )
+
+
+def tariff_for(session: Session, device: Device) -> tuple[Decimal, str] | None:
+    """(price per day, currency): the device's own, else its model's, else None."""
+    if device.price_per_day is not None and device.currency is not None:
+        return Decimal(device.price_per_day), device.currency
+    tariff = session.scalar(
+        select(ModelTariff).where(
+            ModelTariff.tenant_id == device.tenant_id,
+            ModelTariff.hardware_model == device.hardware_model,
+        )
+    )
+    if tariff is None:
+        return None
+    return Decimal(tariff.price_per_day), tariff.currency
+
+
+def export_keys_csv(session: Session, actor: Actor, keyring: Keyring, now: dt.datetime) -> str:
+    """Every device of the tenant as the standard device list, keys included (audited)."""
+    require(actor, "devices.export_keys")
+    devices = list(
+        session.scalars(
+            select(Device).where(Device.tenant_id == actor.tenant_id).order_by(Device.serial)
+        )
+    )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for device in devices:
+        key = keyring.open(device.serial, device.key_sealed, device.key_version)
+        writer.writerow(
+            [
+                device.serial,
+                f"{device.starting_code:09d}",
+                key.hex(),
+                device.last_count_issued,
+                device.time_divider,
+                int(device.restricted),
+                device.hardware_model,
+                device.version,
+                device.test_code or "",
+            ]
+        )
+    audit(session, actor, "device.export_keys", None, now, devices=len(devices))
+    return out.getvalue()
+
+
+def device_view(device: Device, now: dt.datetime | None = None) -> dict[str, Any]:
+    """What the API shows of a device: never its key."""
+    view: dict[str, Any] = {
+        "serial": device.serial,
+        "starting_code": device.starting_code,
+        "time_divider": device.time_divider,
+        "restricted_digits": device.restricted,
+        "hardware_model": device.hardware_model,
+        "version": device.version,
+        "test_code": device.test_code,
+        "account": device.account,
+        "decode_window": device.decode_window,
+        "last_count_issued": device.last_count_issued,
+        "last_count_reported": device.last_count_reported,
+        "count_reported_at": iso(device.count_reported_at),
+        "unentered_counts": max(0, device.last_count_issued - device.last_count_reported),
+        "payg_enabled": device.payg_enabled,
+        "active_until": iso(device.active_until),
+        "furthest_until": iso(device.furthest_until),
+        "tariff": (
+            {"price_per_day": device.price_per_day, "currency": device.currency}
+            if device.price_per_day is not None
+            else None
+        ),
+        "created_at": iso(device.created_at),
+        "updated_at": iso(device.updated_at),
+    }
+    if now is not None:
+        view["active"] = not device.payg_enabled or (
+            device.active_until is not None and device.active_until > now
+        )
+    return view

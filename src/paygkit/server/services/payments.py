@@ -1,0 +1,339 @@
+"""Payments: money into days by tariff, the token issued at once, orphans kept for a person.
+
+(provider, transaction id) is unique per tenant: a replay returns the answer
+of the first delivery (the same tokens), and a different payment under the
+same id is refused.  A payment that matches no device, or several, or whose
+device has no tariff in its currency, waits as an orphan until someone
+applies it to a device by hand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from paygkit.server.crypto import Keyring
+from paygkit.server.models import Device, Payment, TokenRecord
+from paygkit.server.services.common import (
+    Actor,
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    audit,
+    iso,
+    require,
+)
+from paygkit.server.services.devices import (
+    check_currency,
+    check_serial,
+    device_view,
+    find_device,
+    get_device,
+    parse_money,
+    tariff_for,
+)
+from paygkit.server.services.tokens import (
+    IssueKind,
+    IssueSpec,
+    _make_tokens,
+    days_text,
+    token_view,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentInput:
+    provider: str
+    transaction_id: str
+    amount: str
+    currency: str
+    paid_at: dt.datetime
+    account: str | None = None
+    serial: str | None = None
+
+    def checked(self) -> PaymentInput:
+        provider = self.provider.strip()
+        transaction = self.transaction_id.strip()
+        if not 1 <= len(provider) <= 64:
+            raise InvalidError("the provider must be 1 to 64 characters", "e.g. mpesa")
+        if not 1 <= len(transaction) <= 128:
+            raise InvalidError("the transaction_id must be 1 to 128 characters")
+        if not self.account and not self.serial:
+            raise InvalidError(
+                "a payment needs an account or a serial to find its device",
+                "give 'account' (the customer's account) or 'serial'",
+            )
+        if self.account is not None and not 1 <= len(self.account) <= 100:
+            raise InvalidError("the account must be 1 to 100 characters")
+        if self.serial is not None:
+            check_serial(self.serial)
+        amount = parse_money(self.amount, "the amount")
+        if amount <= 0:
+            raise InvalidError(f"the amount must be above 0, got {self.amount}")
+        return PaymentInput(
+            provider=provider,
+            transaction_id=transaction,
+            amount=str(amount),
+            currency=check_currency(self.currency),
+            paid_at=self.paid_at,
+            account=self.account,
+            serial=self.serial,
+        )
+
+
+def payment_view(payment: Payment, device: Device | None) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "provider": payment.provider,
+        "transaction_id": payment.transaction_id,
+        "account": payment.account,
+        "serial": payment.serial,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "paid_at": iso(payment.paid_at),
+        "status": payment.status,
+        "orphan_reason": payment.orphan_reason,
+        "device": device.serial if device is not None else None,
+        "units": payment.units,
+        "days": days_text(payment.units, device.time_divider) if device is not None else None,
+        "created_at": iso(payment.created_at),
+        "applied_at": iso(payment.applied_at),
+    }
+
+
+def payment_body(
+    session: Session, payment: Payment, *, replayed: bool, warnings: list[str] | None = None
+) -> dict[str, Any]:
+    device = session.get(Device, payment.device_id) if payment.device_id is not None else None
+    tokens = (
+        list(
+            session.scalars(
+                select(TokenRecord)
+                .where(TokenRecord.payment_id == payment.id)
+                .order_by(TokenRecord.id)
+            )
+        )
+        if payment.status == "applied"
+        else []
+    )
+    body: dict[str, Any] = {
+        "payment": payment_view(payment, device),
+        "tokens": [token_view(t, device.time_divider) for t in tokens] if device else [],
+        "warnings": warnings or [],
+        "replayed": replayed,
+    }
+    if device is not None:
+        body["device"] = device_view(device)
+    return body
+
+
+def _same(payment: Payment, data: PaymentInput) -> list[str]:
+    differ = []
+    if Decimal(payment.amount) != Decimal(data.amount):
+        differ.append("amount")
+    if payment.currency != data.currency:
+        differ.append("currency")
+    if payment.account != data.account:
+        differ.append("account")
+    if payment.serial != data.serial:
+        differ.append("serial")
+    return differ
+
+
+def _units_for(amount: Decimal, price: Decimal, time_divider: int) -> int:
+    """Whole time units the money buys (rounded down: never more time than paid for)."""
+    return math.floor(amount * time_divider / price)
+
+
+def _match(session: Session, tenant_id: int, data: PaymentInput) -> tuple[Device | None, str]:
+    if data.serial is not None:
+        device = find_device(session, tenant_id, data.serial, lock=True)
+        if device is None:
+            return None, f"no device has serial {data.serial}"
+        if data.account is not None and device.account != data.account:
+            return None, f"device {data.serial} does not belong to account {data.account}"
+        return device, ""
+    devices = list(
+        session.scalars(
+            select(Device)
+            .where(Device.tenant_id == tenant_id, Device.account == data.account)
+            .limit(5)
+        )
+    )
+    if not devices:
+        return None, f"no device has account {data.account}"
+    if len(devices) > 1:
+        return None, f"several devices have account {data.account}; choose one"
+    return find_device(session, tenant_id, devices[0].serial, lock=True), ""
+
+
+def _price(session: Session, device: Device, currency: str) -> tuple[Decimal | None, str]:
+    tariff = tariff_for(session, device)
+    if tariff is None:
+        return None, (
+            f"device {device.serial} (model {device.hardware_model or '-'}) has no tariff"
+        )
+    price, tariff_currency = tariff
+    if tariff_currency != currency:
+        return None, f"the tariff of device {device.serial} is in {tariff_currency}, not {currency}"
+    return price, ""
+
+
+def _apply(
+    session: Session,
+    actor: Actor,
+    keyring: Keyring,
+    payment: Payment,
+    device: Device,
+    price: Decimal,
+    now: dt.datetime,
+) -> list[str]:
+    units = _units_for(Decimal(payment.amount), price, device.time_divider)
+    records, warnings = _make_tokens(
+        session,
+        actor,
+        keyring,
+        device,
+        IssueSpec(IssueKind.ADD_DAYS, units=units),
+        now,
+        source="payment",
+        payment_id=payment.id,
+    )
+    payment.status = "applied"
+    payment.orphan_reason = None
+    payment.device_id = device.id
+    payment.units = units
+    payment.request_id = records[0].request_id
+    payment.applied_at = now
+    return warnings
+
+
+def record_payment(
+    session: Session, actor: Actor, keyring: Keyring, data: PaymentInput, now: dt.datetime
+) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body): 201 applied, 202 orphan, 200 a replay of an earlier delivery."""
+    require(actor, "payments.write")
+    data = data.checked()
+    existing = session.scalar(
+        select(Payment).where(
+            Payment.tenant_id == actor.tenant_id,
+            Payment.provider == data.provider,
+            Payment.transaction_id == data.transaction_id,
+        )
+    )
+    if existing is not None:
+        differ = _same(existing, data)
+        if differ:
+            raise ConflictError(
+                f"transaction {data.transaction_id} of {data.provider} was already recorded "
+                f"with a different {', '.join(differ)}",
+                "a transaction id names one payment; check the provider's record",
+                {"payment_id": existing.id, "different": differ},
+            )
+        return 200, payment_body(session, existing, replayed=True)
+
+    payment = Payment(
+        tenant_id=actor.tenant_id,
+        provider=data.provider,
+        transaction_id=data.transaction_id,
+        account=data.account,
+        serial=data.serial,
+        amount=data.amount,
+        currency=data.currency,
+        paid_at=data.paid_at,
+        status="orphan",
+        created_at=now,
+    )
+    session.add(payment)
+    session.flush()  # the unique (provider, transaction id) is checked here
+    device, reason = _match(session, actor.tenant_id, data)
+    price = None
+    if device is not None:
+        price, reason = _price(session, device, data.currency)
+    warnings: list[str] = []
+    if device is not None and price is not None:
+        if _units_for(Decimal(data.amount), price, device.time_divider) == 0:
+            reason = f"{data.amount} {data.currency} buys less than one time unit"
+        else:
+            warnings = _apply(session, actor, keyring, payment, device, price, now)
+    if payment.status == "orphan":
+        payment.orphan_reason = reason
+        payment.device_id = device.id if device is not None else None
+    audit(
+        session,
+        actor,
+        "payment.record",
+        f"payment:{payment.id}",
+        now,
+        provider=data.provider,
+        transaction_id=data.transaction_id,
+        amount=data.amount,
+        currency=data.currency,
+        status=payment.status,
+        orphan_reason=payment.orphan_reason,
+    )
+    status = 201 if payment.status == "applied" else 202
+    return status, payment_body(session, payment, replayed=False, warnings=warnings)
+
+
+def apply_orphan(
+    session: Session,
+    actor: Actor,
+    keyring: Keyring,
+    payment_id: int,
+    serial: str,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    require(actor, "payments.write")
+    payment = session.scalar(
+        select(Payment)
+        .where(Payment.id == payment_id, Payment.tenant_id == actor.tenant_id)
+        .with_for_update()
+    )
+    if payment is None:
+        raise NotFoundError(
+            f"no payment with id {payment_id}", "list orphans: GET /payments?status=orphan"
+        )
+    if payment.status != "orphan":
+        raise ConflictError(f"payment {payment_id} is already applied", "a payment gives time once")
+    device = get_device(session, actor, serial, lock=True)
+    price, reason = _price(session, device, payment.currency)
+    if price is None:
+        raise InvalidError(
+            reason, f"set a tariff in {payment.currency} for the device or its model"
+        )
+    if _units_for(Decimal(payment.amount), price, device.time_divider) == 0:
+        raise InvalidError(f"{payment.amount} {payment.currency} buys less than one time unit")
+    warnings = _apply(session, actor, keyring, payment, device, price, now)
+    audit(session, actor, "payment.apply", f"payment:{payment.id}", now, serial=serial)
+    return payment_body(session, payment, replayed=False, warnings=warnings)
+
+
+def list_payments(
+    session: Session, actor: Actor, *, status: str | None, before_id: int | None, limit: int
+) -> list[Payment]:
+    require(actor, "read")
+    if status is not None and status not in ("applied", "orphan"):
+        raise InvalidError(f"unknown payment status {status!r}", "use applied or orphan")
+    query = select(Payment).where(Payment.tenant_id == actor.tenant_id)
+    if status is not None:
+        query = query.where(Payment.status == status)
+    if before_id is not None:
+        query = query.where(Payment.id < before_id)
+    return list(session.scalars(query.order_by(Payment.id.desc()).limit(limit)))
+
+
+def get_payment(session: Session, actor: Actor, payment_id: int) -> Payment:
+    require(actor, "read")
+    payment = session.scalar(
+        select(Payment).where(Payment.id == payment_id, Payment.tenant_id == actor.tenant_id)
+    )
+    if payment is None:
+        raise NotFoundError(f"no payment with id {payment_id}")
+    return payment

@@ -1,0 +1,134 @@
+"""The tenant's webhook: configuration and the outbox of deliveries.
+
+A delivery row is written in the same transaction as the token it carries
+(an outbox), so a token is never issued without its delivery being queued,
+nor delivered when its transaction rolled back.  `paygkit.server.webhooks`
+sends them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from paygkit.server.crypto import Keyring
+from paygkit.server.models import Device, Tenant, TokenRecord, WebhookDelivery
+from paygkit.server.services.common import Actor, InvalidError, audit, iso, require
+
+_TENANT_CACHE_ATTR = "_paygkit_tenants"
+
+
+def secret_label(tenant_id: int) -> str:
+    return f"webhook:{tenant_id}"
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+        raise InvalidError(
+            f"the webhook URL {url[:100]!r} is not an http(s) URL",
+            "e.g. https://sms-gateway.example/paygkit",
+        )
+    return url.strip()
+
+
+def set_webhook(
+    session: Session,
+    actor: Actor,
+    keyring: Keyring,
+    url: str,
+    secret: str | None,
+    now: dt.datetime,
+) -> tuple[Tenant, str]:
+    """Set the URL (and the HMAC secret, generated when not given); returns the secret."""
+    require(actor, "webhook.write")
+    url = check_url(url)
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+    elif not 16 <= len(secret) <= 200:
+        raise InvalidError("the webhook secret must be 16 to 200 characters", "or leave it out")
+    tenant = session.get_one(Tenant, actor.tenant_id)
+    sealed, version = keyring.seal(secret_label(tenant.id), secret.encode())
+    tenant.webhook_url = url
+    tenant.webhook_secret_sealed = sealed
+    tenant.webhook_secret_version = version
+    audit(session, actor, "webhook.set", f"tenant:{tenant.name}", now, url=url)
+    return tenant, secret
+
+
+def delete_webhook(session: Session, actor: Actor, now: dt.datetime) -> None:
+    require(actor, "webhook.write")
+    tenant = session.get_one(Tenant, actor.tenant_id)
+    tenant.webhook_url = None
+    tenant.webhook_secret_sealed = None
+    tenant.webhook_secret_version = None
+    audit(session, actor, "webhook.delete", f"tenant:{tenant.name}", now)
+
+
+def webhook_view(tenant: Tenant) -> dict[str, Any]:
+    return {"url": tenant.webhook_url, "configured": tenant.webhook_url is not None}
+
+
+def enqueue_token(session: Session, device: Device, record: TokenRecord, now: dt.datetime) -> None:
+    """Queue the delivery of a new token when the device's tenant has a webhook."""
+    tenant = session.get(Tenant, device.tenant_id)
+    if tenant is None or tenant.webhook_url is None:
+        return
+    from paygkit.server.services.tokens import days_text
+
+    payload = {
+        "event": "token.issued",
+        "tenant": tenant.name,
+        "serial": device.serial,
+        "account": device.account,
+        "token": " ".join(record.token[i : i + 3] for i in range(0, len(record.token), 3)),
+        "digits": record.token,
+        "type": record.token_type,
+        "units": record.units,
+        "days": days_text(record.units, device.time_divider),
+        "count": record.token_count,
+        "request_id": record.request_id,
+        "issued_at": iso(record.created_at),
+    }
+    session.add(
+        WebhookDelivery(
+            tenant_id=tenant.id,
+            token_id=record.id,
+            url=tenant.webhook_url,
+            payload=json.dumps(payload, sort_keys=True),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+def list_deliveries(
+    session: Session, actor: Actor, *, status: str | None, limit: int
+) -> list[WebhookDelivery]:
+    require(actor, "read")
+    query = select(WebhookDelivery).where(WebhookDelivery.tenant_id == actor.tenant_id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    return list(session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit)))
+
+
+def delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "token_id": delivery.token_id,
+        "url": delivery.url,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": iso(delivery.next_attempt_at) if delivery.status == "pending" else None,
+        "last_error": delivery.last_error,
+        "created_at": iso(delivery.created_at),
+        "delivered_at": iso(delivery.delivered_at),
+    }

@@ -1,0 +1,94 @@
+"""Count reports: drift, unentered tokens, the counter sync offer."""
+
+from __future__ import annotations
+
+from tests.server.conftest import Server, snapshot
+
+PATH = "/devices/TEST220000001/counts"
+
+
+def test_count_report_shows_drift_and_unentered_tokens(server: Server) -> None:
+    server.add_device(decode_window=6)
+    for _ in range(3):
+        server.client.post(
+            "/devices/TEST220000001/tokens",
+            json={"type": "add_days", "days": 1},
+            headers=server.headers(),
+        )
+    report = server.client.post(
+        PATH,
+        json={"count": 2, "source": "display", "note": "read by phone"},
+        headers=server.headers("technician"),
+    )
+    assert report.status_code == 201, report.text
+    body = report.json()
+    assert body["report"]["count"] == 2
+    assert body["report"]["source"] == "display"
+    analysis = body["analysis"]
+    assert analysis["drift"] == 4
+    assert not analysis["counter_sync_suggested"]
+    assert [t["count"] for t in analysis["unentered_tokens"]] == [4, 6]
+    assert body["device"]["last_count_reported"] == 2
+
+    for _ in range(3):  # now 10 counts ahead of the device, window 6
+        server.client.post(
+            "/devices/TEST220000001/tokens",
+            json={"type": "add_days", "days": 1},
+            headers=server.headers(),
+        )
+    history = server.get(PATH, "viewer").json()  # type: ignore[attr-defined]
+    assert history["analysis"]["drift"] == 10
+    assert history["analysis"]["counter_sync_suggested"] is True
+    assert "counter_sync" in history["analysis"]["advice"][0]
+    assert [r["count"] for r in history["reports"]] == [2]
+
+
+def test_a_device_ahead_of_the_server_moves_the_server_count_up(server: Server) -> None:
+    server.add_device()
+    body = server.client.post(PATH, json={"count": 40}, headers=server.headers("operator")).json()
+    assert "moves up to 40" in body["warnings"][0]
+    assert body["device"]["last_count_issued"] == 40
+    token = server.client.post(
+        "/devices/TEST220000001/tokens",
+        json={"type": "add_days", "days": 1},
+        headers=server.headers(),
+    ).json()["tokens"][0]
+    assert token["count"] == 42
+
+
+def test_older_readings_do_not_move_the_device(server: Server) -> None:
+    server.add_device()
+    server.client.post(
+        PATH, json={"count": 5, "read_at": "2030-01-01T11:00:00Z"}, headers=server.headers()
+    )
+    older = server.client.post(
+        PATH, json={"count": 3, "read_at": "2030-01-01T10:00:00Z"}, headers=server.headers()
+    ).json()
+    assert older["device"]["last_count_reported"] == 5
+    assert "older reading" in older["warnings"][0]
+
+
+def test_bad_count_reports(server: Server) -> None:
+    server.add_device()
+    before = snapshot(server.db)
+    for body, status in [
+        ({"count": -1}, 422),
+        ({"count": "many"}, 422),
+        ({"count": 3, "source": "telepathy"}, 422),
+        ({"count": 3, "read_at": "2031-01-01T00:00:00Z"}, 422),
+        ({"count": 3, "note": "x" * 2000}, 422),
+    ]:
+        response = server.client.post(PATH, json=body, headers=server.headers())
+        assert response.status_code == status, (body, response.text)
+        assert response.json()["error"]["message"]
+    assert (
+        server.client.post(PATH, json={"count": 3}, headers=server.headers("viewer")).status_code
+        == 403
+    )
+    assert (
+        server.client.post(
+            "/devices/NOPE/counts", json={"count": 3}, headers=server.headers()
+        ).status_code
+        == 404
+    )
+    assert snapshot(server.db) == before

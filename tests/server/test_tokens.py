@@ -1,0 +1,255 @@
+"""POST/GET /devices/{serial}/tokens: every kind, splitting, the window, idempotency, roles."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from paygkit.device.firmware import OutcomeKind
+from paygkit.token import TokenType
+from tests.server.conftest import Server, simulated_device, snapshot
+
+SERIAL = "TEST220000001"
+PATH = f"/devices/{SERIAL}/tokens"
+
+
+def issue(server: Server, body: dict[str, Any], role: str = "admin", **headers: str) -> Any:
+    return server.client.post(PATH, json=body, headers=server.headers(role, **headers))
+
+
+def test_add_days_is_accepted_by_the_device_and_recorded(server: Server) -> None:
+    server.add_device()
+    response = issue(server, {"type": "add_days", "days": 7})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    (token,) = body["tokens"]
+    # The published first token of the test device: 7 days at count 2.
+    assert token["token"] == "397 287 017"
+    assert (token["type"], token["units"], token["days"], token["count"]) == ("add_time", 7, "7", 2)
+    assert (token["count_before"], token["count_after"]) == (1, 2)
+    assert token["issued_by"].startswith("admin")
+    assert token["source"] == "api"
+    assert token["issued_at"] == "2030-01-01T12:00:00Z"
+    assert body["device"]["last_count_issued"] == 2
+    assert body["device"]["active_until"] == "2030-01-08T12:00:00Z"
+    device = simulated_device()
+    outcome = device.enter_token(token["digits"])
+    assert outcome.kind is OutcomeKind.APPLIED
+    assert outcome.units == 7
+
+    history = server.get(PATH).json()["tokens"]  # type: ignore[attr-defined]
+    assert [t["digits"] for t in history] == [token["digits"]]
+
+
+def test_every_kind_in_order_is_accepted_by_a_simulated_device(server: Server) -> None:
+    server.add_device(time_divider=1)
+    requests = [
+        {"type": "add_days", "days": 7},
+        {"type": "set_days", "days": 30},
+        {"type": "add_days", "days": "1.5"},
+        {"type": "active_until", "until": "2030-03-01"},
+        {"type": "active_until", "until": "2030-01-05T12:00:00Z"},
+        {"type": "disable_payg"},
+        {"type": "set_days", "days": 0},
+        {"type": "counter_sync"},
+    ]
+    made = []
+    for body in requests:
+        response = issue(server, body)
+        assert response.status_code == 201, response.text
+        made += response.json()["tokens"]
+    counts = [t["count"] for t in made]
+    assert counts == sorted(counts)
+    assert len(set(counts)) == len(counts)
+    device = simulated_device()
+    for token in made:
+        outcome = device.enter_token(token["digits"])
+        assert outcome.kind is OutcomeKind.APPLIED, (token, outcome)
+        assert outcome.token_type is TokenType(token["type"])
+    assert device.status().count == counts[-1]
+
+
+def test_more_than_995_units_become_several_add_time_tokens(server: Server) -> None:
+    server.add_device(time_divider=4)
+    response = issue(server, {"type": "add_days", "days": 600})  # 2400 units
+    assert response.status_code == 201, response.text
+    made = response.json()["tokens"]
+    assert [t["units"] for t in made] == [995, 995, 410]
+    assert {t["type"] for t in made} == {"add_time"}
+    assert len({t["request_id"] for t in made}) == 1
+    device = simulated_device(time_divider=4)
+    for token in made:
+        assert device.enter_token(token["digits"]).kind is OutcomeKind.APPLIED
+    assert device.status().seconds_left == 600 * 86400
+
+
+def test_set_days_beyond_995_units_is_a_set_then_adds(server: Server) -> None:
+    server.add_device()
+    made = issue(server, {"type": "set_days", "days": 1000}).json()["tokens"]
+    assert [(t["type"], t["units"]) for t in made] == [("set_time", 995), ("add_time", 5)]
+
+
+def test_active_until_adds_beyond_the_furthest_date_and_sets_below_it(server: Server) -> None:
+    server.add_device()
+    first = issue(server, {"type": "active_until", "until": "2030-01-10T12:00:00Z"}).json()
+    assert [(t["type"], t["units"]) for t in first["tokens"]] == [("add_time", 9)]
+    # Beyond the furthest date: Add Time with the difference.
+    later = issue(server, {"type": "active_until", "until": "2030-01-15"}).json()
+    assert [(t["type"], t["units"]) for t in later["tokens"]] == [("add_time", 6)]
+    assert later["device"]["active_until"] == "2030-01-16T12:00:00Z"  # whole days, rounded up
+    # Earlier than what was already given: Set Time from now.
+    earlier = issue(server, {"type": "active_until", "until": "2030-01-04T12:00:00Z"}).json()
+    assert [(t["type"], t["units"]) for t in earlier["tokens"]] == [("set_time", 3)]
+    assert earlier["device"]["active_until"] == "2030-01-04T12:00:00Z"
+    assert earlier["device"]["furthest_until"] == "2030-01-04T12:00:00Z"
+
+
+def test_active_until_on_a_disabled_device_uses_set_time(server: Server) -> None:
+    server.add_device()
+    issue(server, {"type": "disable_payg"})
+    body = issue(server, {"type": "active_until", "until": "2030-02-01T12:00:00Z"}).json()
+    assert [(t["type"], t["units"]) for t in body["tokens"]] == [("set_time", 31)]
+    assert body["device"]["payg_enabled"] is True
+
+
+def test_add_time_counts_from_now_once_the_device_expired(server: Server) -> None:
+    server.add_device()
+    issue(server, {"type": "add_days", "days": 2})
+    server.clock.advance(days=10)
+    body = issue(server, {"type": "add_days", "days": 1}).json()
+    assert body["device"]["active_until"] == "2030-01-12T12:00:00Z"
+    assert body["device"]["active"] is True
+
+
+def test_reset_token_is_for_technicians_only(server: Server) -> None:
+    server.add_device()
+    issue(server, {"type": "add_days", "days": 1})
+    for role in ("admin", "operator", "viewer"):
+        before = snapshot(server.db)
+        refused = issue(server, {"type": "counter_sync", "reset": True}, role)
+        assert refused.status_code == 403, refused.text
+        assert "technician" in refused.json()["error"]["fix"]
+        assert snapshot(server.db) == before
+    response = issue(server, {"type": "counter_sync", "reset": True}, "technician")
+    assert response.status_code == 201, response.text
+    (token,) = response.json()["tokens"]
+    assert (token["type"], token["count"], token["reset"]) == ("counter_sync", 1, True)
+    assert response.json()["device"]["last_count_issued"] == 2  # unchanged
+    assert any("reset" in w for w in response.json()["warnings"])
+    # A device at count 30 takes it and goes back to count 1.
+    device = simulated_device(count=30)
+    outcome = device.enter_token(token["digits"])
+    assert outcome.kind is OutcomeKind.APPLIED
+    assert device.status().count == 1
+
+
+def test_technician_may_issue_counter_sync_but_not_time(server: Server) -> None:
+    server.add_device()
+    assert issue(server, {"type": "counter_sync"}, "technician").status_code == 201
+    refused = issue(server, {"type": "add_days", "days": 1}, "technician")
+    assert refused.status_code == 403
+    assert issue(server, {"type": "add_days", "days": 1}, "viewer").status_code == 403
+    assert issue(server, {"type": "add_days", "days": 1}, "operator").status_code == 201
+
+
+def test_idempotency_key_returns_the_same_answer(server: Server) -> None:
+    server.add_device()
+    first = issue(server, {"type": "add_days", "days": 3}, **{"Idempotency-Key": "abc-1"})
+    again = issue(server, {"type": "add_days", "days": 3}, **{"Idempotency-Key": "abc-1"})
+    assert first.status_code == again.status_code == 201
+    assert again.json()["replayed"] is True
+    assert again.json()["tokens"] == first.json()["tokens"]
+    assert len(server.get(PATH).json()["tokens"]) == 1  # type: ignore[attr-defined]
+    before = snapshot(server.db)
+    other = issue(server, {"type": "add_days", "days": 4}, **{"Idempotency-Key": "abc-1"})
+    assert other.status_code == 409
+    assert "different request" in other.json()["error"]["message"]
+    assert snapshot(server.db) == before
+    fresh = issue(server, {"type": "add_days", "days": 3}, **{"Idempotency-Key": "abc-2"})
+    assert fresh.json()["tokens"][0]["count"] == 4
+
+
+def test_tokens_beyond_the_decode_window_warn_or_are_refused(server: Server) -> None:
+    server.add_device(decode_window=8)
+    for _ in range(3):
+        response = issue(server, {"type": "add_days", "days": 1})  # counts 2, 4, 6
+        assert response.json()["warnings"] == []
+    near = issue(server, {"type": "add_days", "days": 1})  # count 8: 0 left
+    assert "left in its decode window" in near.json()["warnings"][0]
+    before = snapshot(server.db)
+    refused = issue(server, {"type": "add_days", "days": 1, "on_window": "refuse"})
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert "accepts tokens up to count 9" in error["message"]
+    assert "counts" in error["fix"]
+    assert snapshot(server.db) == before
+    warned = issue(server, {"type": "add_days", "days": 1})
+    assert warned.status_code == 201
+    assert "accepts tokens up to count 9" in warned.json()["warnings"][0]
+    # Once the device reports its count, the window moves on.
+    server.client.post(
+        f"/devices/{SERIAL}/counts", json={"count": 8}, headers=server.headers("technician")
+    )
+    assert issue(server, {"type": "add_days", "days": 1}).json()["warnings"] == []
+
+
+def test_history_pages_newest_first(server: Server) -> None:
+    server.add_device()
+    for days in range(1, 6):
+        issue(server, {"type": "add_days", "days": days})
+    page = server.client.get(PATH, params={"limit": 2}, headers=server.headers("viewer")).json()
+    assert [t["units"] for t in page["tokens"]] == [5, 4]
+    rest = server.client.get(
+        PATH, params={"limit": 10, "before_id": page["next_before_id"]}, headers=server.headers()
+    ).json()
+    assert [t["units"] for t in rest["tokens"]] == [3, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"type": "add_days"}, "needs 'days'"),
+        ({"type": "add_days", "days": -1}, "at least 0"),
+        ({"type": "add_days", "days": "NaN"}, "finite"),
+        ({"type": "set_days", "days": 1, "until": "2030-01-01"}, "takes no 'until'"),
+        ({"type": "disable_payg", "days": 1}, "takes no 'days'"),
+        ({"type": "active_until"}, "needs 'until'"),
+        ({"type": "active_until", "until": "next tuesday"}, "ISO 8601"),
+        ({"type": "add_days", "days": 1, "reset": True}, "counter_sync only"),
+        ({"type": "make_money"}, "type"),
+        ({"type": "add_days", "days": 1, "colour": "red"}, "colour"),
+        ({"type": "add_days", "days": 100_000}, "at most 20 are issued"),
+    ],
+)
+def test_bad_requests_are_clear_and_change_nothing(
+    server: Server, body: dict[str, Any], expected: str
+) -> None:
+    server.add_device()
+    before = snapshot(server.db)
+    response = issue(server, body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert expected in error["message"]
+    assert snapshot(server.db) == before
+
+
+def test_unknown_device_and_bad_idempotency_key(server: Server) -> None:
+    response = server.client.post(
+        "/devices/NOPE1/tokens", json={"type": "add_days", "days": 1}, headers=server.headers()
+    )
+    assert response.status_code == 404
+    assert "import the device list" in response.json()["error"]["fix"]
+    server.add_device()
+    bad = issue(server, {"type": "add_days", "days": 1}, **{"Idempotency-Key": "x" * 300})
+    assert bad.status_code == 422
+    assert "Idempotency-Key" in bad.json()["error"]["message"]
+
+
+def test_times_are_utc(server: Server) -> None:
+    server.add_device()
+    server.clock.now = dt.datetime(2030, 6, 1, 8, 30, tzinfo=dt.UTC)
+    body = issue(server, {"type": "active_until", "until": "2030-06-02T10:30:00+02:00"}).json()
+    assert body["tokens"][0]["issued_at"] == "2030-06-01T08:30:00Z"
+    assert body["device"]["active_until"] == "2030-06-02T08:30:00Z"
