@@ -20,7 +20,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from paygkit import __version__
-from paygkit.cli import device_cmd, factory_cmd, server_cmd, token_cmd
+from paygkit.cli import certify_cmd, device_cmd, factory_cmd, server_cmd, token_cmd
 from paygkit.token import (
     DecodeResult,
     DeviceParams,
@@ -124,6 +124,7 @@ app.add_typer(token_cmd.app, name="token")
 app.add_typer(device_cmd.app, name="device")
 app.add_typer(factory_cmd.app, name="factory")
 app.add_typer(server_cmd.app, name="server")
+app.command("certify")(certify_cmd.certify)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,383 @@
+"""`paygkit certify`: run the certification procedure against a device, or print the sheet.
+
+The device is given by `--target` (`sim:` for the built-in simulator,
+`tcp:HOST:PORT`, a pty or serial port path) and its parameters by a row of
+the device list (`--csv FILE --serial S`) or by options.  The run prints one
+line per case and a summary, and writes the reports asked for (HTML, JUnit
+XML, JSON).  Exit status: 0 when no case failed, 1 when one did, 2 when the
+run could not start (bad parameters, no device, a device at another count).
+
+`--manual` prints the procedure as a sheet (HTML and CSV) for a person to
+follow on a device that only has a keypad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from paygkit.certify import (
+    SUITES,
+    CertificationError,
+    CertParams,
+    ParamsError,
+    Runner,
+    SelectionError,
+    params_from_device_list,
+    select_cases,
+)
+from paygkit.certify.cases import Case
+from paygkit.certify.report import (
+    case_line,
+    junit_xml,
+    print_summary,
+    report_html,
+    report_json,
+)
+from paygkit.certify.sheet import build_sheet, sheet_csv, sheet_html
+from paygkit.cli.token_cmd import KEY_ENV
+from paygkit.device.host import LinkError, open_link
+from paygkit.device.protocol import redact
+
+USAGE_EXIT_CODE = 2
+FAILED_EXIT_CODE = 1
+DEFAULT_SHEET_HTML = Path("certification-sheet.html")
+DEFAULT_SHEET_CSV = Path("certification-sheet.csv")
+
+# Options that a device-list row replaces; giving them with --csv is a mistake.
+_ROW_OPTIONS = ("key", "starting_code", "divider", "restricted", "count")
+
+
+def _fail(message: str) -> typer.Exit:
+    text = escape(redact(message.replace("\n", " ")))
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]Error: {text}[/]")
+    return typer.Exit(USAGE_EXIT_CODE)
+
+
+class ConsoleOperator:
+    """The person at the device: told what to do, answers when it is done (or skips)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def perform(self, instruction: str) -> bool:
+        self.console.print(f"[bold yellow]Operator:[/] {escape(instruction)}.")
+        answer: str = typer.prompt(
+            "Press Enter when done, or type s and Enter to skip this case",
+            default="",
+            show_default=False,
+        )
+        return answer.strip().lower() not in ("s", "skip")
+
+
+def _given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    # A key in the environment is fine with --csv: the row's key is used.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _params(
+    ctx: typer.Context,
+    *,
+    csv_file: Path | None,
+    serial: str | None,
+    key: str | None,
+    starting_code: int | None,
+    divider: int,
+    restricted: bool,
+    count: int,
+    refuses_reset_token: bool,
+    test_code: str | None,
+) -> CertParams:
+    if csv_file is not None:
+        given = [
+            "--" + name.replace("_", "-")
+            for name in _ROW_OPTIONS
+            if _given_on_command_line(ctx, name)
+        ]
+        if given:
+            raise _fail(
+                f"{', '.join(given)} cannot be combined with --csv: the device list row gives "
+                "the device's parameters"
+            )
+        if not serial:
+            raise _fail("--csv needs --serial: the serial number of the device to certify")
+        return params_from_device_list(csv_file, serial, refuses_reset_token=refuses_reset_token)
+    if not key:
+        raise _fail(
+            f"give the device's parameters: --csv FILE --serial S, or --key (or {KEY_ENV}) "
+            "with --starting-code, --divider, --restricted and --count as needed"
+        )
+    return CertParams.create(
+        key,
+        starting_code,
+        time_divider=divider,
+        restricted=restricted,
+        count=count,
+        serial=serial,
+        test_code=test_code,
+        refuses_reset_token=refuses_reset_token,
+    )
+
+
+def _list_cases(console: Console, cases: Sequence[Case]) -> None:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("Case", no_wrap=True)
+    table.add_column("Suite", no_wrap=True)
+    table.add_column("Title")
+    table.add_column("What it checks and why")
+    for case in cases:
+        table.add_row(case.id, case.suite, escape(case.title), escape(case.checks))
+    console.print(table)
+    console.print("Suites: " + ", ".join(f"{k} ({v})" for k, v in SUITES.items()))
+
+
+def _write(path: Path, text: str, console: Console, what: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise _fail(f"cannot write the {what} to {path} ({error.strerror or error})") from None
+    console.print(f"{what} written to {escape(str(path))}")
+
+
+def _manual(
+    console: Console,
+    params: CertParams,
+    cases: Sequence[Case],
+    html_path: Path | None,
+    csv_path: Path | None,
+) -> None:
+    sheet = build_sheet(params, cases)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("Case", no_wrap=True)
+    table.add_column("Title")
+    table.add_column("Steps", justify="right")
+    for case in sheet.cases:
+        table.add_row(case.id, escape(case.title), str(len(case.steps)))
+    console.print(table)
+    for case_id, title, why in sheet.left_out:
+        console.print(f"[yellow]Not on the sheet[/] {case_id} {escape(title)}: {escape(why)}")
+    console.print(
+        f"The device must be at count {sheet.start_count} when the operator starts; the "
+        f"server's count afterwards is {sheet.end_count}."
+    )
+    if html_path is None and csv_path is None:
+        html_path, csv_path = DEFAULT_SHEET_HTML, DEFAULT_SHEET_CSV
+    if html_path is not None:
+        _write(html_path, sheet_html(sheet), console, "Sheet (HTML)")
+    if csv_path is not None:
+        _write(csv_path, sheet_csv(sheet), console, "Sheet (CSV)")
+
+
+def certify(
+    ctx: typer.Context,
+    target: Annotated[
+        str,
+        typer.Option(
+            "--target",
+            "-t",
+            metavar="TARGET",
+            help=(
+                "The device: sim: (built-in simulator), sim:STATEFILE, tcp:HOST:PORT, "
+                "pty:PATH or a serial port path (/dev/ttyUSB0)."
+            ),
+        ),
+    ] = "sim:",
+    manual: Annotated[
+        bool,
+        typer.Option(
+            "--manual", help="Print the procedure as a sheet (HTML, CSV) for a keypad-only device."
+        ),
+    ] = False,
+    suite: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--suite",
+            metavar="NAMES",
+            help=(
+                f"Suites ({', '.join(SUITES)}) or case ids (G12, WP3) to run; repeat the "
+                "option or separate with commas. Default: all."
+            ),
+        ),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option("--skip", metavar="NAMES", help="Suites or case ids to leave out."),
+    ] = None,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            metavar="FILE",
+            help="The device list (CSV or JSON) holding the device; use with --serial.",
+        ),
+    ] = None,
+    serial: Annotated[
+        str | None,
+        typer.Option("--serial", metavar="SERIAL", help="The device's serial number."),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            envvar=KEY_ENV,
+            metavar="HEX",
+            show_default=False,
+            help=f"The device key, 32 hex characters (better: {KEY_ENV}). Never printed.",
+        ),
+    ] = None,
+    starting_code: Annotated[
+        int | None,
+        typer.Option(
+            "--starting-code",
+            metavar="N",
+            show_default=False,
+            help="The 9-digit starting code; derived from the key when left out.",
+        ),
+    ] = None,
+    divider: Annotated[
+        int,
+        typer.Option("--divider", "--time-divider", metavar="N", help="Value units per day."),
+    ] = 1,
+    restricted: Annotated[
+        bool, typer.Option("--restricted", help="The device uses restricted digits (keys 1-4).")
+    ] = False,
+    count: Annotated[
+        int,
+        typer.Option(
+            "--count",
+            metavar="N",
+            help="The count the device is at (1 for a new device; the device list's Count).",
+        ),
+    ] = 1,
+    test_code: Annotated[
+        str | None,
+        typer.Option(
+            "--test-code", metavar="DIGITS", help="The batch test code (set up on a blank device)."
+        ),
+    ] = None,
+    refuses_reset_token: Annotated[
+        bool,
+        typer.Option(
+            "--refuses-reset-token",
+            help="The firmware is configured to refuse the reset token at any count (case CS0).",
+        ),
+    ] = False,
+    keypad: Annotated[
+        bool,
+        typer.Option("--keypad", help="Enter tokens key by key (KEYS) instead of whole (TOKEN)."),
+    ] = False,
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "--interactive",
+            help=(
+                "On a real device, ask the operator to let time pass and to switch the "
+                "device off and on, instead of skipping those cases."
+            ),
+        ),
+    ] = False,
+    report_html_path: Annotated[
+        Path | None,
+        typer.Option("--report-html", metavar="FILE", help="Write the report as HTML."),
+    ] = None,
+    junit_path: Annotated[
+        Path | None,
+        typer.Option("--junit", metavar="FILE", help="Write the report as JUnit XML."),
+    ] = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", metavar="FILE", help="Write the report as JSON."),
+    ] = None,
+    sheet_html_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--sheet-html",
+            metavar="FILE",
+            help=f"With --manual: the HTML sheet (default {DEFAULT_SHEET_HTML}).",
+        ),
+    ] = None,
+    sheet_csv_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--sheet-csv",
+            metavar="FILE",
+            help=f"With --manual: the CSV sheet (default {DEFAULT_SHEET_CSV}).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", metavar="S", help="Seconds to wait for each answer."),
+    ] = 5.0,
+    list_cases: Annotated[
+        bool, typer.Option("--list", help="List the cases, what each checks and why, and exit.")
+    ] = False,
+) -> None:
+    """Certify a device: run the test procedure (G1-G12, U1-U3 and the WP, CS, RD, TD, EX
+    and IN suites) through the device protocol, or print it as a sheet with --manual.
+
+    Exit status 0 when no case failed, 1 when one did, 2 when the run could not start.
+    """
+    console = Console(highlight=False)
+    try:
+        cases = select_cases(suite or (), skip or ())
+    except SelectionError as error:
+        raise _fail(str(error)) from None
+    if list_cases:
+        _list_cases(console, cases)
+        return
+    try:
+        params = _params(
+            ctx,
+            csv_file=csv_file,
+            serial=serial,
+            key=key,
+            starting_code=starting_code,
+            divider=divider,
+            restricted=restricted,
+            count=count,
+            refuses_reset_token=refuses_reset_token,
+            test_code=test_code,
+        )
+    except ParamsError as error:
+        raise _fail(str(error)) from None
+    if manual:
+        _manual(console, params, cases, sheet_html_path, sheet_csv_path)
+        return
+    if timeout <= 0:
+        raise _fail("--timeout must be a positive number of seconds")
+
+    operator = ConsoleOperator(console) if interactive else None
+    console.print(
+        f"Certifying {escape(target)} ({len(cases)} cases); the device must be at count "
+        f"{params.count}."
+    )
+    try:
+        with open_link(target, timeout=timeout) as link:
+            runner = Runner(
+                link,
+                params,
+                entry="keys" if keypad else "token",
+                operator=operator,
+                on_case=lambda result: console.print(case_line(result)),
+            )
+            report = runner.run(cases)
+    except (CertificationError, LinkError) as error:
+        raise _fail(str(error)) from None
+    console.print()
+    print_summary(report, console, table=False)
+    if report_html_path is not None:
+        _write(report_html_path, report_html(report), console, "HTML report")
+    if junit_path is not None:
+        _write(junit_path, junit_xml(report), console, "JUnit XML report")
+    if json_path is not None:
+        _write(json_path, report_json(report), console, "JSON report")
+    if not report.passed:
+        raise typer.Exit(FAILED_EXIT_CODE)

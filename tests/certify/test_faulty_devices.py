@@ -1,0 +1,310 @@
+"""A certification suite that cannot fail is worthless: each deliberately faulty device
+(tests/certify/faulty.py) must be caught, by the case that checks the behaviour it gets
+wrong, while the cases that do not depend on that behaviour still pass."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pytest
+
+from paygkit.certify import CertParams, Report, Runner, Verdict, select_cases
+from paygkit.device.firmware import Device
+from paygkit.device.host import DeviceLink
+from paygkit.device.memory import RamMemory
+from paygkit.device.protocol import ProtocolSession
+from paygkit.device.simulator import SimulatedDevice
+from paygkit.device.state import DeviceConfig
+from tests.certify import faulty
+
+KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
+STARTING_CODE = 516959010
+EVERY_OTHER = frozenset({"*"})
+_ALL = {case.id for case in select_cases()}
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    firmware: type[Device]
+    caught_by: str
+    message: str  # what the failure of `caught_by` must say (a regular expression)
+    # Cases that must still pass; EVERY_OTHER: all the applicable cases but `caught_by`.
+    must_pass: frozenset[str] = EVERY_OTHER
+    params: dict[str, object] = field(default_factory=dict)
+    config: DeviceConfig | None = None
+
+
+FAULTS = [
+    Fault(
+        "accepts an older Add Time token after a Set Time token",
+        faulty.OlderAddAfterSet,
+        "U2",
+        r"older Add Time .*expected ALREADY_USED.*answered APPLIED",
+    ),
+    Fault(
+        "forgets the waiting period on reboot",
+        faulty.ForgetsWaitOnReboot,
+        "WP3",
+        r"during the waiting period.*expected BLOCKED.*answered APPLIED",
+    ),
+    Fault(
+        "treats a re-entered token as invalid",
+        faulty.ReentryInvalid,
+        "G4A",
+        r"again\).*expected ALREADY_USED.*answered INVALID",
+        # Every case that re-enters a token fails too, and only those.
+        must_pass=frozenset(_ALL - {"G4A", "G4B", "U2", "U3", "EX3", "CS3"}),
+    ),
+    Fault(
+        "ignores the time divider",
+        faulty.IgnoresDivider,
+        "TD1",
+        r"expected 21600 s left, the device shows 86400 s",
+        # Only the cases that never check a time above zero can pass.
+        must_pass=frozenset({"G1", "G6", "G9", "G10", "U3", "CS3", "CS4", "WP4"}),
+        params={"time_divider": 4},
+    ),
+    Fault(
+        "adds instead of setting",
+        faulty.AddsInsteadOfSets,
+        "G5",
+        r"expected 2592000 s left, the device shows 2764800 s",
+        # Everything up to G5 and whatever never sets a time over time left.
+        must_pass=frozenset({"G1", "G2", "G3", "G4A", "G4B", "G9", "CS3", "CS4", "WP4"}),
+    ),
+    Fault(
+        "cuts off the time left when an invalid token is entered",
+        faulty.LocksOnInvalid,
+        "G1",
+        r"the entry changed the device: active_until 0 -> 1735689600",
+    ),
+    Fault(
+        "counts the days the device was off against the next payment",
+        faulty.CountsLateDays,
+        "G12",
+        r"expected 86400 s left, the device shows 0 s",
+    ),
+    Fault(
+        "accepts the reset token at any count",
+        faulty.AcceptsResetToken,
+        "CS4",
+        r"reset token.*answered APPLIED",
+    ),
+    Fault(
+        "keeps the first 9 digits of a longer entry",
+        faulty.TruncatesLongTokens,
+        "IN2",
+        r"extra digit.*answered APPLIED",
+    ),
+    Fault(
+        "takes Counter Sync tokens only 64 counts ahead",
+        Device,
+        "CS2",
+        r"Counter Sync .*70 counts ahead.*answered INVALID",
+        config=faulty.small_window_config(counter_sync=64),
+    ),
+    Fault(
+        "lets the waiting period grow past 512 minutes",
+        Device,
+        "WP2",
+        r"#12 in a row.*expected a wait of 30720 s \(twice 30720 s.*imposed 61440 s",
+        config=faulty.uncapped_wait_config(),
+    ),
+    Fault(
+        "starts the waiting period at the first invalid token",
+        Device,
+        "WP1",
+        r"#1 in a row.*expected no waiting period yet, the device imposed 120 s",
+        must_pass=frozenset(_ALL - {"WP1", "WP2", "WP3", "WP4"}),
+        config=faulty.unforgiving_wait_config(),
+    ),
+    Fault(
+        "never moves the count back on a Counter Sync token",
+        faulty.SyncOnlyForward,
+        "CS3",
+        r"status: The device's count is \d+\): expected count \d+, the device shows \d+",
+    ),
+    Fault(
+        "has no waiting period",
+        Device,
+        "WP1",
+        r"#3 in a row.*expected a waiting period to start, the device imposed none",
+        must_pass=frozenset(_ALL - {"WP1", "WP2", "WP3"}),
+        config=faulty.no_waiting_period_config(),
+    ),
+    Fault(
+        "does not end the run of invalid tries at a genuine token",
+        faulty.KeepsInvalidCount,
+        "WP4",
+        r"step 3 \(status: No invalid tries counted after the genuine token\): expected 0 "
+        r"invalid tries in a row, the device counts [1-9]",
+        must_pass=frozenset(_ALL - {"WP1", "WP2", "WP3", "WP4"}),
+    ),
+    Fault(
+        "gives a long time instead of disabling PAYG",
+        faulty.DisableAsLongTime,
+        "G9",
+        r"expected PAYG disabled \(payg=off seconds_left=unlimited active=1\); the device "
+        r"shows active=1 payg=on",
+        must_pass=frozenset(_ALL - {"G9", "G11", "U3"}),
+    ),
+    Fault(
+        "has no unordered entry of Add Time tokens",
+        Device,
+        "U1",
+        r"expected APPLIED.*answered ALREADY_USED",
+        config=faulty.small_window_config(unordered=0),
+    ),
+    Fault(
+        "takes the reset token on a new device although configured to refuse it",
+        Device,
+        "CS0",
+        r"reset token.*answered APPLIED",
+        params={"refuses_reset_token": True},
+    ),
+]
+
+
+def certify_device(sim: SimulatedDevice, cert: CertParams, **options: object) -> Report:
+    with DeviceLink.for_simulator(sim) as link:
+        return Runner(link, cert, **options).run(select_cases())  # type: ignore[arg-type]
+
+
+def verdicts(report: Report) -> dict[str, Verdict]:
+    return {case.id: case.verdict for case in report.cases}
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[fault.name for fault in FAULTS])
+def test_a_faulty_device_is_caught_by_the_right_case(fault: Fault) -> None:
+    cert = CertParams.create(KEY, STARTING_CODE, **fault.params)  # type: ignore[arg-type]
+    report = certify_device(faulty.FaultySimulator(fault.firmware, config=fault.config), cert)
+    found = verdicts(report)
+
+    assert not report.passed
+    assert found[fault.caught_by] is Verdict.FAILED
+    assert re.search(fault.message, report.case(fault.caught_by).message), report.case(
+        fault.caught_by
+    ).message
+    ran = {case_id for case_id, verdict in found.items() if verdict is not Verdict.SKIPPED}
+    must_pass = ran - {fault.caught_by} if fault.must_pass == EVERY_OTHER else fault.must_pass
+    must_pass &= ran  # the suites that do not apply to these parameters are skipped
+    assert len(must_pass) >= 8
+    wrongly_failed = {case_id for case_id in must_pass if found[case_id] is not Verdict.PASSED}
+    assert not wrongly_failed, [(c, report.case(c).message) for c in sorted(wrongly_failed)]
+
+
+CONTROLS = {
+    "standard": {},
+    "divider 4": {"time_divider": 4},
+    "refuses the reset token": {"refuses_reset_token": True},
+}
+
+
+def test_every_fault_is_run_with_parameters_a_good_device_passes() -> None:
+    assert all(fault.params in CONTROLS.values() for fault in FAULTS)
+
+
+@pytest.mark.parametrize("control", CONTROLS, ids=list(CONTROLS))
+def test_the_same_parameters_pass_on_a_good_device(control: str) -> None:
+    # The control: what catches a fault is the fault, not the parameters or the case.
+    cert = CertParams.create(KEY, STARTING_CODE, **CONTROLS[control])  # type: ignore[arg-type]
+    firmware = faulty.RefusesResetToken if cert.refuses_reset_token else Device
+    report = certify_device(faulty.FaultySimulator(firmware), cert)
+    assert report.passed, [(c.id, c.message) for c in report.failed()]
+    for fault in FAULTS:
+        if fault.params == CONTROLS[control]:
+            assert verdicts(report)[fault.caught_by] is Verdict.PASSED
+
+
+def test_dropping_leading_zeros_is_caught_by_in3_and_fails_only_tokens_that_start_with_0() -> None:
+    report = certify_device(
+        faulty.FaultySimulator(faulty.DropsLeadingZeros), CertParams.create(KEY, STARTING_CODE)
+    )
+    assert verdicts(report)["IN3"] is Verdict.FAILED
+    assert "answered MALFORMED" in report.case("IN3").message
+    for case in report.failed():
+        failed_step = next(step for step in case.steps if step.status == "failed")
+        # The token typed when the device went wrong started with 0 ("* 086 562 021 #").
+        assert re.search(r": \* 0", failed_step.action), (case.id, failed_step.action)
+
+
+class SlowSession(ProtocolSession):
+    """A device that takes 6 seconds (on the test's clock) to check a token."""
+
+    def __init__(self, sim: SimulatedDevice, clock: list[float]) -> None:
+        super().__init__(sim, newline="\r\n")
+        self.clock = clock
+
+    def handle_line(self, line: str) -> list[str]:
+        if line.upper().startswith("TOKEN"):
+            self.clock[0] += 6.0
+        return super().handle_line(line)
+
+
+def test_a_device_too_slow_to_decode_is_caught_by_g8_alone() -> None:
+    now = [1000.0]
+    sim = SimulatedDevice(RamMemory())
+    with DeviceLink.for_session(SlowSession(sim, now)) as link:
+        runner = Runner(link, CertParams.create(KEY, STARTING_CODE), clock=lambda: now[0])
+        report = runner.run(select_cases(["G"]))
+    assert {c.id for c in report.failed()} == {"G8"}
+    assert "took 6.0 s to answer; at most 5 s allowed" in report.case("G8").message
+
+
+def test_a_good_device_configured_to_refuse_the_reset_token_passes_cs0() -> None:
+    cert = CertParams.create(KEY, STARTING_CODE, refuses_reset_token=True)
+    report = certify_device(faulty.FaultySimulator(faulty.RefusesResetToken), cert)
+    assert report.passed
+    assert verdicts(report)["CS0"] is Verdict.PASSED
+    assert report.cases[0].id == "CS0"  # first, while the device is new
+
+
+def test_a_failed_case_leaves_a_note_when_later_tokens_start_from_the_device_count() -> None:
+    report = certify_device(
+        faulty.FaultySimulator(faulty.AcceptsResetToken), CertParams.create(KEY, STARTING_CODE)
+    )
+    assert any("counts behind" in note and "from its count, 0" in note for note in report.notes)
+    # The server's count still covers every token made, for the device list.
+    assert report.server_count is not None
+    assert report.server_count > 800
+
+
+def _minus_one(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{int(match.group(2)) - 1}"
+
+
+MISREPORTS = {
+    # name: (answer tag, pattern, replacement, case, what its failure says)
+    "the count before the token": (
+        "RESULT APPLIED", r"( count=)(\d+)", _minus_one, "G2",
+        "expected count 3, the device answered 2",
+    ),
+    "Set Time as Add Time": (
+        "RESULT APPLIED", r"type=SET_TIME", "type=ADD_TIME", "G2",
+        "expected type SET_TIME, the device applied ADD_TIME",
+    ),
+    "days instead of units": (
+        "RESULT APPLIED", r"( units=)(\d+)", _minus_one, "G2",
+        "expected 1 units, the device applied 0",
+    ),
+    "always active": (
+        "STATUS", r" active=0", " active=1", "G6",
+        "expected active=0 with 0 s left",
+    ),
+    "no waiting period in its status": (
+        "STATUS", r" blocked=\d+", " blocked=0", "WP1",
+        "expected token entry to be blocked (blocked > 0); it is open",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MISREPORTS, ids=list(MISREPORTS))
+def test_a_device_that_misreports_is_caught(name: str) -> None:
+    tag, pattern, replacement, case_id, message = MISREPORTS[name]
+    session = faulty.RewritingSession(SimulatedDevice(RamMemory()), tag, pattern, replacement)
+    with DeviceLink.for_session(session) as link:
+        cert = CertParams.create(KEY, STARTING_CODE)
+        report = Runner(link, cert).run(select_cases([case_id]))
+    assert message in report.case(case_id).message
