@@ -25,10 +25,8 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -42,12 +40,12 @@ from paygkit.server.crypto import Keyring
 from paygkit.server.db import Database
 from paygkit.server.models import Role
 from paygkit.server.pgtemp import PostgresUnavailableError, TemporaryPostgres
+from paygkit.server.processes import start_server_processes, stop_server_processes
 from paygkit.server.services import access, devices
 from paygkit.token import derive_starting_code
 
 SQLITE_TARGET = 500.0
 DEVICES = 200
-_RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 class WrongAnswerError(Exception):
@@ -78,64 +76,6 @@ def prepare(url: str, keyring: Keyring, device_count: int) -> str:
             )
     db.dispose()
     return key
-
-
-def start_servers(
-    url: str, keyring: Keyring, workers: int
-) -> tuple[list[subprocess.Popen[str]], list[int]]:
-    env = {
-        **os.environ,
-        "PAYGKIT_DATABASE_URL": url,
-        "PAYGKIT_MASTER_KEY": ",".join(f"{v}:{k.hex()}" for v, k in keyring.keys.items()),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "paygkit.server.api:create_app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-access-log",
-        "--log-level",
-        "info",
-    ]
-    processes = [
-        subprocess.Popen(
-            command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-        )
-        for _ in range(workers)
-    ]
-    ports = []
-    deadline = time.monotonic() + 60
-    for process in processes:
-        assert process.stderr is not None
-        lines = []
-        while True:
-            line = process.stderr.readline()
-            lines.append(line)
-            match = _RUNNING.search(line)
-            if match:
-                ports.append(int(match.group(1)))
-                break
-            if not line or time.monotonic() > deadline:
-                stop_servers(processes)
-                raise RuntimeError("a server did not start:\n" + "".join(lines))
-        threading.Thread(target=process.stderr.read, daemon=True).start()
-    return processes, ports
-
-
-def stop_servers(processes: list[subprocess.Popen[str]]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def _connection(
@@ -212,12 +152,12 @@ def run_case(
 ) -> dict[str, Any]:
     keyring = Keyring.generate()
     key = prepare(url, keyring, DEVICES)
-    processes, ports = start_servers(url, keyring, workers)
+    processes, ports = start_server_processes(url, keyring, workers)
     try:
         warm, _ = asyncio.run(_load(ports, key, 1.0, connections, 200))  # not timed
         results, elapsed = asyncio.run(_load(ports, key, seconds, connections, max_requests))
     finally:
-        stop_servers(processes)
+        stop_server_processes(processes)
     return {
         "case": name,
         "workers": workers,

@@ -6,10 +6,6 @@ one database; every request goes to loopback and the test is bounded in time.
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,70 +18,11 @@ import pytest
 from paygkit.device.firmware import OutcomeKind
 from paygkit.server.crypto import Keyring
 from paygkit.server.db import Database
+from paygkit.server.processes import start_server_processes, stop_server_processes
 from tests.server.conftest import KEY, STARTING_CODE, make_keys, simulated_device
 
 PROCESSES = 3
 REQUESTS = 50
-_RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-
-
-def start_servers(
-    url: str, keyring: Keyring, count: int
-) -> tuple[list[subprocess.Popen[str]], list[int]]:
-    env = {
-        **os.environ,
-        "PAYGKIT_DATABASE_URL": url,
-        "PAYGKIT_MASTER_KEY": ",".join(f"{v}:{k.hex()}" for v, k in keyring.keys.items()),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "paygkit.server.api:create_app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--log-level",
-        "info",
-        "--no-access-log",
-    ]
-    processes = [
-        subprocess.Popen(
-            command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-        )
-        for _ in range(count)
-    ]
-    ports = []
-    deadline = time.monotonic() + 60
-    for process in processes:
-        assert process.stderr is not None
-        seen = []
-        while True:
-            line = process.stderr.readline()
-            seen.append(line)
-            match = _RUNNING.search(line)
-            if match:
-                ports.append(int(match.group(1)))
-                break
-            if not line or time.monotonic() > deadline:
-                stop(processes)
-                raise AssertionError("a server did not start: " + "".join(seen))
-        # Keep draining its log so the pipe never fills.
-        threading.Thread(target=process.stderr.read, daemon=True).start()
-    return processes, ports
-
-
-def stop(processes: list[subprocess.Popen[str]]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
@@ -95,11 +32,11 @@ def servers(database_url: str, keyring: Keyring) -> Iterator[tuple[list[int], di
 
     keys = make_keys(db, dt.datetime.now(dt.UTC))
     db.dispose()
-    processes, ports = start_servers(database_url, keyring, PROCESSES)
+    processes, ports = start_server_processes(database_url, keyring, PROCESSES)
     try:
         yield ports, keys
     finally:
-        stop(processes)
+        stop_server_processes(processes)
 
 
 def test_50_simultaneous_issues_across_processes_get_distinct_counts(
