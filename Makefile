@@ -25,15 +25,15 @@ demo: $(STAMP)
 	$(BIN)/paygkit demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	PAYGKIT_REQUIRE_POSTGRES=1 PAYGKIT_REQUIRE_C_EXT=1 $(BIN)/pytest -q
-	PAYGKIT_REQUIRE_POSTGRES=1 PAYGKIT_REQUIRE_C_EXT=1 PAYGKIT_PURE_PYTHON=1 $(BIN)/pytest -q
+	PAYGKIT_REQUIRE_POSTGRES=1 PAYGKIT_REQUIRE_BROWSER=1 PAYGKIT_REQUIRE_C_EXT=1 $(BIN)/pytest -q
+	PAYGKIT_REQUIRE_POSTGRES=1 PAYGKIT_REQUIRE_BROWSER=1 PAYGKIT_REQUIRE_C_EXT=1 PAYGKIT_PURE_PYTHON=1 $(BIN)/pytest -q
 
 test: lint typecheck pytest
 

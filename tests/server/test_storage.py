@@ -28,6 +28,7 @@ TABLES = {
     "count_reports",
     "webhook_deliveries",
     "audit_log",
+    "console_sessions",
 }
 
 
@@ -47,7 +48,7 @@ def test_migrations_apply_from_empty_and_twice(empty_url: str) -> None:
     db = Database(empty_url)
     try:
         assert not db.is_current()
-        assert db.migrate() == ["0001"]
+        assert db.migrate() == ["0001", "0002"]
         assert db.migrate() == []
         assert db.is_current()
         assert set(inspect(db.engine).get_table_names()) == TABLES

@@ -198,7 +198,8 @@ def run(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     console.print(
         f"paygkit server on [bold]http://{shown}:{port}[/] "
-        f"(API docs: http://{shown}:{port}/docs), database "
+        f"(web console: http://{shown}:{port}/console/, API docs: http://{shown}:{port}/docs), "
+        "database "
         f"{escape(_shown_url(settings.database_url))}, {workers} process(es). Ctrl-C stops."
     )
     sys.stdout.flush()
@@ -332,6 +333,7 @@ def token(
 ) -> None:
     """Issue tokens for a device as the local admin (recorded and audited like the API)."""
     from paygkit.server.api import parse_time
+    from paygkit.server.models import Role
     from paygkit.server.services import access, tokens
 
     chosen = [
@@ -368,7 +370,10 @@ def token(
         db, keyring, _ = _open(settings, create_key=False)
         db.migrate()
         with db.write() as session:
-            actor = access.local_actor(session, tenant, _now())
+            # Counter Sync is a technician's task; at the server's terminal the
+            # CLI user may act as one.
+            role = Role.TECHNICIAN if sync else Role.ADMIN
+            actor = access.local_actor(session, tenant, _now(), role)
             outcome = tokens.issue_tokens(
                 session, actor, keyring, serial, spec, _now(), source="cli"
             )

@@ -9,7 +9,6 @@ with a 4xx status, and nothing is changed.  The OpenAPI document is at
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -21,7 +20,6 @@ from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -31,9 +29,10 @@ from paygkit import __version__
 from paygkit.server.config import Settings
 from paygkit.server.crypto import Keyring, MasterKeyError, load_keyring
 from paygkit.server.db import Database
-from paygkit.server.models import AuditEntry, Tenant
+from paygkit.server.models import Tenant
 from paygkit.server.services import (
     access,
+    audit,
     counts,
     devices,
     idempotency,
@@ -49,7 +48,7 @@ from paygkit.server.services.common import (
     ServiceError,
     UnauthorizedError,
     iso,
-    require,
+    parse_time,
     utc_now,
 )
 from paygkit.server.webhooks import Dispatcher
@@ -63,24 +62,6 @@ class ServerContext:
     db: Database
     keyring: Keyring
     clock: Clock
-
-
-def parse_time(value: str, what: str) -> dt.datetime:
-    """An ISO 8601 time (UTC when no zone is given); a date alone means the end of that day."""
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            return dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=1)
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidError(
-            f"{what} {value[:40]!r} is not an ISO 8601 date or time",
-            "e.g. 2030-01-31 (the end of that day, UTC) or 2030-01-31T18:00:00Z",
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
 
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -211,6 +192,11 @@ def create_app(
     app.state.paygkit = context
     _install_error_handlers(app)
     _routes(app, context)
+    # The web console (server-rendered pages under /console/); imported here, as it
+    # imports this module's ServerContext for its types.
+    from paygkit.server.console import install_console
+
+    install_console(app, context)
     return app
 
 
@@ -631,27 +617,22 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
 
     @app.get("/audit", tags=["access"])
     def audit_log(
-        request: Request, after_id: int | None = None, limit: Limit = 100
+        request: Request,
+        after_id: int | None = None,
+        limit: Limit = 100,
+        action: str | None = None,
+        target: str | None = None,
     ) -> dict[str, Any]:
-        """The audit log, oldest first (page with after_id)."""
+        """The audit log, oldest first (page with after_id).
+
+        `action`: exact, or a prefix ending in "." (token.); `target`: text found in the target.
+        """
         with read(request) as (session, actor, _now):
-            require(actor, "audit.read")
-            query = select(AuditEntry).where(AuditEntry.tenant_id == actor.tenant_id)
-            if after_id is not None:
-                query = query.where(AuditEntry.id > after_id)
-            entries = list(session.scalars(query.order_by(AuditEntry.id).limit(limit)))
+            entries = audit.list_audit(
+                session, actor, after_id=after_id, limit=limit, action=action, target=target
+            )
             return {
-                "entries": [
-                    {
-                        "id": e.id,
-                        "at": iso(e.at),
-                        "actor": e.actor,
-                        "action": e.action,
-                        "target": e.target,
-                        "details": json.loads(e.details),
-                    }
-                    for e in entries
-                ],
+                "entries": [audit.entry_view(e) for e in entries],
                 "next_after_id": entries[-1].id if len(entries) == limit else None,
             }
 

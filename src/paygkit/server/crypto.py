@@ -78,6 +78,38 @@ class Keyring:
                 f"{version}: wrong master key, or the database row was altered"
             ) from None
 
+    @staticmethod
+    def _data_aad(purpose: str, version: int) -> bytes:
+        return b"paygkit-data\x00" + purpose.encode() + b"\x00" + str(version).encode()
+
+    def seal_data(self, purpose: str, data: bytes) -> bytes:
+        """`version (4 bytes) || nonce || ciphertext` of any data, bound to `purpose`.
+
+        For data the server hands out and takes back (e.g. a device list held by
+        the web console between its dry run and its confirmation).
+        """
+        version = self.current_version
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = AESGCM(self.keys[version]).encrypt(nonce, data, self._data_aad(purpose, version))
+        return version.to_bytes(4, "big") + nonce + sealed
+
+    def open_data(self, purpose: str, blob: bytes) -> bytes:
+        """The data of `seal_data`; MasterKeyError when it was sealed otherwise or altered."""
+        version = int.from_bytes(blob[:4], "big")
+        key = self.keys.get(version)
+        if key is None or len(blob) < 4 + NONCE_BYTES + 16:
+            raise MasterKeyError("sealed data from another server or master key version")
+        try:
+            return AESGCM(key).decrypt(
+                bytes(blob[4 : 4 + NONCE_BYTES]),
+                bytes(blob[4 + NONCE_BYTES :]),
+                self._data_aad(purpose, version),
+            )
+        except InvalidTag:
+            raise MasterKeyError(
+                "sealed data that was altered, or sealed for another use"
+            ) from None
+
     def with_new_version(self) -> Keyring:
         keys = dict(self.keys)
         keys[self.current_version + 1] = secrets.token_bytes(MASTER_KEY_BYTES)

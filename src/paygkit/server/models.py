@@ -249,3 +249,24 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(60))
     target: Mapped[str | None] = mapped_column(String(200))
     details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class ConsoleSession(Base):
+    """A web console sign-in: the cookie holds a random token, the table its SHA-256.
+
+    The session acts with the API key it was opened with (re-checked on every
+    request, so revoking the key ends its sessions).  Rows are ended, not kept
+    secret: the CSRF token is stored as is, since it grants nothing without the
+    session cookie.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -35,10 +35,16 @@ def get_or_create_tenant(session: Session, name: str, now: dt.datetime) -> tuple
     return tenant, True
 
 
-def local_actor(session: Session, tenant_name: str, now: dt.datetime) -> Actor:
-    """The operator at the server's own terminal (the CLI): admin of the tenant."""
+def local_actor(
+    session: Session, tenant_name: str, now: dt.datetime, role: Role = Role.ADMIN
+) -> Actor:
+    """The person at the server's own terminal (the CLI), admin of the tenant by default.
+
+    They hold the database and the master key, so they may also act as a
+    technician (Counter Sync); the audit log records which role was used.
+    """
     tenant, _ = get_or_create_tenant(session, tenant_name, now)
-    return Actor(tenant_id=tenant.id, name="local CLI", role=Role.ADMIN)
+    return Actor(tenant_id=tenant.id, name="local CLI", role=role)
 
 
 def parse_role(value: str) -> Role:

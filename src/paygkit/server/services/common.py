@@ -75,8 +75,9 @@ class Actor:
         return f"{self.name} (key {self.api_key_id}, {self.role.value})"
 
 
-# What each role may do.  The reset token (Counter Sync at count 0) is for
-# technicians only, whatever else a role may do.
+# What each role may do.  Counter Sync tokens, and above all the reset token
+# (Counter Sync at count 0), are for technicians only, whatever else a role
+# may do: they move a device's count, which support staff should not need.
 _ALL = frozenset(Role)
 _WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
 PERMISSIONS: dict[str, frozenset[Role]] = {
@@ -85,7 +86,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "devices.import": frozenset({Role.ADMIN}),
     "devices.export_keys": frozenset({Role.ADMIN}),
     "tokens.issue": _WRITERS,
-    "tokens.counter_sync": frozenset({Role.ADMIN, Role.OPERATOR, Role.TECHNICIAN}),
+    "tokens.counter_sync": frozenset({Role.TECHNICIAN}),
     "tokens.reset": frozenset({Role.TECHNICIAN}),
     "payments.write": _WRITERS,
     "counts.report": frozenset({Role.ADMIN, Role.OPERATOR, Role.TECHNICIAN}),
@@ -125,6 +126,24 @@ def require(actor: Actor, permission: str) -> None:
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def parse_time(value: str, what: str) -> dt.datetime:
+    """An ISO 8601 time (UTC when no zone is given); a date alone means the end of that day."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=1)
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidError(
+            f"{what} {value[:40]!r} is not an ISO 8601 date or time",
+            "e.g. 2030-01-31 (the end of that day, UTC) or 2030-01-31T18:00:00Z",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
 
 
 def iso(value: dt.datetime | None) -> str | None:

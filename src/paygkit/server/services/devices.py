@@ -191,6 +191,29 @@ def list_devices(
     return list(session.scalars(query.order_by(Device.serial).limit(limit)))
 
 
+def search_devices(session: Session, actor: Actor, text: str, *, limit: int = 50) -> list[Device]:
+    """Devices whose serial or account (the customer reference) starts with `text`.
+
+    Case does not matter; an exact serial comes first, then the others by serial.
+    """
+    require(actor, "read")
+    text = text.strip()[:100]
+    if not text:
+        return []
+    wanted = text.upper()
+    query = (
+        select(Device)
+        .where(
+            Device.tenant_id == actor.tenant_id,
+            func.upper(Device.serial).startswith(wanted, autoescape=True)
+            | func.upper(Device.account).startswith(wanted, autoescape=True),
+        )
+        .order_by((func.upper(Device.serial) != wanted), Device.serial)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def count_devices(session: Session, tenant_id: int) -> int:
     return (
         session.scalar(
