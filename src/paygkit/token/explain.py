@@ -40,6 +40,7 @@ from paygkit.token.protocol import (
     Days,
     generate,
     next_count,
+    put_base,
     token_value,
 )
 from paygkit.token.siphash import ext_fold, siphash24, std_fold, std_message
@@ -330,7 +331,7 @@ def explain(
     modulus = EXTENDED_MODULUS if extended else STANDARD_MODULUS
     starting_base = device.starting_code % modulus
     token_base = (starting_base + value) % modulus
-    masked = device.starting_code - starting_base + token_base
+    masked = put_base(device.starting_code, token_base, modulus)
 
     shown = min(new_count, max_steps_shown)
     steps: list[HashStep] = []
@@ -344,7 +345,7 @@ def explain(
         walk = chain.ext_walk if extended else chain.std_walk
         code = walk(device.key, code, remaining)
     chain_end = code
-    final_value = chain_end - chain_end % modulus + token_base
+    final_value = put_base(chain_end, token_base, modulus)
     conversion = _restricted(final_value, extended=extended) if device.restricted_digits else None
     digits = format_token(final_value, extended=extended, restricted=device.restricted_digits)
     if digits != token.digits or new_count != token.count:

@@ -152,20 +152,50 @@ def generate(
     new_count = next_count(count, token_type)
     if new_count > MAX_COUNT:
         raise ParameterError(f"count {count} is too high to issue another token")
-    chain = engine or default_engine()
+    return _make(device, token_type, value, new_count, extended, engine or default_engine())
+
+
+def put_base(code: int, base: int, modulus: int) -> int:
+    """`code` with its last digits (its base, `code % modulus`) replaced by `base`."""
+    return code - code % modulus + base
+
+
+def _make(
+    device: DeviceParams,
+    token_type: TokenType,
+    value: int,
+    new_count: int,
+    extended: bool,
+    chain: ChainEngine,
+) -> GeneratedToken:
+    """Walk the chain for a checked request and write the token."""
     modulus = EXTENDED_MODULUS if extended else STANDARD_MODULUS
     base = (device.starting_code + value) % modulus
-    start = device.starting_code - device.starting_code % modulus + base
     walk = chain.ext_walk if extended else chain.std_walk
-    end = walk(device.key, start, new_count)
-    digits = format_token(
-        end - end % modulus + base, extended=extended, restricted=device.restricted_digits
-    )
+    end = walk(device.key, put_base(device.starting_code, base, modulus), new_count)
+    return _finish(device, token_type, value, new_count, end, base, extended)
+
+
+def _finish(
+    device: DeviceParams,
+    token_type: TokenType,
+    value: int,
+    new_count: int,
+    chain_end: int,
+    base: int,
+    extended: bool,
+) -> GeneratedToken:
+    """The token from the end of its chain: the base put back, written out."""
+    modulus = EXTENDED_MODULUS if extended else STANDARD_MODULUS
     return GeneratedToken(
         token_type=token_type,
         units=value if token_type.carries_value else None,
         count=new_count,
-        digits=digits,
+        digits=format_token(
+            put_base(chain_end, base, modulus),
+            extended=extended,
+            restricted=device.restricted_digits,
+        ),
         extended=extended,
         restricted=device.restricted_digits,
         time_divider=device.time_divider,
@@ -251,32 +281,17 @@ def generate_batch(
         code = request.device.starting_code
         base = (code + value) % STANDARD_MODULUS
         bases.append(base)
-        starts.append(code - code % STANDARD_MODULUS + base)
+        starts.append(put_base(code, base, STANDARD_MODULUS))
     ends = chain.std_walk_many(keys, starts, [plan[2] for plan in standard], threads)
     for (request, value, new_count, position), end, base in zip(standard, ends, bases, strict=True):
-        device = request.device
-        results[position] = GeneratedToken(
-            token_type=request.token_type,
-            units=value if request.token_type.carries_value else None,
-            count=new_count,
-            digits=format_token(
-                end - end % STANDARD_MODULUS + base,
-                extended=False,
-                restricted=device.restricted_digits,
-            ),
-            extended=False,
-            restricted=device.restricted_digits,
-            time_divider=device.time_divider,
+        results[position] = _finish(
+            request.device, request.token_type, value, new_count, end, base, extended=False
         )
-    for request, value, _, position in planned:
+    for request, value, new_count, position in planned:
         if request.extended:
-            results[position] = generate(
-                request.device,
-                count=request.count,
-                token_type=request.token_type,
-                units=value if request.token_type.carries_value else None,
-                extended=True,
-                engine=chain,
+            # Checked above already; only the chain is left to walk.
+            results[position] = _make(
+                request.device, request.token_type, value, new_count, True, chain
             )
     return [result for result in results if result is not None]
 
@@ -335,7 +350,7 @@ def decode(
     windows = device.windows
     token_base = parsed.value % modulus
     units = (token_base - device.starting_code) % modulus
-    start = device.starting_code - device.starting_code % modulus + token_base
+    start = put_base(device.starting_code, token_base, modulus)
     # The reference searches the larger Counter Sync window for standard
     # tokens only; extended tokens always use the forward window.
     if units == COUNTER_SYNC_VALUE and not parsed.extended:
