@@ -55,7 +55,8 @@ _LABELS = {
 }
 
 
-def _check_int(name: str, value: object, low: int, high: int, hint: str) -> int:
+def check_int(name: str, value: object, low: int, high: int, hint: str) -> int:
+    """`value` if it is an int (not a bool) in low..high, else a ParameterError naming it."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParameterError(f"{name} must be an integer, not {type(value).__name__}; {hint}")
     if not low <= value <= high:
@@ -102,9 +103,9 @@ class DecodeWindows:
 
     def __post_init__(self) -> None:
         hint = "decode windows are small counts of tokens"
-        _check_int("forward window", self.forward, 1, 10_000, hint)
-        _check_int("counter sync window", self.counter_sync, 1, 10_000, hint)
-        _check_int("unordered window", self.unordered, 0, 10_000, hint)
+        check_int("forward window", self.forward, 1, 10_000, hint)
+        check_int("counter sync window", self.counter_sync, 1, 10_000, hint)
+        check_int("unordered window", self.unordered, 0, 10_000, hint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +127,14 @@ class DeviceParams:
             raise ParameterError(
                 "the key must be 16 bytes; use DeviceParams.create(key=<32 hex characters>)"
             )
-        _check_int(
+        check_int(
             "the starting code",
             self.starting_code,
             0,
             MAX_STARTING_CODE,
             "it is the 9-digit Starting Code of the device list",
         )
-        _check_int(
+        check_int(
             "the time divider",
             self.time_divider,
             1,

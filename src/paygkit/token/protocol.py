@@ -25,6 +25,7 @@ from paygkit.token.model import (
     DeviceParams,
     GeneratedToken,
     TokenType,
+    check_int,
 )
 from paygkit.token.siphash import std_fold
 
@@ -72,11 +73,7 @@ def next_count(count: int, token_type: TokenType) -> int:
 
 
 def _check_count(name: str, count: object) -> int:
-    if isinstance(count, bool) or not isinstance(count, int):
-        raise ParameterError(f"{name} must be an integer, not {type(count).__name__}")
-    if not 0 <= count <= MAX_COUNT:
-        raise ParameterError(f"{name} must be between 0 and {MAX_COUNT}, got {count}")
-    return count
+    return check_int(name, count, 0, MAX_COUNT, "counts start at 0 and only grow")
 
 
 def token_value(
