@@ -9,6 +9,15 @@ The keyword arguments, defaults and return tuples are those of openpaygo
 counts carry over unchanged.  The tokens are bit-identical.  Where the
 reference is wrong, this module is not:
 
+- Exactly once (SPEC 3.1): a Counter Sync token is accepted only above the
+  device's count, and a device's count never goes down.  The reference also
+  accepts a Counter Sync up to 64 counts behind and moves the count back,
+  which lets a customer who kept one old Counter Sync token enter the same
+  Add Time tokens again and again (Sync @3, Add 30 days @4, Add 30 days @6,
+  repeated: 240 days for 60 paid after four rounds).  Such a Counter Sync is
+  ALREADY_USED here.  Tokens from reference servers are unaffected: they only
+  sync forward.  The reset token (Counter Sync at count 0) is refused unless
+  ``accept_reset_token=True``.
 - ``starting_code=0`` is a real starting code; only ``None`` means "derive it
   from the key" (the reference also derives for 0, making the wrong tokens).
 - Add/Set Time without a value raises a ValueError that says so (the
@@ -220,14 +229,17 @@ def decode_token(
     starting_code: int | None = None,
     value_divider: float = 1,
     restricted_digit_set: bool = False,
+    *,
+    accept_reset_token: bool = False,
 ) -> tuple[DecodedValue, TokenType, int | None, list[int] | None]:
     """Decode a token, as ``openpaygo.decode_token``: (value, type, count, used counts).
 
     `count` is the device's last count and `used_counts` its used-count list
     (None for a device that has none yet).  An accepted token gives the
-    token's count and the new used-count list to store (the device's new last
-    count is that count for Counter Sync, else the larger of the two).  An
-    already used or invalid token gives ``(None, type, None, None)``.
+    token's count and the new used-count list to store; the device's new last
+    count is the larger of its last count and the token's count (only the
+    reset token, where accepted, takes it back to 0).  An already used or
+    invalid token gives ``(None, type, None, None)``.
     """
     divider = _check_divider(value_divider)
     device = _device(secret_key, starting_code, restricted_digit_set)
@@ -236,6 +248,7 @@ def decode_token(
         _token_digits(token, restricted_digit_set),
         last_count=count,
         used_counts=() if used_counts is None else used_counts,
+        accept_reset_token=accept_reset_token,
     )
     kind = _FROM_CORE[result.token_type]
     if not result.accepted:
@@ -292,6 +305,8 @@ class OpenPAYGOTokenDecoder:
         starting_code: int | None = None,
         value_divider: float = 1,
         restricted_digit_set: bool = False,
+        *,
+        accept_reset_token: bool = False,
     ) -> tuple[DecodedValue, TokenType, int | None, list[int] | None]:
         """See paygkit.compat.decode_token."""
         return decode_token(
@@ -302,4 +317,5 @@ class OpenPAYGOTokenDecoder:
             starting_code=starting_code,
             value_divider=value_divider,
             restricted_digit_set=restricted_digit_set,
+            accept_reset_token=accept_reset_token,
         )

@@ -95,15 +95,26 @@ def reference_units(value: float, divider: float) -> int:
     return int(round(value * divider, 0))
 
 
-def expected_from_reference(ref: CompatResult, units: int) -> CompatResult:
+ALREADY_USED_ANSWER: CompatResult = (None, compat.TokenType.ALREADY_USED, None, None)
+
+
+def expected_from_reference(
+    ref: CompatResult, units: int, last_count: int | None = None
+) -> CompatResult:
     """The answer paygkit.compat must give where the reference gave `ref`.
 
     `units` is the value carried in the token's base (the reference's raw
-    value before division).
+    value before division); `last_count` the device's last count, for the
+    exactly-once rule (None where the test has no backward Counter Sync).
     """
     value, kind, count, used = ref
     if kind in (compat.TokenType.INVALID, compat.TokenType.ALREADY_USED):
         return ref
+    # Deliberate difference (SPEC 3.1, exactly once): a Counter Sync at or
+    # below the last count would move the device back and re-open every token
+    # above it; paygkit refuses it as already used (the reset token included).
+    if units == 999 and last_count is not None and count is not None and count <= last_count:
+        return ALREADY_USED_ANSWER
     # Deliberate difference: the value decides the meaning of 998 and 999.
     # The reference labels them ADD_TIME at even counts and, in extended
     # tokens, SET_TIME/ADD_TIME by parity; paygkit says DISABLE_PAYG /
@@ -344,8 +355,11 @@ def decode_cases(draw: st.DrawFn, max_count: int) -> DecodeCase:
         units = draw(st.integers(0, top) | st.sampled_from(SPECIAL_UNITS))
     near = token_count if token_count is not None else draw(st.integers(0, max_count))
     last_count = max(0, near + draw(window_edges | st.integers(-110, 110)))
-    used = draw(st.lists(st.integers(last_count - 20, last_count + 3), min_size=1, max_size=12))
-    if token_count is not None and draw(st.booleans()):
+    # A device's used counts never lie above its last count (SPEC 3.1: the
+    # last count is the highest count accepted); test_inconsistent_state_*
+    # covers state written by a reference-rule decoder.
+    used = draw(st.lists(st.integers(last_count - 20, last_count), min_size=1, max_size=12))
+    if token_count is not None and token_count <= last_count and draw(st.booleans()):
         used.append(token_count)
     return DecodeCase(
         key=draw(keys),
@@ -409,7 +423,7 @@ def check_decode(engine: ChainEngine, case: DecodeCase) -> None:
         assert got == (None, compat.TokenType.INVALID, None, None)
         return
     event(f"reference: {compat.TokenType(ref[1]).name}")
-    expected = expected_from_reference(ref, units)
+    expected = expected_from_reference(ref, units, case.last_count)
     assert_same_answer(got, expected)
     assert_core_agrees(core, expected, units)
     if not core.accepted:
@@ -492,15 +506,11 @@ def check_sequence(engine: ChainEngine, case: SequenceCase) -> None:
 
     last_count, used = case.last_count, case.used
     accepted: dict[int, int] = {}
-    # Once a Counter Sync lowers the last count, the used-count window can lie
-    # above it, and the protocol (reference and paygkit alike) then accepts
-    # some older Add Time tokens again: replays are only checked before that.
-    replays_refused = True
     for index in case.entries:
         made = tokens[index]
         core = decode(device, made.digits, last_count=last_count, used_counts=used, engine=engine)
         assert isinstance(core, DecodeResult)
-        if replays_refused and index in accepted and made.token_type is not TokenType.COUNTER_SYNC:
+        if index in accepted:
             # Unless the digits also occur at another count (a chain collision,
             # about one chance in 10^6 per count), a replay is refused.
             assert core.token_type is TokenType.ALREADY_USED or core.count != accepted[index]
@@ -552,7 +562,7 @@ def check_sequence(engine: ChainEngine, case: SequenceCase) -> None:
                 assert not reference_used
                 event("reference returned None for the used counts")
                 ref = (ref[0], ref[1], ref[2], list(core.used_counts))
-            expected = expected_from_reference(ref, units)
+            expected = expected_from_reference(ref, units, last_count)
             assert_core_agrees(core, expected, units)
             assert_same_answer(got, expected)
 
@@ -561,12 +571,9 @@ def check_sequence(engine: ChainEngine, case: SequenceCase) -> None:
                 assert core.token_type is made.token_type
             else:
                 event("chain collision: the token also matches another count")
+            assert core.last_count == max(last_count, core.count)
             if core.token_type is TokenType.COUNTER_SYNC:
-                assert core.last_count == core.count
-            else:
-                assert core.last_count == max(last_count, core.count)
-            if core.last_count < last_count:
-                replays_refused = False
+                assert core.count > last_count
             accepted[index] = core.count
             last_count, used = core.last_count, core.used_counts
 
@@ -602,14 +609,14 @@ def test_special_values_found_at_the_same_distance(
     special: int,
     restricted: bool,
 ) -> None:
-    """Counter Sync is searched 100 counts ahead, and accepted 64 behind; others 64 ahead."""
+    """Counter Sync is searched 100 counts ahead, others 64 ahead (paygkit: no sync behind)."""
     count = max(0, last_count + offset)
     engine = _engine("c")
     device = make_device(key, starting_code, restricted)
     token = raw_token(device, special, count, extended=False, engine=engine)
     core = decode(device, token, last_count=last_count, used_counts=[last_count], engine=engine)
     ref = call_reference_decode(token, key, last_count, [last_count], starting_code, 1, restricted)
-    expected = expected_from_reference(ref, special)
+    expected = expected_from_reference(ref, special, last_count)
     assert_core_agrees(core, expected, special)
 
 
@@ -625,7 +632,12 @@ def test_window_edges_agree_with_reference(extended: bool, units: int) -> None:
         token = raw_token(device, units, token_count, extended=extended, engine=engine)
         for offset in (-101, -100, -99, -65, -64, -63, -1, 0, 1, 15, 16, 17, 63, 64, 65):
             last_count = token_count + offset
-            for used in ([last_count], [last_count, token_count]):
+            # A used count above the last count is state only a backward
+            # Counter Sync makes (see test_state_left_by_a_backward_sync).
+            used_lists = [[last_count]] + (
+                [[last_count, token_count]] if token_count <= last_count else []
+            )
+            for used in used_lists:
                 try:
                     ref = call_reference_decode(
                         token, key, last_count, list(used), 123_456_789, 1, False
@@ -635,7 +647,7 @@ def test_window_edges_agree_with_reference(extended: bool, units: int) -> None:
                     assert extended
                     ref = (None, compat.TokenType.INVALID, None, None)
                 core = decode(device, token, last_count=last_count, used_counts=used, engine=engine)
-                expected = expected_from_reference(ref, units)
+                expected = expected_from_reference(ref, units, last_count)
                 context = f"count {token_count}, last count {last_count}, used {used}"
                 assert _CORE_TO_INT[core.token_type] == expected[1], context
                 assert_core_agrees(core, expected, units)
@@ -658,3 +670,27 @@ def test_float_days_round_like_the_reference(days: float, divider: int) -> None:
     )
     assert (made.count, made.digits) == expected
     assert made.units == reference_units(days, divider)
+
+
+@needs_c
+def test_state_left_by_a_backward_sync_is_read_as_its_highest_count() -> None:
+    """A reference-rule device moved back by a Counter Sync: paygkit counts what it accepted.
+
+    The reference leaves last count 3 with count 28 in its used counts; it
+    then takes the Set Time at 11 and the Add Time at 6 as new.  paygkit reads
+    the state as last count 28 (the highest count ever accepted) and refuses
+    both, and so never accepts a count twice.
+    """
+    engine = _engine("c")
+    key = bytes(range(16))
+    device = make_device(key, 123_456_789, False)
+    used = [12, 14, 20, 28]
+    for units, token_count in ((5, 6), (5, 11), (998, 13)):
+        token = raw_token(device, units, token_count, extended=False, engine=engine)
+        ref = call_reference_decode(token, key, 3, list(used), 123_456_789, 1, False)
+        assert ref[1] not in (compat.TokenType.INVALID, compat.TokenType.ALREADY_USED)
+        core = decode(device, token, last_count=3, used_counts=used, engine=engine)
+        assert core.token_type is TokenType.ALREADY_USED
+    fresh = raw_token(device, 5, 30, extended=False, engine=engine)
+    core = decode(device, fresh, last_count=3, used_counts=used, engine=engine)
+    assert (core.token_type, core.last_count) == (TokenType.ADD_TIME, 30)

@@ -407,14 +407,91 @@ def test_special_values_keep_their_meaning_at_either_parity(
     assert result.days is None
 
 
-def test_counter_sync_moves_the_count_back_within_the_window(engine: ChainEngine) -> None:
-    sync = token_at(DEVICE, 41, 999, engine)
-    result = decode(DEVICE, sync, last_count=100, used_counts=range(84, 101), engine=engine)
-    assert result.token_type is TokenType.COUNTER_SYNC
-    assert result.last_count == 41
-    too_old = token_at(DEVICE, 36, 999, engine)
-    refused = decode(DEVICE, too_old, last_count=100, used_counts=(100,), engine=engine)
-    assert refused.token_type is TokenType.ALREADY_USED
+def test_counter_sync_never_moves_the_count_back(engine: ChainEngine) -> None:
+    """SPEC 3.1: the reference takes this Counter Sync and sets the count back to 41."""
+    used = tuple(range(84, 101))
+    for behind in (41, 99, 100):
+        sync = token_at(DEVICE, behind, 999, engine)
+        result = decode(DEVICE, sync, last_count=100, used_counts=used, engine=engine)
+        assert result.token_type is TokenType.ALREADY_USED
+        assert (result.count, result.last_count, result.used_counts) == (behind, 100, used)
+    ahead = decode(
+        DEVICE, token_at(DEVICE, 101, 999, engine), last_count=100, used_counts=used, engine=engine
+    )
+    assert (ahead.token_type, ahead.last_count) == (TokenType.COUNTER_SYNC, 101)
+    assert ahead.used_counts == tuple(range(85, 102))
+
+
+ISSUE_KEY = "a29ab82edc5fbbc41ec9530f6dac86b1"
+
+
+def _credited_days(device: DeviceParams, entries: list[str], engine: ChainEngine) -> int:
+    last_count, used, days = 1, (), 0
+    for token in entries:
+        result = decode(device, token, last_count=last_count, used_counts=used, engine=engine)
+        if result.accepted:
+            last_count, used = result.last_count, result.used_counts
+            days += int(result.days or 0)
+    return days
+
+
+def test_an_old_counter_sync_cannot_replay_add_time_tokens(engine: ChainEngine) -> None:
+    """The issue's attack: Sync @3, Add 30 @4, Add 30 @6 entered four times over."""
+    device = DeviceParams.create(ISSUE_KEY, 123456789)
+    sync = generate(device, count=1, token_type=TokenType.COUNTER_SYNC, engine=engine)
+    first = generate(device, count=sync.count, days=30, engine=engine)
+    second = generate(device, count=first.count, days=30, engine=engine)
+    assert (sync.count, first.count, second.count) == (3, 4, 6)
+    rounds = [sync.digits, first.digits, second.digits] * 4
+    assert _credited_days(device, rounds, engine) == 60
+
+
+def test_an_add_time_is_not_replayed_after_a_backward_sync(engine: ChainEngine) -> None:
+    """Add 5 @28, Sync @3, then Add 1 @6 three times: 1 day credited, not 3."""
+    device = DeviceParams.create(ISSUE_KEY, 123456789)
+    add_five = token_at(device, 28, 5, engine)
+    sync = token_at(device, 3, 999, engine)
+    add_one = token_at(device, 6, 1, engine)
+    assert _credited_days(device, [add_one, add_five, sync, add_one, add_one, add_one], engine) == 6
+    assert _credited_days(device, [add_five, sync, add_one, add_one, add_one], engine) == 5
+
+
+def test_the_reset_token_is_refused_unless_the_device_takes_it(engine: ChainEngine) -> None:
+    reset = token_at(DEVICE, 0, 999, engine)
+    refused = decode(DEVICE, reset, last_count=1, engine=engine)
+    assert (refused.token_type, refused.last_count) == (TokenType.ALREADY_USED, 1)
+    taken = decode(
+        DEVICE, reset, last_count=30, used_counts=(28, 30), accept_reset_token=True, engine=engine
+    )
+    assert (taken.token_type, taken.last_count, taken.used_counts) == (
+        TokenType.COUNTER_SYNC,
+        0,
+        (0,),
+    )
+    # Past the forward window it is refused as the reference refuses it, and
+    # at count 0 it has nothing left to reset.
+    late = decode(DEVICE, reset, last_count=64, accept_reset_token=True, engine=engine)
+    assert late.token_type is TokenType.ALREADY_USED
+    again = decode(DEVICE, reset, last_count=0, used_counts=(0,), accept_reset_token=True)
+    assert again.token_type is TokenType.ALREADY_USED
+
+
+@pytest.mark.parametrize(
+    ("used_counts", "expected"),
+    [
+        (None, "used_counts must be a list"),
+        (5, "used_counts must be a list"),
+        ("1,2", "used_counts must be a list"),
+        ([1, "2"], "used counts must be integers"),
+        ([1.0], "used counts must be integers"),
+        ([True], "used counts must be integers"),
+        ([2**31], "at most 2147483647"),
+    ],
+)
+def test_wrong_used_counts_are_a_value_error(used_counts: object, expected: str) -> None:
+    token = generate(DEVICE, count=1, days=1).digits
+    with pytest.raises(ValueError, match=expected):
+        decode(DEVICE, token, last_count=1, used_counts=used_counts)  # type: ignore[arg-type]
 
 
 def test_counter_sync_reaches_further_ahead_than_other_tokens(engine: ChainEngine) -> None:

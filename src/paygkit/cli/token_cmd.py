@@ -338,6 +338,14 @@ def decode_command(
     ] = "",
     time_divider: TimeDividerOption = 1,
     restricted: RestrictedOption = False,
+    accept_reset_token: Annotated[
+        bool,
+        typer.Option(
+            "--accept-reset-token",
+            help="The device is configured to take the reset token (Counter Sync at count 0); "
+            "paygkit devices refuse it by default.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Show what a device with this counter state makes of a token.
@@ -347,7 +355,11 @@ def decode_command(
     """
     device = _device(key, starting_code, time_divider, restricted)
     result = decode(
-        device, token, last_count=last_count, used_counts=_parse_used_counts(used_counts)
+        device,
+        token,
+        last_count=last_count,
+        used_counts=_parse_used_counts(used_counts),
+        accept_reset_token=accept_reset_token,
     )
     if as_json:
         typer.echo(json.dumps(decoded_json(result)))

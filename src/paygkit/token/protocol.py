@@ -304,21 +304,45 @@ def _token_type_at(units: int, count: int) -> TokenType:
 
 
 def updated_used_counts(
-    used: Iterable[int], count: int, token_type: TokenType, unordered_window: int
+    used: Iterable[int],
+    count: int,
+    token_type: TokenType,
+    unordered_window: int,
+    *,
+    last_count: int = 0,
 ) -> tuple[int, ...]:
     """The used-count window after accepting a token at `count`.
 
-    The window is the `unordered_window` counts up to the highest count used.
-    A Set Time, Disable PAYG or Counter Sync token marks the whole window used,
-    so no older token can be entered after it; an Add Time token marks only
-    its own count.  Counts are never negative, so none are recorded.
+    The window is the `unordered_window` counts up to the highest count
+    accepted (the device's last count after this token).  A Set Time,
+    Disable PAYG or Counter Sync token marks the whole window used, so no
+    older token can be entered after it; an Add Time token marks only its
+    own count.  Counts are never negative, so none are recorded.
     """
     used_set = set(used)
-    highest = max(max(used_set, default=count), count)
+    highest = max(max(used_set, default=count), count, last_count)
     window = range(max(0, highest - unordered_window), highest + 1)
     if token_type is TokenType.ADD_TIME:
         return tuple(c for c in window if c == count or c in used_set)
     return tuple(window)
+
+
+def _checked_used_counts(used_counts: object) -> tuple[int, ...]:
+    if isinstance(used_counts, str | bytes) or not isinstance(used_counts, Iterable):
+        raise ParameterError(
+            "used_counts must be a list of counts (an empty list for a new device), "
+            f"not {type(used_counts).__name__}"
+        )
+    used = tuple(used_counts)
+    for c in used:
+        if isinstance(c, bool) or not isinstance(c, int):
+            raise ParameterError(f"used counts must be integers, got {c!r}")
+        if c > MAX_COUNT:
+            raise ParameterError(
+                f"used counts must be at most {MAX_COUNT}, got {c}; "
+                "they are counts of tokens the device accepted"
+            )
+    return used
 
 
 def decode(
@@ -327,6 +351,7 @@ def decode(
     *,
     last_count: int,
     used_counts: Iterable[int] = (),
+    accept_reset_token: bool = False,
     engine: ChainEngine | None = None,
 ) -> DecodeResult:
     """What a device with this counter state makes of a typed token.
@@ -336,12 +361,30 @@ def decode(
     entered (or made obsolete by a later Set/Disable/Sync token) is
     ALREADY_USED.  The returned last_count and used_counts are the state to
     store.
+
+    Exactly once (SPEC 3.1, where paygkit departs from the reference on
+    purpose): a device accepts each count at most once in its life and its
+    last count never goes down.  A token is accepted when its count is above
+    the last count, or, for an Add Time token only, when it is one of the
+    `windows.unordered` counts below it and was never used.  A Counter Sync
+    is accepted only above the last count; the reference also takes one up
+    to 64 counts below and moves the count back, which re-opens every token
+    above it to be entered again.  The one exception is the reset token
+    (Counter Sync at count 0), which is refused unless `accept_reset_token`;
+    then it is taken as the reference takes it (while the last count is
+    below the forward window) and puts the device back to count 0.
     """
     _check_count("last_count", last_count)
-    used = tuple(used_counts)
-    for c in used:
-        if isinstance(c, bool) or not isinstance(c, int):
-            raise ParameterError(f"used counts must be integers, got {c!r}")
+    given = _checked_used_counts(used_counts)
+    # The reference records the window's negative counts after an early Set
+    # Time; no token has such a count, so they say nothing.
+    used = tuple(c for c in given if c >= 0)
+    if not isinstance(accept_reset_token, bool):
+        raise ParameterError("accept_reset_token must be True or False")
+    # The last count is the highest count ever accepted.  State written by a
+    # reference-rule decoder may hold used counts above a last count that a
+    # backward Counter Sync lowered; those counts were accepted all the same.
+    highest = max(last_count, max(used, default=0))
     parsed = parse_token(token, restricted=device.restricted_digits)
     modulus = EXTENDED_MODULUS if parsed.extended else STANDARD_MODULUS
     windows = device.windows
@@ -351,9 +394,9 @@ def decode(
     # The reference searches the larger Counter Sync window for standard
     # tokens only; extended tokens always use the forward window.
     if units == COUNTER_SYNC_VALUE and not parsed.extended:
-        search_to = last_count + windows.counter_sync
+        search_to = highest + windows.counter_sync
     else:
-        search_to = last_count + windows.forward
+        search_to = highest + windows.forward
     chain = engine or default_engine()
     find = chain.ext_find if parsed.extended else chain.std_find
     matches = find(device.key, start, parsed.value // modulus, search_to)
@@ -361,32 +404,44 @@ def decode(
     used_set = set(used)
     for count in matches:
         token_type = _token_type_at(units, count)
-        if units == COUNTER_SYNC_VALUE:
-            valid = count > last_count - windows.forward
-        elif count > last_count:
+        if count > highest:
             valid = True
-        else:
+        elif token_type is TokenType.COUNTER_SYNC:
             valid = (
-                count % 2 == 0 and count > last_count - windows.unordered and count not in used_set
+                accept_reset_token
+                and count == 0
+                # At count 0 already, a reset would change nothing.
+                and 0 < highest < windows.forward
             )
-        if valid:
-            return DecodeResult(
-                token_type=token_type,
-                units=units if token_type.carries_value else None,
-                count=count,
-                last_count=count
-                if token_type is TokenType.COUNTER_SYNC
-                else max(last_count, count),
-                used_counts=updated_used_counts(used, count, token_type, windows.unordered),
-                extended=parsed.extended,
-                time_divider=device.time_divider,
+        else:
+            # Unordered entry, as the reference has it: an even count (Add
+            # Time, or a Disable PAYG made at an even count) never used.
+            valid = count % 2 == 0 and count > highest - windows.unordered and count not in used_set
+        if not valid:
+            continue
+        if count == 0 and token_type is TokenType.COUNTER_SYNC:
+            # The reset token: the documented exception, the device starts over.
+            new_last, new_used = 0, (0,)
+        else:
+            new_last = max(highest, count)
+            new_used = updated_used_counts(
+                used, count, token_type, windows.unordered, last_count=new_last
             )
+        return DecodeResult(
+            token_type=token_type,
+            units=units if token_type.carries_value else None,
+            count=count,
+            last_count=new_last,
+            used_counts=new_used,
+            extended=parsed.extended,
+            time_divider=device.time_divider,
+        )
     return DecodeResult(
         token_type=TokenType.ALREADY_USED if matches else TokenType.INVALID,
         units=None,
         count=matches[0] if matches else None,
         last_count=last_count,
-        used_counts=used,
+        used_counts=given,
         extended=parsed.extended,
         time_divider=device.time_divider,
     )
