@@ -419,6 +419,7 @@ def decode(
             valid = count % 2 == 0 and count > highest - windows.unordered and count not in used_set
         if not valid:
             continue
+        new_used: tuple[int, ...]
         if count == 0 and token_type is TokenType.COUNTER_SYNC:
             # The reset token: the documented exception, the device starts over.
             new_last, new_used = 0, (0,)
