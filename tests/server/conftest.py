@@ -167,11 +167,18 @@ def snapshot(db: Database) -> dict[str, list[tuple[object, ...]]]:
     return rows
 
 
-def simulated_device(count: int = 1, *, time_divider: int = 1, restricted: bool = False):  # type: ignore[no-untyped-def]
+def simulated_device(  # type: ignore[no-untyped-def]
+    count: int = 1,
+    *,
+    time_divider: int = 1,
+    restricted: bool = False,
+    accept_reset_token: bool = False,
+):
     """A simulated device provisioned like the server's TEST220000001."""
     from paygkit.device.simulator import SimulatedDevice
+    from paygkit.device.state import DeviceConfig
 
-    device = SimulatedDevice()
+    device = SimulatedDevice(config=DeviceConfig(accept_reset_token=accept_reset_token))
     device.provision(
         serial="TEST220000001",
         starting_code=STARTING_CODE,

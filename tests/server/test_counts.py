@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.server.conftest import Server, snapshot
+from paygkit.token import DeviceParams, TokenType, decode
+from tests.server.conftest import KEY, STARTING_CODE, Server, snapshot
 
 PATH = "/devices/TEST220000001/counts"
 
@@ -92,3 +93,36 @@ def test_bad_count_reports(server: Server) -> None:
         == 404
     )
     assert snapshot(server.db) == before
+
+
+def test_a_counter_sync_is_never_below_the_count_a_device_reported(server: Server) -> None:
+    """A server restored from an old backup: the device is ahead; the sync goes above it."""
+    server.add_device()
+    for count, read_at in ((40, "2030-01-01T11:00:00Z"), (30, "2030-01-01T10:00:00Z")):
+        server.client.post(
+            PATH, json={"count": count, "read_at": read_at}, headers=server.headers("technician")
+        )
+    sync = server.client.post(
+        "/devices/TEST220000001/tokens",
+        json={"type": "counter_sync"},
+        headers=server.headers("technician"),
+    )
+    assert sync.status_code == 201, sync.text
+    token = sync.json()["tokens"][0]
+    assert token["count"] > 40
+    device = DeviceParams.create(KEY, STARTING_CODE)
+    result = decode(device, token["token"], last_count=40, used_counts=(40,))
+    assert (result.token_type, result.last_count) == (TokenType.COUNTER_SYNC, token["count"])
+
+
+def test_the_reset_token_comes_with_what_it_is(server: Server) -> None:
+    server.add_device()
+    answer = server.client.post(
+        "/devices/TEST220000001/tokens",
+        json={"type": "counter_sync", "reset": True},
+        headers=server.headers("technician"),
+    )
+    assert answer.status_code == 201, answer.text
+    warning = " ".join(answer.json()["warnings"])
+    assert "Never give this token to a customer" in warning
+    assert "paygkit devices refuse it unless configured" in warning

@@ -136,14 +136,17 @@ def test_reset_token_is_for_technicians_only(server: Server) -> None:
     response = issue(server, {"type": "counter_sync", "reset": True}, "technician")
     assert response.status_code == 201, response.text
     (token,) = response.json()["tokens"]
-    assert (token["type"], token["count"], token["reset"]) == ("counter_sync", 1, True)
+    assert (token["type"], token["count"], token["reset"]) == ("counter_sync", 0, True)
     assert response.json()["device"]["last_count_issued"] == 2  # unchanged
     assert any("reset" in w for w in response.json()["warnings"])
-    # A device at count 30 takes it and goes back to count 1.
-    device = simulated_device(count=30)
+    # A paygkit device refuses it; one configured to take it goes back to count 0.
+    refusing = simulated_device(count=30)
+    assert refusing.enter_token(token["digits"]).kind is OutcomeKind.ALREADY_USED
+    assert refusing.status().count == 30
+    device = simulated_device(count=30, accept_reset_token=True)
     outcome = device.enter_token(token["digits"])
     assert outcome.kind is OutcomeKind.APPLIED
-    assert device.status().count == 1
+    assert device.status().count == 0
 
 
 def test_technician_may_issue_counter_sync_but_not_time(server: Server) -> None:

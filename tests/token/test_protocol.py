@@ -27,6 +27,7 @@ from paygkit.token import (
     load_c_engine,
     next_count,
     parse_token,
+    reset_token,
 )
 
 KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
@@ -627,3 +628,13 @@ def test_batch_checks_every_request_even_when_choices_repeat() -> None:
     with pytest.raises(ParameterError, match="request 0: days must be a number, not list"):
         generate_batch(unhashable)
     assert [t.units for t in generate_batch(requests[:2])] == [1, 1]
+
+
+def test_reset_token_is_the_counter_sync_at_count_zero(engine: ChainEngine) -> None:
+    made = reset_token(DEVICE, engine=engine)
+    assert (made.token_type, made.count) == (TokenType.COUNTER_SYNC, 0)
+    assert made.digits == token_at(DEVICE, 0, 999, engine)
+    restricted = reset_token(RESTRICTED, engine=engine)
+    assert len(restricted.digits) == 15
+    taken = decode(RESTRICTED, restricted.digits, last_count=9, accept_reset_token=True)
+    assert (taken.token_type, taken.last_count) == (TokenType.COUNTER_SYNC, 0)

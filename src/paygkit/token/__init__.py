@@ -39,6 +39,7 @@ from paygkit.token.protocol import (
     generate,
     generate_batch,
     next_count,
+    reset_token,
 )
 
 __all__ = [
@@ -72,4 +73,5 @@ __all__ = [
     "next_count",
     "parse_key",
     "parse_token",
+    "reset_token",
 ]

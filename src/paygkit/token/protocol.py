@@ -152,6 +152,23 @@ def generate(
     return _make(device, token_type, value, new_count, extended, engine or default_engine())
 
 
+def reset_token(device: DeviceParams, *, engine: ChainEngine | None = None) -> GeneratedToken:
+    """The reset token: a Counter Sync at count 0, the starting code with 999 put in.
+
+    It puts a device back to count 0, after which every token it ever took
+    works again: paygkit devices refuse it unless configured to take it
+    (SPEC 3.1), and it is never a customer's token.
+    """
+    return _make(
+        device,
+        TokenType.COUNTER_SYNC,
+        COUNTER_SYNC_VALUE,
+        0,
+        extended=False,
+        chain=engine or default_engine(),
+    )
+
+
 def put_base(code: int, base: int, modulus: int) -> int:
     """`code` with its last digits (its base, `code % modulus`) replaced by `base`."""
     return code - code % modulus + base

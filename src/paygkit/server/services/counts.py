@@ -61,7 +61,9 @@ def analyse(session: Session, device: Device) -> dict[str, Any]:
             + (
                 ""
                 if drift <= COUNTER_SYNC_WINDOW
-                else f" (beyond {COUNTER_SYNC_WINDOW} counts a technician must reset the device)"
+                else f" (a Counter Sync reaches {COUNTER_SYNC_WINDOW} counts: beyond that, enter "
+                "the unentered tokens in order, each moves the device up to "
+                f"{device.decode_window} counts forward)"
             )
         )
     elif drift > 0:

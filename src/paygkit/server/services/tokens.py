@@ -36,7 +36,14 @@ from paygkit.server.services.common import (
 )
 from paygkit.server.services.devices import device_params, device_view, get_device
 from paygkit.server.services.webhooks import enqueue_token
-from paygkit.token import GeneratedToken, ParameterError, TokenType, days_to_units, generate
+from paygkit.token import (
+    GeneratedToken,
+    ParameterError,
+    TokenType,
+    days_to_units,
+    generate,
+    reset_token,
+)
 
 MAX_UNITS_PER_TOKEN = 995
 MAX_TOKENS_PER_REQUEST = 20
@@ -320,12 +327,15 @@ def _make_tokens(
     count = device.last_count_issued
     try:
         if spec.reset:
-            token = generate(params, count=0, token_type=TokenType.COUNTER_SYNC)
+            token = reset_token(params)
             made.append((token, count, count, None))
             warnings.append(
-                f"reset token: once entered the device's count is {token.count}; tokens are "
-                f"still issued after count {count}, so report the device's count afterwards. "
-                "Never give this token to a customer"
+                "reset token: it puts a device back to count 0, which makes every token it "
+                "ever accepted work again: a technician's tool for a device going back to the "
+                "factory, never a customer's token. paygkit devices refuse it unless "
+                "configured to take it; reference-rule devices take it only below count 64. "
+                f"Tokens are still issued after count {count}: report the device's count "
+                "afterwards. Never give this token to a customer"
             )
         else:
             for token_type, units in plan:
