@@ -3,9 +3,14 @@ and the power-cut proof (a cut after every single byte write of a run of token e
 
 from __future__ import annotations
 
+from dataclasses import replace
+from itertools import pairwise
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from paygkit.device.clocks import ManualClock, ManualTicks, RecordingFeedback
 from paygkit.device.firmware import (
@@ -15,6 +20,7 @@ from paygkit.device.firmware import (
     Status,
     TokenOutcome,
     duration_text,
+    wait_checkpoint_interval,
     wait_text,
 )
 from paygkit.device.memory import RamMemory
@@ -22,13 +28,16 @@ from paygkit.device.ports import Feedback, FeedbackKind, Led
 from paygkit.device.state import (
     SERIAL_MAX_LENGTH,
     DeviceConfig,
+    DeviceState,
+    Provisioning,
     TamperFlag,
     TamperResponse,
     WaitingPeriod,
 )
-from paygkit.device.storage import StateStore
+from paygkit.device.storage import LAYOUT_VERSION, SLOT_OFFSETS, StateStore
 from paygkit.token import DeviceParams, TokenType, decode, default_engine, generate
 from tests.device.powercut import PowerCut, PowerCutMemory
+from tests.device.test_storage import v1_record
 
 KEY_HEX = "bc41ec9530f6dac86b1a29ab82edc5fb"
 KEY = bytes.fromhex(KEY_HEX)
@@ -650,16 +659,74 @@ def test_blocked_entries_are_not_decoded_counted_or_written() -> None:
     assert (rig.status.invalid_attempts, rig.status.blocked_seconds) == (0, 0)
 
 
-def test_waiting_period_survives_power_off_and_on() -> None:
+def stored_wait(rig: Rig) -> int:
+    """The wait a device powering on over the memory as it is now would impose."""
+    state = StateStore(RamMemory(data=rig.memory.data)).load()
+    return min(state.wait_left, rig.config.waiting_period.seconds_after(state.invalid_attempts))
+
+
+def on_time(rig: Rig, seconds: int) -> None:
+    """Powered-on time passes, with the firmware's main loop polling every second."""
+    for _ in range(seconds):
+        rig.advance(1)
+        rig.device.poll()
+
+
+def test_time_switched_off_does_not_count() -> None:
+    rig = Rig()
+    fail(rig, 4)  # a 4-minute wait
+    good = rig.token(days=1)
+    rig.reboot(off_seconds=3 * MINUTE)
+    outcome = rig.enter(good)
+    assert (outcome.kind, outcome.wait_seconds) == (OutcomeKind.BLOCKED, 4 * MINUTE)
+    assert rig.status.invalid_attempts == 4
+    rig.advance(3 * MINUTE)  # switched on this time
+    assert rig.enter(good).wait_seconds == MINUTE
+    rig.reboot(off_seconds=DAY)
+    assert rig.enter(good).wait_seconds == MINUTE
+    rig.advance(MINUTE)
+    assert rig.enter(good).kind is OutcomeKind.APPLIED
+
+
+def test_the_wait_survives_a_power_cycle() -> None:
     rig = Rig()
     fail(rig, 4)
-    good = rig.token(days=1)
-    rig.reboot(off_seconds=3 * MINUTE)  # the wait is 4 minutes
-    outcome = rig.enter(good)
-    assert (outcome.kind, outcome.wait_seconds) == (OutcomeKind.BLOCKED, MINUTE)
-    assert rig.status.invalid_attempts == 4
-    rig.reboot(off_seconds=MINUTE)
-    assert rig.enter(good).kind is OutcomeKind.APPLIED
+    # Checkpointed at 180 s left, after 60 s on; the 40 s on since then are lost
+    # at a power cut (less than the 60 s checkpoint interval), never gained.
+    on_time(rig, 100)
+    for _ in range(5):
+        rig.reboot()
+        assert rig.status.blocked_seconds == 180
+    outcome = rig.enter(rig.token(days=1))
+    assert (outcome.kind, outcome.wait_seconds) == (OutcomeKind.BLOCKED, 180)
+
+
+def test_an_rtc_moved_forward_by_days_while_off_lets_no_try_through() -> None:
+    """The brute force of the issue: 200 extra tries, each after a power cycle with the
+    RTC moved days ahead.  None of them is even decoded."""
+    engine = CountingEngine()
+    rig = Rig(engine=engine)
+    fail(rig, 11)  # the longest wait, 512 minutes
+    bad = wrong_token(rig)
+    finds = engine.finds
+    for _ in range(200):
+        rig.reboot(off_seconds=3 * DAY)
+        outcome = rig.enter(bad)
+        assert (outcome.kind, outcome.wait_seconds) == (OutcomeKind.BLOCKED, 512 * MINUTE)
+    assert engine.finds == finds
+    assert rig.status.invalid_attempts == 11
+
+
+def test_an_rtc_moved_forward_while_on_does_not_shorten_the_wait() -> None:
+    rig = Rig()
+    fail(rig, 3)
+    rig.clock.advance(30 * DAY)
+    rig.device.poll()
+    assert rig.status.tamper & TamperFlag.RTC_FAST
+    outcome = rig.enter(rig.token())
+    assert (outcome.kind, outcome.wait_seconds) == (OutcomeKind.BLOCKED, 2 * MINUTE)
+    rig.advance(2 * MINUTE)
+    assert rig.enter(rig.token()).kind is OutcomeKind.APPLIED
 
 
 def test_a_fast_rtc_does_not_shorten_the_wait_within_a_power_on() -> None:
@@ -672,7 +739,7 @@ def test_a_fast_rtc_does_not_shorten_the_wait_within_a_power_on() -> None:
     assert rig.status.tamper & TamperFlag.RTC_FAST
 
 
-def test_an_rtc_set_back_does_not_lock_the_keypad_beyond_the_wait() -> None:
+def test_an_rtc_set_back_does_not_lengthen_the_wait() -> None:
     rig = Rig()
     fail(rig, 4)
     now = rig.clock.now()
@@ -682,6 +749,273 @@ def test_an_rtc_set_back_does_not_lock_the_keypad_beyond_the_wait() -> None:
     assert (outcome.kind, outcome.wait_seconds) == (OutcomeKind.BLOCKED, 4 * MINUTE)
     rig.advance(4 * MINUTE)
     assert rig.enter(rig.token()).kind is OutcomeKind.APPLIED
+
+
+@pytest.mark.parametrize(
+    ("attempts", "wait", "interval", "writes"),
+    [(3, 2 * MINUTE, 60, 2), (6, 16 * MINUTE, 60, 16), (7, 32 * MINUTE, 120, 16)],
+)
+def test_a_power_cut_only_lengthens_the_wait_by_less_than_one_interval(
+    attempts: int, wait: int, interval: int, writes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = Rig()
+    fail(rig, attempts)
+    assert rig.status.blocked_seconds == wait
+    assert wait_checkpoint_interval(wait) == interval
+    saves = count_saves(monkeypatch)
+    for elapsed in range(1, wait + 1):
+        on_time(rig, 1)
+        real = wait - elapsed
+        # What a power cut now would leave: never shorter, less than an interval longer.
+        assert real <= stored_wait(rig) < real + interval, elapsed
+    assert stored_wait(rig) == 0
+    assert len(saves) == writes
+
+
+def count_saves(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """From now on, every state written to memory (saves that changed nothing are left out)."""
+    saved: list[Any] = []
+    real_save = StateStore.save
+
+    def recording_save(store: StateStore, state: Any) -> bool:
+        written = real_save(store, state)
+        if written:
+            saved.append(state)
+        return written
+
+    monkeypatch.setattr(StateStore, "save", recording_save)
+    return saved
+
+
+def test_the_longest_wait_costs_16_writes_even_with_power_cycles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = Rig()
+    fail(rig, 11)
+    wait = 512 * MINUTE
+    assert wait_checkpoint_interval(wait) == 32 * MINUTE
+    saves = count_saves(monkeypatch)
+    # Polled every 10 s, switched off (for days) after every 45 minutes on.
+    left = wait
+    while left > 0:
+        for _ in range(45 * MINUTE // 10):
+            rig.advance(10)
+            rig.device.poll()
+        before = rig.status.blocked_seconds
+        rig.reboot(off_seconds=2 * DAY)
+        after = rig.status.blocked_seconds
+        assert before <= after < before + 32 * MINUTE + 10
+        left = after
+    # The RTC moved days while off, so the hourly RTC mark is saved after each
+    # power-on as well; the wait's own writes are the ones that change it.
+    waits = [wait, *(state.wait_left for state in saves)]
+    checkpoints = [b for a, b in pairwise(waits) if a != b]
+    assert checkpoints == sorted(checkpoints, reverse=True)
+    assert checkpoints[-1] == 0
+    assert len(checkpoints) == 16
+    # Power cycles with the wait over write nothing, however many.
+    rig.device.poll()  # (the RTC mark after the last 2 days off)
+    written = len(saves)
+    for _ in range(10):
+        rig.reboot()
+        rig.device.poll()
+    assert len(saves) == written
+
+
+def test_a_power_cut_during_a_checkpoint_leaves_the_old_or_the_new_wait() -> None:
+    rig = Rig()
+    fail(rig, 4)
+    image, start = rig.memory.data, rig.clock.now()
+
+    def run(memory: Any) -> Rig:
+        bench = Rig(memory=memory, provision=False, start=start)
+        bench.advance(100)
+        bench.device.poll()  # the checkpoint: 240 -> 140
+        return bench
+
+    probe = PowerCutMemory(RamMemory(data=image))
+    run(probe)
+    assert probe.bytes_written > 0
+    seen = set()
+    for budget in range(probe.bytes_written + 1):
+        raw = RamMemory(data=image)
+        try:
+            run(PowerCutMemory(raw, budget))
+        except PowerCut:
+            assert budget < probe.bytes_written
+        restarted = Rig(memory=RamMemory(data=raw.data), provision=False, start=start + 100)
+        seen.add(restarted.status.blocked_seconds)
+    assert seen == {240, 140}
+
+
+def test_the_wait_end_is_written_once_and_entry_reopens() -> None:
+    rig = Rig()
+    fail(rig, 3)
+    rig.advance(2 * MINUTE)
+    rig.device.poll()
+    assert StateStore(RamMemory(data=rig.memory.data)).load().wait_left == 0
+    writes = rig.memory.write_count
+    rig.device.poll()
+    rig.reboot()
+    assert (rig.status.blocked_seconds, rig.memory.write_count) == (0, writes)
+    assert rig.status.invalid_attempts == 3  # the next invalid token waits 4 minutes
+    assert rig.enter(wrong_token(rig)).wait_seconds == 4 * MINUTE
+
+
+def test_status_only_reads_the_wait() -> None:
+    rig = Rig()
+    fail(rig, 4)
+    writes = rig.memory.write_count
+    rig.advance(3 * MINUTE)
+    assert rig.status.blocked_seconds == MINUTE
+    assert rig.memory.write_count == writes
+    assert stored_wait(rig) == 4 * MINUTE  # so a power cut now costs the 3 minutes again
+    rig.reboot()
+    assert rig.status.blocked_seconds == 4 * MINUTE
+
+
+def test_a_stored_wait_beyond_the_settings_is_capped_at_power_on() -> None:
+    rig = Rig()
+    fail(rig, 3)
+    store = StateStore(rig.memory)
+    store.save(replace(store.load(), wait_left=10 * DAY))
+    rig.reboot()
+    assert rig.status.blocked_seconds == 2 * MINUTE
+    rig.device.poll()  # more than an interval above the real wait: written down at once
+    assert stored_wait(rig) == 2 * MINUTE
+    assert StateStore(RamMemory(data=rig.memory.data)).load().wait_left == 2 * MINUTE
+
+
+def test_a_stored_wait_ends_when_the_waiting_period_is_turned_off() -> None:
+    rig = Rig()
+    fail(rig, 5)
+    rig.config = DeviceConfig(waiting_period=WaitingPeriod(enabled=False))
+    rig.reboot()
+    assert rig.status.blocked_seconds == 0
+    assert rig.enter(rig.token()).kind is OutcomeKind.APPLIED
+
+
+class WaitingPeriodMachine(RuleBasedStateMachine):
+    """Invalid tokens, good tokens, powered-on time, power cycles (with days off) and RTC
+    jumps (while off and while on), in any order.  The waiting period must never be
+    shorter than the powered-on time since the invalid token allows, no entry may get
+    through it, and each power cycle may lengthen it by less than one checkpoint
+    interval (the main loop polls after every step here)."""
+
+    rig: Rig
+
+    @initialize()
+    def start(self) -> None:
+        self.rig = Rig()
+        self.bad = wrong_token(self.rig)
+        self.good: str | None = None
+        self.attempts = 0
+        self.real_left = 0  # the wait that powered-on time has not yet served
+
+    def _left(self) -> int:
+        return self.rig.status.blocked_seconds
+
+    @rule()
+    def enter_invalid(self) -> None:
+        blocked = self._left() > 0
+        outcome = self.rig.enter(self.bad)
+        if blocked:
+            assert outcome.kind is OutcomeKind.BLOCKED
+            return
+        assert outcome.kind is OutcomeKind.INVALID
+        self.attempts += 1
+        wait = self.rig.config.waiting_period.seconds_after(self.attempts)
+        assert outcome.wait_seconds == wait == self._left()
+        self.real_left = wait
+
+    @rule()
+    def enter_valid(self) -> None:
+        if self.good is None:
+            self.good = self.rig.token(days=1)  # kept until it gets through
+        blocked = self._left() > 0
+        outcome = self.rig.enter(self.good)
+        if blocked:
+            assert outcome.kind is OutcomeKind.BLOCKED
+            return
+        assert outcome.kind is OutcomeKind.APPLIED
+        self.good = None
+        self.attempts = self.real_left = 0
+
+    @rule(seconds=st.integers(1, 3 * HOUR))
+    def time_on(self, seconds: int) -> None:
+        self.rig.advance(seconds)
+        self.rig.device.poll()
+        self.real_left = max(0, self.real_left - seconds)
+
+    @rule(off=st.integers(0, 400 * DAY), rtc_jump=st.integers(-30 * DAY, 400 * DAY))
+    def power_cycle(self, off: int, rtc_jump: int) -> None:
+        before = self._left()
+        self.rig.clock.set(self.rig.clock.now() + rtc_jump)  # tampered while off
+        self.rig.reboot(off_seconds=off)
+        after = self._left()
+        assert (
+            before
+            <= after
+            < before
+            + wait_checkpoint_interval(self.rig.config.waiting_period.seconds_after(self.attempts))
+        )
+
+    @rule(rtc_jump=st.integers(-30 * DAY, 400 * DAY))
+    def move_rtc_while_on(self, rtc_jump: int) -> None:
+        before = self._left()
+        self.rig.clock.set(self.rig.clock.now() + rtc_jump)
+        self.rig.device.poll()
+        assert self._left() == before
+
+    @invariant()
+    def the_wait_is_never_shorter_than_its_powered_on_time_allows(self) -> None:
+        if not hasattr(self, "rig"):
+            return
+        left = self._left()
+        assert left >= self.real_left
+        assert left <= self.rig.config.waiting_period.seconds_after(self.attempts)
+        # What a power cut at this moment would leave is never shorter either.
+        assert stored_wait(self.rig) >= left
+        assert self.rig.status.invalid_attempts == self.attempts
+
+
+TestWaitingPeriodMachine = WaitingPeriodMachine.TestCase
+TestWaitingPeriodMachine.settings = settings(
+    max_examples=40,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def test_a_device_updated_from_layout_version_1_keeps_its_wait_and_its_counts() -> None:
+    """paygkit 0.1 stored the wait as an RTC time and may have moved its count back with
+    a Counter Sync (the reference rule); the updated firmware carries both over."""
+    old = DeviceState(
+        provisioning=Provisioning(serial="SLT220000001", key=KEY, starting_code=STARTING_CODE),
+        last_count=3,
+        used_counts=(2, 3, 4, 6),
+        active_until=T0 + DAY,
+        invalid_attempts=3,
+        latest_rtc_seen=T0,
+    )
+    memory = RamMemory()
+    memory.write(SLOT_OFFSETS[0], v1_record(old, blocked_until=T0 + 90, sequence=1))
+    writes = memory.write_count
+    # The update took days, and the RTC kept running: the wait is still 90 s on.
+    rig = Rig(memory=memory, provision=False, start=T0 + 5 * DAY)
+    assert rig.status.blocked_seconds == 90
+    assert rig.status.count == 6
+    assert memory.write_count == writes  # powering on wrote nothing
+    rig.device.poll()  # the RTC moved days: its hourly mark is the first save, in version 2
+    assert memory.read(SLOT_OFFSETS[1] + 4, 1) == bytes([LAYOUT_VERSION])
+    rig.advance(90)
+    set_5 = generate(rig.params, count=4, token_type=TokenType.SET_TIME, days=30)
+    assert set_5.count == 5
+    assert rig.enter(set_5.digits).kind is OutcomeKind.ALREADY_USED  # below the highest count
+    rig.server_count = 6
+    outcome = rig.enter(rig.token(days=1))
+    assert (outcome.kind, outcome.count) == (OutcomeKind.APPLIED, 8)
 
 
 def test_waiting_period_can_be_disabled() -> None:
@@ -826,6 +1160,46 @@ def test_tamper_is_checked_before_a_token_is_processed() -> None:
     rig.clock.advance(DAY)  # sped up: the ticks say no time passed
     rig.enter(token)
     assert rig.kinds() == [FeedbackKind.TAMPER, FeedbackKind.TIME_CHANGED]
+
+
+# -- the reset token -------------------------------------------------------------------
+
+
+def reset_token() -> str:
+    """The reset token: Counter Sync (999) at count 0, the starting code with its base put in."""
+    base = (STARTING_CODE + 999) % 1000
+    return f"{STARTING_CODE - STARTING_CODE % 1000 + base:09d}"
+
+
+def test_the_reset_token_is_refused_by_default() -> None:
+    rig = Rig()
+    rig.enter(rig.token(days=2))
+    before, writes = rig.status, rig.memory.write_count
+    outcome = rig.enter(reset_token())
+    assert (outcome.kind, outcome.count) == (OutcomeKind.ALREADY_USED, 0)
+    assert rig.status == before
+    assert rig.memory.write_count == writes
+
+
+def test_a_device_configured_for_it_takes_the_reset_token() -> None:
+    rig = Rig(config=DeviceConfig(accept_reset_token=True))
+    rig.enter(rig.token(days=2))
+    outcome = rig.enter(reset_token())
+    assert (outcome.kind, outcome.token_type, outcome.count) == (
+        OutcomeKind.APPLIED,
+        TokenType.COUNTER_SYNC,
+        0,
+    )
+    status = rig.reboot().status()
+    assert (status.count, status.used_counts, status.seconds_left) == (0, (0,), 2 * DAY)
+    # Back at count 0 there is nothing left to reset.
+    assert rig.enter(reset_token()).kind is OutcomeKind.ALREADY_USED
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_accept_reset_token_must_be_a_bool(value: Any) -> None:
+    with pytest.raises(ValueError, match="accept_reset_token must be True or False"):
+        Rig(config=DeviceConfig(accept_reset_token=value))
 
 
 # -- test code -------------------------------------------------------------------------
@@ -1063,10 +1437,9 @@ def test_power_cut_after_every_byte_write_loses_no_token_and_applies_none_twice(
             continue  # an invalid try may count once or twice; nothing to apply
         if state == before:
             assert again.kind is OutcomeKind.APPLIED
-        elif again.token_type is not TokenType.COUNTER_SYNC:
+        else:
+            # Exactly once (SPEC 3.1), a Counter Sync included.
             assert again.kind is OutcomeKind.ALREADY_USED
-        # else: the protocol takes a Counter Sync again (it only sets the count it
-        # already set), so re-entering one is APPLIED but changes nothing: checked next.
         assert _fingerprint(rebooted.status) == after
         # And the rest of the run ends where the uninterrupted one did.
         for later in tokens[interrupted + 1 :]:

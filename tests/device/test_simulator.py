@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from rich.console import Console
+from typer.testing import CliRunner
 
+from paygkit.cli import device_cmd
 from paygkit.cli.device_cmd import (
     PROMPT,
     InteractiveSimulator,
@@ -197,6 +200,8 @@ def test_a_blank_file_starts_at_the_default_time(tmp_path: Path) -> None:
         '{"format": "paygkit-simulator", "version": 1, "rtc": -5}',
         '{"format": "paygkit-simulator", "version": 1, "rtc": 1, "config": {"waiting": 3}}',
         '{"format": "paygkit-simulator", "version": 1, "rtc": 1, "config": {"tamper": "x"}}',
+        '{"format": "paygkit-simulator", "version": 1, "rtc": 1, '
+        '"config": {"accept_reset_token": "yes"}}',
     ],
 )
 def test_a_damaged_clock_file_is_reported_not_guessed(tmp_path: Path, content: str) -> None:
@@ -206,6 +211,56 @@ def test_a_damaged_clock_file_is_reported_not_guessed(tmp_path: Path, content: s
         SimulatedDevice.open(path)
     # The memory file was released: opening it directly works.
     FileMemory(path).close()
+
+
+def reset_token() -> str:
+    """Counter Sync (999) at count 0: the starting code with its base put in."""
+    base = (STARTING_CODE + 999) % 1000
+    return f"{STARTING_CODE - STARTING_CODE % 1000 + base:09d}"
+
+
+def test_the_reset_token_is_refused_unless_configured() -> None:
+    sim = SimulatedDevice()
+    assert sim.config.accept_reset_token is False
+    provision(sim)
+    sim.enter_token(add(1, 1))
+    assert sim.enter_token(reset_token()).kind is OutcomeKind.ALREADY_USED
+    sim.configure(dataclasses.replace(sim.config, accept_reset_token=True))
+    outcome = sim.enter_token(reset_token())
+    assert (outcome.kind, outcome.token_type) == (OutcomeKind.APPLIED, TokenType.COUNTER_SYNC)
+    assert sim.status().count == 0
+
+
+def test_the_reset_token_setting_is_kept_with_the_clock(tmp_path: Path) -> None:
+    path = tmp_path / "device.bin"
+    with SimulatedDevice.open(path) as sim:
+        sim.configure(dataclasses.replace(sim.config, accept_reset_token=True))
+    assert json.loads(sidecar_path(path).read_text())["config"]["accept_reset_token"] is True
+    with SimulatedDevice.open(path) as sim:
+        assert sim.config.accept_reset_token is True
+    # A clock file from before the setting existed: the default, refused.
+    saved = json.loads(sidecar_path(path).read_text())
+    del saved["config"]["accept_reset_token"]
+    sidecar_path(path).write_text(json.dumps(saved))
+    with SimulatedDevice.open(path) as sim:
+        assert sim.config.accept_reset_token is False
+
+
+def test_the_wait_counts_only_while_the_simulator_is_on() -> None:
+    sim = SimulatedDevice()
+    provision(sim)
+    for _ in range(3):
+        outcome = sim.enter_token("000000000")
+        assert outcome.kind is OutcomeKind.INVALID
+        sim.advance(outcome.wait_seconds)
+    assert sim.enter_token("000000000").wait_seconds == 240
+    sim.advance(100)  # on: the wait runs, and the poll that ends it checkpoints 140 s
+    sim.power_off()
+    sim.advance(30 * DAY)  # off: it does not
+    sim.set_rtc(sim.rtc + 365 * DAY)
+    sim.power_on()
+    assert sim.status().blocked_seconds == 140
+    assert sim.enter_token(add(1, 1)).kind is OutcomeKind.BLOCKED
 
 
 # --- the interactive device ------------------------------------------------------------------
@@ -390,3 +445,28 @@ def test_interactive_simulate_command_with_typed_lines(tmp_path: Path) -> None:
     )
     assert again.returncode == 0, again.stderr
     assert "Time left    18h 00m 00s" in again.stdout
+
+
+def test_simulate_accept_reset_token_option(tmp_path: Path) -> None:
+    state = tmp_path / "device.bin"
+    # The device commands alone, as `paygkit device` mounts them.
+    app = typer.Typer()
+    app.add_typer(device_cmd.app, name="device")
+
+    def simulate(*options: str) -> str:
+        result = CliRunner().invoke(
+            app, ["device", "simulate", "--state", str(state), *options], input="quit\n"
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def saved() -> object:
+        return json.loads(sidecar_path(state).read_text())["config"]["accept_reset_token"]
+
+    assert "Reset token" not in simulate()
+    assert saved() is False
+    assert "Reset token  accepted" in simulate("--accept-reset-token")
+    assert saved() is True
+    assert "Reset token  accepted" in simulate()  # kept, like the other settings
+    assert "Reset token" not in simulate("--refuse-reset-token")
+    assert saved() is False

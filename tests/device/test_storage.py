@@ -66,7 +66,7 @@ device_states = st.builds(
     payg_enabled=st.booleans(),
     active_until=times,
     invalid_attempts=u32,
-    blocked_until=times,
+    wait_left=st.integers(0, 2**63 - 1),
     tamper=st.integers(0, 7).map(TamperFlag),
     latest_rtc_seen=times,
     test_code_uses=st.lists(times, max_size=MAX_TEST_CODE_USES).map(tuple),
@@ -89,7 +89,7 @@ def maximal_state() -> DeviceState:
         used_counts=tuple(range(1000, 1000 + MAX_USED_COUNTS)),
         active_until=-(2**63),
         invalid_attempts=2**32 - 1,
-        blocked_until=2**63 - 1,
+        wait_left=2**63 - 1,
         tamper=TamperFlag.RTC_SLOW | TamperFlag.RTC_FAST | TamperFlag.RTC_BACKWARDS,
         latest_rtc_seen=T0,
         test_code_uses=tuple(T0 + i for i in range(MAX_TEST_CODE_USES)),
@@ -115,6 +115,15 @@ def with_crc(record: bytearray) -> bytes:
     return bytes(record)
 
 
+def v1_record(state: DeviceState, *, blocked_until: int, sequence: int) -> bytes:
+    """The record paygkit 0.1 wrote (layout version 1): the same bytes, but the i64 at
+    payload offset 28 (record offset 28) was blocked_until, an RTC time."""
+    record = bytearray(encode_record(dataclasses.replace(state, wait_left=0), sequence))
+    record[4] = 1
+    struct.pack_into("<q", record, 28, blocked_until)
+    return with_crc(record)
+
+
 # A run of saves whose states differ in many fields, as token entries produce.
 RUN = (
     DeviceState(provisioning=PROVISIONING, latest_rtc_seen=T0),
@@ -131,7 +140,7 @@ RUN = (
         used_counts=(2,),
         active_until=T0 + 7 * 86400,
         invalid_attempts=3,
-        blocked_until=T0 + 130,
+        wait_left=120,
         latest_rtc_seen=T0 + 10,
         tamper=TamperFlag.RTC_SLOW,
     ),
@@ -186,18 +195,40 @@ def test_record_header_is_as_documented() -> None:
     assert record[-4:] == struct.pack("<I", zlib.crc32(record[:-4]))
 
 
-def test_documented_example_record_matches_the_code() -> None:
+def documented_record(marker: str) -> bytes:
     doc = (Path(__file__).parents[2] / "docs" / "storage-layout.md").read_text(encoding="utf-8")
-    block = doc.split("<!-- example-record -->")[1].split("```")[1]
-    documented = bytes.fromhex("".join(line.partition(":")[2] for line in block.splitlines()))
+    block = doc.split(f"<!-- {marker} -->")[1].split("```")[1]
+    return bytes.fromhex("".join(line.partition(":")[2] for line in block.splitlines()))
+
+
+def test_documented_example_record_matches_the_code() -> None:
     state = DeviceState(
         provisioning=PROVISIONING,
         last_count=3,
         used_counts=(2, 3),
         active_until=T0 + 86400,
         latest_rtc_seen=T0,
+        invalid_attempts=3,
+        wait_left=60,
     )
-    assert encode_record(state, 1) == documented
+    assert encode_record(state, 1) == documented_record("example-record")
+
+
+def test_documented_version_1_example_is_read_as_documented() -> None:
+    documented = documented_record("example-record-v1")
+    stored = DeviceState(
+        provisioning=PROVISIONING,
+        last_count=3,
+        used_counts=(2, 3, 4, 6),
+        active_until=T0 + 86400,
+        latest_rtc_seen=T0,
+        invalid_attempts=3,
+    )
+    assert v1_record(stored, blocked_until=T0 + 100, sequence=7) == documented
+    assert decode_record(documented) == (
+        7,
+        dataclasses.replace(stored, last_count=6, wait_left=100),
+    )
 
 
 @pytest.mark.parametrize("fill", [0xFF, 0x00], ids=["erased", "zeroed"])
@@ -402,7 +433,7 @@ def test_a_newer_layout_version_is_reported_not_reset() -> None:
     memory.write(SLOT_OFFSETS[1], with_crc(newer))
     before = memory.data
     store = StateStore(memory)
-    with pytest.raises(StorageError, match=r"version 2, newer than version 1.*Update paygkit"):
+    with pytest.raises(StorageError, match=r"version 3, newer than version 2.*Update paygkit"):
         store.load()
     with pytest.raises(StorageError, match="newer"):
         store.save(RUN[3])
@@ -416,6 +447,8 @@ def test_a_newer_layout_version_is_reported_not_reset() -> None:
         (12 + 0, 0x08, "unknown flag bits"),
         (12 + 2, 0x10, "unknown tamper bits"),
         (5, 1, "reserved byte"),
+        (4, 0, "layout version 0"),
+        (28 + 7, 0x80, r"wait_left -\d+ is outside 0\.\."),  # a negative wait
     ],
 )
 def test_an_intact_record_with_impossible_values_is_reported(
@@ -432,6 +465,110 @@ def test_an_intact_record_with_impossible_values_is_reported(
     assert "slot B" in str(caught.value)
     assert KEY.hex() not in str(caught.value)
     assert memory.data == before
+
+
+# -- version 1 records -------------------------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(state=device_states, blocked_until=times, sequence=u32)
+def test_a_version_1_record_is_read_into_a_version_2_state(
+    state: DeviceState, blocked_until: int, sequence: int
+) -> None:
+    loaded_sequence, loaded = decode_record(
+        v1_record(state, blocked_until=blocked_until, sequence=sequence)
+    )
+    assert loaded_sequence == sequence
+    assert loaded.wait_left == min(2**63 - 1, max(0, blocked_until - state.latest_rtc_seen))
+    assert loaded.last_count == max(state.last_count, *state.used_counts, 0)
+    assert loaded == dataclasses.replace(
+        state, wait_left=loaded.wait_left, last_count=loaded.last_count
+    )
+    # And it is written back as version 2 unchanged.
+    following = (sequence + 1) % 2**32
+    assert decode_record(encode_record(loaded, following)) == (following, loaded)
+
+
+@pytest.mark.parametrize(
+    ("last_count", "used_counts", "expected"),
+    [
+        (3, (2, 3, 4, 6), 6),  # a reference-rule Counter Sync moved the count back
+        (9, (2, 3, 4, 6), 9),
+        (5, (), 5),
+        (0, (0,), 0),
+    ],
+)
+def test_a_version_1_last_count_is_raised_to_the_highest_used_count(
+    last_count: int, used_counts: tuple[int, ...], expected: int
+) -> None:
+    state = DeviceState(provisioning=PROVISIONING, last_count=last_count, used_counts=used_counts)
+    assert decode_record(v1_record(state, blocked_until=0, sequence=1))[1].last_count == expected
+
+
+@pytest.mark.parametrize(
+    ("blocked_until", "wait_left"),
+    [(T0 + 120, 120), (T0, 0), (T0 - 5000, 0), (0, 0), (2**63 - 1, 2**63 - 1 - T0)],
+)
+def test_a_version_1_wait_is_what_was_left_at_the_latest_rtc_seen(
+    blocked_until: int, wait_left: int
+) -> None:
+    state = DeviceState(provisioning=PROVISIONING, invalid_attempts=3, latest_rtc_seen=T0)
+    record = v1_record(state, blocked_until=blocked_until, sequence=1)
+    assert decode_record(record)[1].wait_left == wait_left
+
+
+def test_a_version_1_wait_beyond_64_bits_is_clamped() -> None:
+    state = DeviceState(latest_rtc_seen=-(2**63))
+    record = v1_record(state, blocked_until=2**63 - 1, sequence=1)
+    assert decode_record(record)[1].wait_left == 2**63 - 1
+
+
+def test_a_version_1_record_is_upgraded_by_the_next_save_not_by_loading() -> None:
+    old = DeviceState(
+        provisioning=PROVISIONING,
+        last_count=3,
+        used_counts=(2, 3, 4, 6),
+        invalid_attempts=3,
+        latest_rtc_seen=T0,
+    )
+    memory = RamMemory()
+    memory.write(SLOT_OFFSETS[0], v1_record(old, blocked_until=T0 + 90, sequence=41))
+    writes = memory.write_count
+    store = StateStore(memory)
+    upgraded = store.load()
+    assert upgraded == dataclasses.replace(old, last_count=6, wait_left=90)
+    assert not store.recovered_from_corruption
+    assert store.save(upgraded) is False  # nothing changed: nothing written
+    assert memory.write_count == writes
+
+    changed = dataclasses.replace(upgraded, wait_left=30)
+    assert store.save(changed)
+    assert memory.read(SLOT_OFFSETS[1] + 4, 1) == bytes([LAYOUT_VERSION])
+    assert slot_record(memory, 1) == (42, changed)
+    assert memory.read(SLOT_OFFSETS[0] + 4, 1) == b"\x01"  # untouched until the next save
+    assert fresh_load(memory) == (changed, False)
+    # Should the new record be damaged, the version 1 one is read again, the same way.
+    memory.write(SLOT_OFFSETS[1] + 40, b"\x5a")
+    assert fresh_load(memory) == (upgraded, True)
+
+
+def test_a_power_cut_during_the_first_save_over_a_version_1_record() -> None:
+    old = DeviceState(provisioning=PROVISIONING, last_count=3, used_counts=(2, 3, 6))
+    image = RamMemory()
+    image.write(SLOT_OFFSETS[0], v1_record(old, blocked_until=0, sequence=1))
+    upgraded = dataclasses.replace(old, last_count=6)
+    new = dataclasses.replace(upgraded, last_count=8, used_counts=(2, 3, 6, 8))
+    counter = PowerCutMemory(RamMemory(data=image.data))
+    assert run_saves(counter, (new,)) == 1
+    seen = set()
+    for budget in range(counter.bytes_written + 1):
+        ram = RamMemory(data=image.data)
+        run_saves(PowerCutMemory(ram, budget), (new,))
+        loaded, recovered = fresh_load(ram)
+        assert loaded in (upgraded, new), budget
+        assert not recovered
+        seen.add(loaded == new)
+    assert seen == {False, True}
 
 
 # -- states that do not fit -------------------------------------------------------------
@@ -456,6 +593,7 @@ def _provisioned(**changes: object) -> DeviceState:
         (_provisioned(starting_code=1_000_000_000), "starting code 1000000000"),
         (DeviceState(last_count=-1), "last_count -1"),
         (DeviceState(active_until=2**63), "active_until"),
+        (DeviceState(wait_left=-1), r"wait_left -1 is outside 0\.\."),
         (DeviceState(payg_enabled=1), "payg_enabled must be True or False"),  # type: ignore[arg-type]
     ],
 )

@@ -190,6 +190,9 @@ class InteractiveSimulator:
                 waiting.append(", waiting period off", style="default")
             waiting.append(")", style="default")
             table.add_row("Waiting", waiting)
+            if sim.config.accept_reset_token:
+                # Unusual and risky for a device in the field: show it plainly.
+                table.add_row("Reset token", Text("accepted (count 0 Counter Sync)", style="red"))
             tamper = format_tamper(status.tamper)
             table.add_row("Tamper", Text(tamper, style="red" if tamper != "none" else ""))
             if status.test_active:
@@ -323,9 +326,12 @@ def _provision_on_start(
 
 
 def _config(
-    config: DeviceConfig, waiting: bool | None, tamper: TamperResponse | None
+    config: DeviceConfig,
+    waiting: bool | None,
+    tamper: TamperResponse | None,
+    accept_reset_token: bool | None = None,
 ) -> DeviceConfig | None:
-    if waiting is None and tamper is None:
+    if waiting is None and tamper is None and accept_reset_token is None:
         return None
     if waiting is not None:
         config = dataclasses.replace(
@@ -333,6 +339,8 @@ def _config(
         )
     if tamper is not None:
         config = dataclasses.replace(config, tamper_response=tamper)
+    if accept_reset_token is not None:
+        config = dataclasses.replace(config, accept_reset_token=accept_reset_token)
     return config
 
 
@@ -446,6 +454,16 @@ def simulate(
             help="Response to a tampered clock (default: as saved, report for a new device).",
         ),
     ] = None,
+    accept_reset_token: Annotated[
+        bool | None,
+        typer.Option(
+            "--accept-reset-token/--refuse-reset-token",
+            show_default=False,
+            help="Take the reset token (Counter Sync at count 0), which puts the device back "
+            "to count 0; a factory or workshop build only (default: as saved, refused for a "
+            "new device).",
+        ),
+    ] = None,
 ) -> None:
     """Run a simulated device whose state persists in a file."""
     mode = parse_serve(serve) if serve is not None else None
@@ -456,7 +474,7 @@ def simulate(
     except OSError as error:
         raise _fail(f"cannot open the state file {state}: {error.strerror or error}") from None
     try:
-        config = _config(sim.config, waiting, tamper)
+        config = _config(sim.config, waiting, tamper, accept_reset_token)
         if config is not None:
             sim.configure(config)
         _provision_on_start(

@@ -29,13 +29,32 @@ Decisions (where SPEC section 4 and the issue leave a choice)
       only ever sees digits; otherwise a brute force could probe for free.
       A non-str argument to enter_token() is a programming error
       (TypeError), not an attempt.
-    * While a waiting period runs, the entry is refused (BLOCKED, red x1)
+    * Waiting period: while it runs, the entry is refused (BLOCKED, red x1)
       before anything is parsed, compared with the test code or decoded.
-      The wait is timed on the RTC (so it survives power-off) and, within
-      one power-on, also on the tick source, so a sped-up RTC does not
-      shorten it.  If the RTC goes backwards, the remaining wait is capped
-      at the wait that was imposed (the stored end is moved back), so a
-      clock reset cannot lock the keypad for years.
+      It runs only on the device's own powered-on time, the tick source
+      (SPEC 4).  The state keeps `wait_left`, the powered-on seconds still to
+      wait; at power-on the device imposes it again on the restarted tick
+      source (at most the wait for the stored invalid_attempts, in case the
+      settings changed since).  Time switched off does not count and the
+      RTC plays no part: moving it forward, while off or on, does not
+      shorten the wait, and moving it back does not lengthen it.  What the
+      customer sees: docs/device-protocol.md, section 4.5.
+    * Wait checkpoints: poll() and each entry (not status(), which only
+      reads) write the real remaining wait to `wait_left` once the stored
+      value exceeds it by at least the checkpoint interval,
+      max(60 s, the imposed wait / 16 rounded up), the imposed wait being
+      the one for the stored invalid_attempts; and they write 0 when the
+      wait ends.  The stored value is never below the real remaining wait,
+      so a power cut can only LENGTHEN the wait, by at most one interval
+      (plus the time between two poll() calls), never shorten it.
+      Wear: every checkpoint but the final 0 lowers the stored value by at
+      least one interval, at least 1/16 of the wait, so a wait costs at
+      most 15 checkpoints and the final 0: 16 writes on top of the invalid
+      entry that started it, whatever the power cycles (nothing is written
+      at power-on).  The maximal 512-minute wait writes every 32 minutes.
+      The price: the wait only moves while the device stays on for one
+      interval at a time (1 minute for waits up to 16 minutes, 32 minutes
+      for the longest); a device switched off more often keeps its wait.
     * Keypad: '*' starts (or restarts) a token; digits before a '*' are
       ignored (reference behaviour) with a display hint; on a restricted
       device keys 0 and 5-9 are ignored with a hint; digits past 20 are
@@ -61,6 +80,9 @@ Decisions (where SPEC section 4 and the issue leave a choice)
       running.  A Set Time token clears the flags in both modes and takes
       the current RTC as the new reference time.  A test code still
       activates a locked device for its 30 s.
+    * Reset token (Counter Sync at count 0): refused (ALREADY_USED) unless
+      DeviceConfig.accept_reset_token, which only a factory or workshop
+      build should set (SPEC 3.1 and 4).
     * latest_rtc_seen is written with every other save, and on its own only
       from poll() once the RTC has moved an hour past it (flash wear).
     * Unprovisioned: a token gives NOT_PROVISIONED with entry-locked
@@ -116,6 +138,10 @@ MAX_TYPED_DIGITS = RESTRICTED_EXTENDED_DIGITS  # the longest token (20 digits)
 LATEST_RTC_WRITE_INTERVAL = 3600
 # Beyond this the wait is at its cap anyway; the bound keeps the stored field small.
 MAX_INVALID_ATTEMPTS = 0xFFFF
+# The stored wait is brought down in steps of at least this, and of at least
+# 1/WAIT_CHECKPOINTS of the wait: at most WAIT_CHECKPOINTS writes per wait.
+MIN_WAIT_CHECKPOINT_SECONDS = 60
+WAIT_CHECKPOINTS = 16
 
 _KEYS = frozenset("*#0123456789")
 _RESTRICTED_KEYS = frozenset("1234")
@@ -205,6 +231,15 @@ def wait_text(seconds: int) -> str:
     return f"{seconds} s" if seconds < 60 else f"{-(-seconds // 60)} min"
 
 
+def wait_checkpoint_interval(imposed_wait: int) -> int:
+    """How far the stored wait may run ahead of the real one before it is written again.
+
+    max(60 s, imposed_wait / 16 rounded up): 16 times the interval covers the
+    whole wait, so a wait costs at most 16 writes (15 checkpoints and the 0).
+    """
+    return max(MIN_WAIT_CHECKPOINT_SECONDS, -(-imposed_wait // WAIT_CHECKPOINTS))
+
+
 def _check_config(config: DeviceConfig) -> None:
     if not isinstance(config, DeviceConfig):
         raise TypeError(f"config must be a DeviceConfig, not {type(config).__name__}")
@@ -225,6 +260,10 @@ def _check_config(config: DeviceConfig) -> None:
         raise ValueError("test_code_active_seconds must not be negative")
     if config.tamper_tolerance_ratio < 0 or config.tamper_tolerance_seconds < 0:
         raise ValueError("the tamper tolerances must not be negative")
+    if not isinstance(config.accept_reset_token, bool):
+        raise ValueError(
+            f"accept_reset_token must be True or False, not {config.accept_reset_token!r}"
+        )
 
 
 def _check_serial(serial: object) -> str:
@@ -288,10 +327,9 @@ class Device:
         self._state = self._store.load()
         now, t = self._read_time()
         self._start_session(now, t)
-        # Within this power-on the wait also runs on the tick source.
-        self._tick_block_until = t + min(
-            self._wait_cap(self._state), max(0, self._state.blocked_until - now)
-        )
+        # The stored wait runs again from here, on this power-on's ticks: the
+        # time spent off, and whatever the RTC did meanwhile, do not count.
+        self._tick_block_until = t + min(self._wait_cap(self._state), self._state.wait_left)
         self._typing: str | None = None  # None: no token is being typed
         self._last_key_tick = t
         if self._state.provisioning is not None:
@@ -372,7 +410,8 @@ class Device:
                 FeedbackKind.ENTRY_LOCKED,
             )
         self._check_tamper(now, t)
-        wait = self._enforce_wait(now, t)
+        self._checkpoint_wait(now, t)
+        wait = self._remaining_wait(t)
         if wait > 0:
             return self._finish(
                 TokenOutcome(
@@ -392,6 +431,7 @@ class Device:
                 digits,
                 last_count=self._state.last_count,
                 used_counts=self._state.used_counts,
+                accept_reset_token=self._config.accept_reset_token,
                 engine=self._engine,
             )
         except TokenFormatError as error:  # a length this device does not take
@@ -415,7 +455,7 @@ class Device:
             last_count=result.last_count,
             used_counts=result.used_counts,
             invalid_attempts=0,
-            blocked_until=0,
+            wait_left=0,
         )
         duration = 0
         if units is not None:
@@ -458,7 +498,7 @@ class Device:
         state = self._state
         attempts = min(state.invalid_attempts + 1, MAX_INVALID_ATTEMPTS)
         wait = self._config.waiting_period.seconds_after(attempts)
-        self._commit(replace(state, invalid_attempts=attempts, blocked_until=now + wait), now)
+        self._commit(replace(state, invalid_attempts=attempts, wait_left=wait), now)
         self._tick_block_until = t + wait
         if wait:
             message = f"{message}, wait {wait_text(wait)}"
@@ -592,7 +632,7 @@ class Device:
             count=state.last_count,
             used_counts=state.used_counts,
             invalid_attempts=state.invalid_attempts,
-            blocked_seconds=self._remaining_wait(state, now, t),
+            blocked_seconds=self._remaining_wait(t),
             tamper=state.tamper,
             test_active=test_active,
             typing=self._typing or "",
@@ -601,7 +641,8 @@ class Device:
         )
 
     def poll(self) -> None:
-        """Periodic housekeeping (the firmware's main loop): keypad timeout, tamper check.
+        """Periodic housekeeping (the firmware's main loop): keypad timeout, tamper check,
+        waiting-period checkpoint.
 
         A test activation ends by itself (it is a time in the state); nothing
         is written for it.
@@ -611,6 +652,7 @@ class Device:
         if self._state.provisioning is None:
             return
         self._check_tamper(now, t)
+        self._checkpoint_wait(now, t)
         if now - self._state.latest_rtc_seen >= LATEST_RTC_WRITE_INTERVAL:
             self._commit(replace(self._state, latest_rtc_seen=now), now)
 
@@ -664,18 +706,23 @@ class Device:
     def _wait_cap(self, state: DeviceState) -> int:
         return self._config.waiting_period.seconds_after(state.invalid_attempts)
 
-    def _remaining_wait(self, state: DeviceState, now: int, t: int) -> int:
-        return min(
-            self._wait_cap(state),
-            max(0, state.blocked_until - now, self._tick_block_until - t),
-        )
+    def _remaining_wait(self, t: int) -> int:
+        """The wait still to run, in seconds of powered-on time."""
+        return min(self._wait_cap(self._state), max(0, self._tick_block_until - t))
 
-    def _enforce_wait(self, now: int, t: int) -> int:
-        """The wait still to run; an end pushed far off by an RTC set back is moved in."""
-        cap = self._wait_cap(self._state)
-        if cap > 0 and self._state.blocked_until - now > cap:
-            self._commit(replace(self._state, blocked_until=now + cap), now)
-        return self._remaining_wait(self._state, now, t)
+    def _checkpoint_wait(self, now: int, t: int) -> None:
+        """Bring the stored wait down to the real one: when it ends, or a whole interval on.
+
+        Seldom enough for the memory (module docstring), and never below the
+        real wait, so a power cut between two checkpoints only lengthens it.
+        """
+        stored = self._state.wait_left
+        left = self._remaining_wait(t)
+        if stored == left:
+            return
+        interval = wait_checkpoint_interval(self._wait_cap(self._state))
+        if left == 0 or stored - left >= interval:
+            self._commit(replace(self._state, wait_left=left), now)
 
     def _commit(self, new: DeviceState, now: int) -> None:
         """Save a changed state; only after this returns may its effect be signalled."""

@@ -58,11 +58,15 @@ def sidecar_path(state_path: str | os.PathLike[str]) -> Path:
 
 
 def config_to_json(config: DeviceConfig) -> dict[str, Any]:
-    """The settings the simulator can change (protocol CONFIG); the rest keep their defaults."""
+    """The settings the simulator keeps (protocol CONFIG, `device simulate` options).
+
+    The rest keep their defaults.
+    """
     return {
         "waiting": config.waiting_period.enabled,
         "tamper": config.tamper_response.value,
         "keypad_timeout": config.keypad_timeout_seconds,
+        "accept_reset_token": config.accept_reset_token,
     }
 
 
@@ -73,8 +77,12 @@ def config_from_json(data: object, base: DeviceConfig | None = None) -> DeviceCo
     waiting = data.get("waiting", config.waiting_period.enabled)
     tamper = data.get("tamper", config.tamper_response.value)
     timeout = data.get("keypad_timeout", config.keypad_timeout_seconds)
+    # Files written before the setting existed lack it: the default (refuse) applies.
+    reset_token = data.get("accept_reset_token", config.accept_reset_token)
     if not isinstance(waiting, bool):
         raise ValueError("config.waiting must be true or false")
+    if not isinstance(reset_token, bool):
+        raise ValueError("config.accept_reset_token must be true or false")
     if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
         raise ValueError("config.keypad_timeout must be a whole number of seconds, at least 1")
     return dataclasses.replace(
@@ -82,6 +90,7 @@ def config_from_json(data: object, base: DeviceConfig | None = None) -> DeviceCo
         waiting_period=dataclasses.replace(config.waiting_period, enabled=waiting),
         tamper_response=TamperResponse(tamper),
         keypad_timeout_seconds=timeout,
+        accept_reset_token=reset_token,
     )
 
 

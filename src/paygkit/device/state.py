@@ -54,7 +54,14 @@ class TamperFlag(enum.IntFlag):
 
 @dataclass(frozen=True, slots=True)
 class DeviceState:
-    """The persistent state of a device.  Times are RTC seconds."""
+    """The persistent state of a device.  Times are RTC seconds, except `wait_left`.
+
+    `wait_left` is the waiting period after invalid tokens that still has to
+    run, in seconds of the device's own powered-on time (its tick source), as
+    last checkpointed: it may be a little longer than the real remaining wait,
+    never shorter (see firmware.py).  The RTC plays no part in it, so neither
+    time spent switched off nor a clock moved forward shortens it.
+    """
 
     provisioning: Provisioning | None = None
     last_count: int = 1
@@ -62,7 +69,7 @@ class DeviceState:
     payg_enabled: bool = True
     active_until: int = 0
     invalid_attempts: int = 0
-    blocked_until: int = 0
+    wait_left: int = 0
     tamper: TamperFlag = TamperFlag.NONE
     latest_rtc_seen: int = 0
     test_code_uses: tuple[int, ...] = ()
@@ -109,3 +116,7 @@ class DeviceConfig:
     test_code_active_seconds: int = 30
     test_code_max_uses: int = 5
     test_code_period_seconds: int = 3600
+    # The reset token (Counter Sync at count 0) puts a device back to count 0,
+    # which re-opens every token it ever took: only a factory or workshop build
+    # should take it (SPEC 4: it must never be given to customers).
+    accept_reset_token: bool = False

@@ -18,6 +18,12 @@ The layout (documented for firmware authors in docs/storage-layout.md):
 
 Wear: `save` writes nothing when the state equals the one last loaded or
 saved, and rewrites only the bytes of a slot that differ from what it holds.
+
+Versions: records are written in layout version 2.  Version 1 records (the
+same bytes, but payload offset 28 held `blocked_until`, an RTC time, where
+version 2 holds `wait_left`, powered-on seconds) are still read, so a device
+keeps its state through a firmware update; `_upgrade_v1` says how.  Loading
+writes nothing: a version 1 record is replaced by the next save.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import enum
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from paygkit.device.ports import Memory
 from paygkit.device.state import (
@@ -65,13 +71,16 @@ MAGIC = b"PGKS"
 COMMIT_MARK = MAGIC[0]
 UNCOMMITTED = 0x00  # what the commit mark is cleared to before a slot is rewritten
 ERASED = 0xFF  # a blank memory, or an erased flash page
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+# The oldest layout this model still reads (and upgrades on the next save).
+OLDEST_READ_VERSION = 1
 
 # magic, layout version, reserved (0), payload length, sequence number
 _HEADER = struct.Struct("<4sBBHI")
 # flags, time divider, tamper, serial length, test code digits, used counts,
-# test code uses, reserved (0); active_until, blocked_until, latest_rtc_seen,
-# test_active_until; starting code, last count, invalid attempts; key
+# test code uses, reserved (0); active_until, wait_left (v1: blocked_until),
+# latest_rtc_seen, test_active_until; starting code, last count, invalid
+# attempts; key
 _FIXED = struct.Struct("<8B4q3I16s")
 _CRC = struct.Struct("<I")
 
@@ -191,7 +200,9 @@ def _check_state(state: object) -> None:
     _check_bool("payg_enabled", state.payg_enabled)
     _check_int("active_until", state.active_until, _I64_MIN, _I64_MAX, "signed 64-bit seconds")
     _check_int("invalid_attempts", state.invalid_attempts, 0, _U32_MAX, "an unsigned 32-bit number")
-    _check_int("blocked_until", state.blocked_until, _I64_MIN, _I64_MAX, "signed 64-bit seconds")
+    _check_int(
+        "wait_left", state.wait_left, 0, _I64_MAX, "non-negative 64-bit seconds of powered-on time"
+    )
     if not isinstance(state.tamper, TamperFlag) or int(state.tamper) & ~_KNOWN_TAMPER:
         raise _LayoutError(f"the tamper flags {state.tamper!r} are not a combination of TamperFlag")
     _check_int(
@@ -268,7 +279,7 @@ def encode_record(state: DeviceState, sequence: int) -> bytes:
                 len(state.test_code_uses),
                 0,
                 state.active_until,
-                state.blocked_until,
+                state.wait_left,
                 state.latest_rtc_seen,
                 state.test_active_until,
                 prov.starting_code if prov else 0,
@@ -286,7 +297,23 @@ def encode_record(state: DeviceState, sequence: int) -> bytes:
     return header + payload + _CRC.pack(_crc(header + payload))
 
 
-def _decode_payload(payload: bytes) -> DeviceState:
+def _upgrade_v1(state: DeviceState, blocked_until: int) -> DeviceState:
+    """The version 2 state of a version 1 record (whose wait field is `blocked_until`).
+
+    * wait_left: what was left of the wait by the latest RTC time the device
+      stored, max(0, blocked_until - latest_rtc_seen).  The firmware caps it
+      at the wait for invalid_attempts when it powers on.
+    * last_count: version 1 firmware built on the reference rule may have
+      moved its count back with a Counter Sync; the counts it accepted above
+      it are still in used_counts.  last_count is the highest count ever
+      accepted and never goes down (SPEC 3.1), so it is raised to them.
+    """
+    wait_left = min(_I64_MAX, max(0, blocked_until - state.latest_rtc_seen))
+    last_count = max(state.last_count, max(state.used_counts, default=0))
+    return replace(state, wait_left=wait_left, last_count=last_count)
+
+
+def _decode_payload(payload: bytes, version: int = LAYOUT_VERSION) -> DeviceState:
     if len(payload) < FIXED_PAYLOAD_SIZE:
         raise _LayoutError(f"the payload is {len(payload)} bytes, shorter than its fixed part")
     (
@@ -299,7 +326,7 @@ def _decode_payload(payload: bytes) -> DeviceState:
         use_count,
         reserved,
         active_until,
-        blocked_until,
+        wait_field,
         latest_rtc_seen,
         test_active_until,
         starting_code,
@@ -363,12 +390,14 @@ def _decode_payload(payload: bytes) -> DeviceState:
         payg_enabled=bool(flags & FLAG_PAYG_ENABLED),
         active_until=active_until,
         invalid_attempts=invalid_attempts,
-        blocked_until=blocked_until,
+        wait_left=wait_field,
         tamper=TamperFlag(tamper),
         latest_rtc_seen=latest_rtc_seen,
         test_code_uses=test_code_uses,
         test_active_until=test_active_until,
     )
+    if version == 1:
+        state = _upgrade_v1(state, blocked_until=wait_field)
     _check_state(state)  # what save refuses, load refuses too
     return state
 
@@ -410,9 +439,9 @@ def _read_slot(index: int, raw: bytes) -> _Slot:
     if version > LAYOUT_VERSION:
         return _Slot(index, _Kind.NEWER, sequence, version=version)
     try:
-        if version != LAYOUT_VERSION or reserved:
+        if not OLDEST_READ_VERSION <= version <= LAYOUT_VERSION or reserved:
             raise _LayoutError(f"layout version {version} / reserved byte {reserved} is not known")
-        state = _decode_payload(raw[HEADER_SIZE:end])
+        state = _decode_payload(raw[HEADER_SIZE:end], version)
     except _LayoutError as problem:
         return _Slot(index, _Kind.REFUSED, sequence, version=version, problem=str(problem))
     return _Slot(index, _Kind.VALID, sequence, state, version)
