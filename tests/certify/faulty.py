@@ -14,8 +14,10 @@ import contextlib
 import dataclasses
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from unittest import mock
 
+from paygkit.device import firmware
 from paygkit.device.firmware import Device, OutcomeKind, Status, TokenOutcome
 from paygkit.device.memory import RamMemory
 from paygkit.device.ports import Feedback
@@ -23,8 +25,24 @@ from paygkit.device.protocol import ProtocolSession
 from paygkit.device.simulator import SimulatedDevice
 from paygkit.device.state import DeviceConfig, Provisioning, WaitingPeriod
 from paygkit.device.transport import serve_tcp
-from paygkit.token import DecodeResult, DecodeWindows, TokenType, format_token
+from paygkit.token import (
+    ChainEngine,
+    DecodeResult,
+    DecodeWindows,
+    DeviceParams,
+    TokenType,
+    default_engine,
+    format_token,
+    parse_token,
+)
 from paygkit.token.codec import typed_digits
+from paygkit.token.model import COUNTER_SYNC_VALUE, DISABLE_PAYG_VALUE
+from paygkit.token.protocol import (
+    EXTENDED_MODULUS,
+    STANDARD_MODULUS,
+    put_base,
+    updated_used_counts,
+)
 
 WAIT = 20.0  # seconds before a server that does not start counts as a failure
 SECONDS_PER_DAY = 86_400
@@ -74,8 +92,8 @@ class ForgetsWaitOnReboot(Device):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         now, t = self._read_time()
-        if self._state.blocked_until:
-            self._commit(dataclasses.replace(self._state, blocked_until=0), now)
+        if self._state.wait_left:
+            self._commit(dataclasses.replace(self._state, wait_left=0), now)
         self._tick_block_until = t
 
 
@@ -169,14 +187,98 @@ class DisableAsLongTime(Device):
         return outcome
 
 
-class SyncOnlyForward(Device):
-    """A Counter Sync token never moves the count back (it is kept like an Add Time's)."""
+def reference_rule_decode(
+    device: DeviceParams,
+    token: str,
+    *,
+    last_count: int,
+    used_counts: Iterable[int] = (),
+    accept_reset_token: bool = False,
+    engine: ChainEngine | None = None,
+) -> DecodeResult:
+    """`decode` as the reference decoder (openpaygo 0.6.3) decides what to accept.
+
+    A Counter Sync is taken up to 64 counts below the last count and sets the
+    last count to its own, even lower; every other token above the last
+    count is taken without looking at the used counts, whose window stays
+    anchored at the highest count ever used.  The reference takes the reset
+    token the same way, so `accept_reset_token` changes nothing.
+    """
+    used = tuple(used_counts)
+    parsed = parse_token(token, restricted=device.restricted_digits)
+    modulus = EXTENDED_MODULUS if parsed.extended else STANDARD_MODULUS
+    windows = device.windows
+    token_base = parsed.value % modulus
+    units = (token_base - device.starting_code) % modulus
+    sync = units == COUNTER_SYNC_VALUE and not parsed.extended
+    search_to = last_count + (windows.counter_sync if sync else windows.forward)
+    chain = engine or default_engine()
+    find = chain.ext_find if parsed.extended else chain.std_find
+    start = put_base(device.starting_code, token_base, modulus)
+    matches = find(device.key, start, parsed.value // modulus, search_to)
+    for count in matches:
+        if units == COUNTER_SYNC_VALUE:
+            token_type = TokenType.COUNTER_SYNC
+            valid = count > last_count - windows.forward
+        else:
+            if units == DISABLE_PAYG_VALUE:
+                token_type = TokenType.DISABLE_PAYG
+            else:
+                token_type = TokenType.SET_TIME if count % 2 else TokenType.ADD_TIME
+            valid = count > last_count or (
+                count % 2 == 0 and count > last_count - windows.unordered and count not in used
+            )
+        if valid:
+            return DecodeResult(
+                token_type=token_type,
+                units=units if token_type.carries_value else None,
+                count=count,
+                last_count=count if sync else max(last_count, count),
+                used_counts=updated_used_counts(used, count, token_type, windows.unordered),
+                extended=parsed.extended,
+                time_divider=device.time_divider,
+            )
+    return DecodeResult(
+        token_type=TokenType.ALREADY_USED if matches else TokenType.INVALID,
+        units=None,
+        count=matches[0] if matches else None,
+        last_count=last_count,
+        used_counts=used,
+        extended=parsed.extended,
+        time_divider=device.time_divider,
+    )
+
+
+class ReferenceRule(Device):
+    """Decides what to accept as the reference decoder does (`reference_rule_decode`): an old
+    Counter Sync token moves the count back and every Add Time token above it works again."""
+
+    def enter_token(self, text: str) -> TokenOutcome:
+        # The firmware calls the module's decode; for this device it is the reference's.
+        with mock.patch.object(firmware, "decode", reference_rule_decode):
+            return super().enter_token(text)
+
+
+class ForgetsUsedCountsAfterJump(Device):
+    """Keeps its used counts as bits below its count and, when an Add Time token moves the
+    count by more than 2, shifts them all out: only the new count is still marked used."""
 
     def _apply(self, now: int, t: int, result: DecodeResult) -> TokenOutcome:
-        if result.token_type is TokenType.COUNTER_SYNC:
-            kept = max(self._state.last_count, result.last_count)
-            result = dataclasses.replace(result, last_count=kept)
+        jump = (result.count or 0) - self._state.last_count
+        if result.token_type is TokenType.ADD_TIME and jump > 2:
+            result = dataclasses.replace(result, used_counts=(result.count or 0,))
         return super()._apply(now, t, result)
+
+
+class WaitsOnRtcWhileOff(Device):
+    """Counts the time its RTC moved while it was off as waiting time: at power-on it takes
+    the RTC's advance since the last save off the stored wait."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        now, t = self._read_time()
+        off = max(0, now - self._state.latest_rtc_seen)
+        self._tick_block_until = max(t, self._tick_block_until - off)
 
 
 def reset_token_of(provisioning: Provisioning) -> str:
@@ -186,7 +288,7 @@ def reset_token_of(provisioning: Provisioning) -> str:
 
 
 class AcceptsResetToken(Device):
-    """Accepts the reset token (Counter Sync at count 0) at any count."""
+    """Accepts the reset token (Counter Sync at count 0) at any count, not only below 64."""
 
     def enter_token(self, text: str) -> TokenOutcome:
         provisioning = self._state.provisioning
@@ -202,17 +304,6 @@ class AcceptsResetToken(Device):
                 time_divider=provisioning.time_divider,
             )
             return self._apply(now, t, reset)
-        return super().enter_token(text)
-
-
-class RefusesResetToken(Device):
-    """A GOOD device configured to refuse the reset token at any count (for case CS0)."""
-
-    def enter_token(self, text: str) -> TokenOutcome:
-        provisioning = self._state.provisioning
-        if provisioning is not None and text.replace(" ", "") == reset_token_of(provisioning):
-            now, t = self._read_time()
-            return self._count_invalid(now, t, OutcomeKind.INVALID, "Invalid token")
         return super().enter_token(text)
 
 
@@ -235,6 +326,12 @@ class TruncatesLongTokens(Device):
         if digits.isdigit() and 9 < len(digits) < 12:
             text = digits[:9]
         return super().enter_token(text)
+
+
+def reset_token_config() -> DeviceConfig:
+    """A GOOD firmware setting: take the reset token while the count is below 64 (a
+    workshop build), certified with accepts_reset_token."""
+    return DeviceConfig(accept_reset_token=True)
 
 
 def small_window_config(**windows: int) -> DeviceConfig:

@@ -58,10 +58,13 @@ def test_the_simulator_passes_with_exit_status_0_and_writes_every_report(tmp_pat
     assert result.exit_code == 0, result.output
     assert "the device must be at count 1" in result.stdout
     assert "PASS G12  Late days are not counted" in result.stdout
-    assert "SKIP CS0" in result.stdout
-    assert "PASSED: 35 passed, 0 failed, 4 skipped of 39 cases" in result.stdout
+    assert "PASS CS0" in result.stdout
+    assert "PASS XO1" in result.stdout
+    assert "PASSED: 42 passed, 0 failed, 3 skipped of 45 cases" in result.stdout
     data = json.loads(report.read_text())
     assert data["passed"] is True
+    seed = data["parameters"]["seed"]
+    assert f"Random sequence seed {seed} (--seed {seed} replays it)" in result.stdout
     assert data["summary"]["failed"] == 0
     assert ET.parse(junit).getroot().get("failures") == "0"
     assert "<h1>paygkit certification report</h1>" in html.read_text()
@@ -151,6 +154,8 @@ def test_the_key_may_come_from_the_environment() -> None:
         ((*DEVICE, "--target", "/nonexistent/tty"), "no such port"),
         ((*DEVICE, "--divider", "0"), "time divider"),
         ((*DEVICE, "--timeout", "0"), "--timeout"),
+        ((*DEVICE, "--seed", "-1"), "the seed must be between 0 and 999999"),
+        ((*DEVICE, "--sequence-length", "0"), "the sequence length must be between 1 and"),
     ],
 )
 def test_a_run_that_cannot_start_exits_2_with_one_line(args: tuple[str, ...], message: str) -> None:
@@ -170,7 +175,20 @@ def test_a_device_at_another_count_is_refused_with_the_count_it_is_at() -> None:
 def test_list_shows_every_case_and_what_it_checks() -> None:
     result = run("--list")
     assert result.exit_code == 0, result.output
-    for case_id in ("G1", "G4A", "G12", "U3", "WP3", "CS4", "RD2", "TD1", "EX1", "IN3"):
+    for case_id in (
+        "G1",
+        "G4A",
+        "G12",
+        "U3",
+        "WP3",
+        "CS4",
+        "RD2",
+        "TD1",
+        "EX1",
+        "IN3",
+        "XO1",
+        "RS1",
+    ):
         assert f"\n{case_id} " in result.stdout
     assert "late" in result.stdout.lower()
 
@@ -191,6 +209,51 @@ def test_manual_writes_the_sheet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert only_csv.exit_code == 0
     assert "\nG12,Late days are not counted," in (tmp_path / "g.csv").read_text()
     assert "Sheet (HTML)" not in only_csv.stdout
+
+
+def _rs1_tokens(report: Path) -> list[str]:
+    rs1 = next(case for case in json.loads(report.read_text())["cases"] if case["id"] == "RS1")
+    return [line for line in rs1["transcript"] if line.startswith("> TOKEN")]
+
+
+def test_seed_replays_the_random_sequence_and_its_length_is_an_option(tmp_path: Path) -> None:
+    first, again, other = (tmp_path / f"{name}.json" for name in ("first", "again", "other"))
+    for path, seed, length in ((first, "12", "40"), (again, "12", "40"), (other, "13", "60")):
+        result = run(
+            *DEVICE, "--suite", "RS", "--seed", seed, "--sequence-length", length,
+            "--json", str(path),
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert _rs1_tokens(first) == _rs1_tokens(again)
+    assert _rs1_tokens(first) != _rs1_tokens(other)
+    parameters = json.loads(other.read_text())["parameters"]
+    assert (parameters["seed"], parameters["sequence_length"]) == (13, 60)
+    assert "seed 13, 60 entries" in json.loads(other.read_text())["cases"][0]["steps"][0]["action"]
+
+
+def test_a_device_built_on_the_reference_decoder_fails_with_a_security_failure() -> None:
+    sim = faulty.FaultySimulator(faulty.ReferenceRule)
+    with faulty.tcp_server(lambda: faulty.device_session(sim)) as target:
+        result = run(*DEVICE, "--target", target, "--suite", "XO1", "--seed", "5")
+    assert result.exit_code == 1, result.output
+    assert "FAIL XO1" in result.stdout
+    assert "SECURITY FAILURE: Not a difference from the reference" in result.stdout
+    assert "SECURITY FAILURE in XO1" in result.stdout
+
+
+def test_a_device_configured_to_take_the_reset_token_is_certified_with_the_option() -> None:
+    sim = SimulatedDevice(RamMemory(), config=faulty.reset_token_config())
+    with faulty.tcp_server(lambda: faulty.device_session(sim)) as target:
+        failed = run(*DEVICE, "--target", target, "--suite", "CS0")
+        assert failed.exit_code == 1, failed.output
+        assert "FAIL CS0" in failed.stdout
+    sim = SimulatedDevice(RamMemory(), config=faulty.reset_token_config())
+    with faulty.tcp_server(lambda: faulty.device_session(sim)) as target:
+        result = run(*DEVICE, "--target", target, "--suite", "CS0,CS4", "--accepts-reset-token")
+    assert result.exit_code == 0, result.output
+    assert "SKIP CS0" in result.stdout
+    assert "PASS CS4" in result.stdout
+    assert "no such option" in run(*DEVICE, "--refuses-reset-token").output.lower()
 
 
 def test_keypad_entry() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 
 import pytest
 
@@ -20,25 +21,31 @@ from paygkit.certify import (
     certify,
     select_cases,
 )
+from paygkit.certify.cases import case_by_id
 from paygkit.certify.params import ParamsError
 from paygkit.certify.plan import Plan
-from paygkit.certify.steps import Enter, Waiting
+from paygkit.certify.steps import Enter, PowerCycle, Waiting
 from paygkit.device.host import DeviceLink
 from paygkit.device.memory import RamMemory
 from paygkit.device.simulator import SimulatedDevice
+from paygkit.device.state import DeviceConfig
 from paygkit.token import TokenType, decode
 
 KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
 STARTING_CODE = 516959010
+SEED = 2024
 
 
 def params(**changes: object) -> CertParams:
-    return CertParams.create(KEY, STARTING_CODE, **changes)  # type: ignore[arg-type]
+    values: dict[str, object] = {"seed": SEED, **changes}
+    return CertParams.create(KEY, STARTING_CODE, **values)  # type: ignore[arg-type]
 
 
-def run_on(sim: SimulatedDevice, cert: CertParams, **options: object) -> Report:
+def run_on(
+    sim: SimulatedDevice, cert: CertParams, *, cases: Sequence[str] = (), **options: object
+) -> Report:
     with DeviceLink.for_simulator(sim) as link:
-        return Runner(link, cert, **options).run(select_cases())  # type: ignore[arg-type]
+        return Runner(link, cert, **options).run(select_cases(cases))  # type: ignore[arg-type]
 
 
 def verdicts(report: Report) -> dict[str, Verdict]:
@@ -61,8 +68,17 @@ def test_every_case_has_an_id_a_title_and_a_plain_statement() -> None:
         # A statement says what is checked and why: whole sentences, more than a title.
         assert len(case.checks) > len(case.title) + 40, case.id
         assert case.checks.endswith((".", ")")), case.id
-    for suite in ("WP", "CS", "RD", "TD", "EX", "IN"):
+    for suite in ("WP", "CS", "XO", "RD", "TD", "EX", "IN"):
         assert sum(case.suite == suite for case in CASES) >= 3, suite
+    # The cases a failing device loses money in say what it loses, as a security failure.
+    security = {case.id for case in CASES if case.security}
+    assert {"G4A", "U2", "CS0", "CS3", "CS4", "XO1", "XO2", "XO3", "WP5", "WP6"} <= security
+    for case in CASES:
+        if case.security:
+            assert case.security[0].isupper(), case.id
+            assert "nobody paid for" in case.security, case.id
+    assert case_by_id("XO1").security.startswith("Not a difference from the reference: ")
+    assert [case.id for case in CASES if case.seeded] == ["RS1"]
 
 
 def test_a_plan_builds_every_case_from_the_device_parameters_alone() -> None:
@@ -79,10 +95,59 @@ def test_the_reset_token_is_counter_sync_at_count_zero() -> None:
     for restricted in (False, True):
         plan = Plan(params(restricted=restricted))
         reset = plan.reset_token()
-        new = decode(plan.device, reset, last_count=1)
+        refused = decode(plan.device, reset, last_count=1)
+        assert (refused.token_type, refused.count) == (TokenType.ALREADY_USED, 0)
+        new = decode(plan.device, reset, last_count=1, accept_reset_token=True)
         assert (new.token_type, new.count, new.last_count) == (TokenType.COUNTER_SYNC, 0, 0)
-        late = decode(plan.device, reset, last_count=64)
+        late = decode(plan.device, reset, last_count=64, accept_reset_token=True)
         assert (late.token_type, late.count) == (TokenType.ALREADY_USED, 0)
+
+
+def test_the_random_sequence_is_the_same_for_the_same_seed_and_another_for_another() -> None:
+    rs1 = case_by_id("RS1")
+    first = rs1.build(Plan(params(seed=7)))
+    assert first == rs1.build(Plan(params(seed=7)))
+    assert first != rs1.build(Plan(params(seed=8)))
+    longer = rs1.build(Plan(params(seed=7, sequence_length=100)))
+    entries = [step for step in longer if isinstance(step, Enter) and not step.setup]
+    assert len(entries) == 100
+    assert entries[0].what.startswith("Entry 1 of 100: ")
+    # The seed is in the first step, so a sheet or a report shows it.
+    assert isinstance(longer[0], Enter)
+    assert "seed 7, 100 entries" in longer[0].what
+
+
+def test_the_random_sequence_enters_every_kind_of_token_in_every_kind_of_order() -> None:
+    entries = [
+        step
+        for step in case_by_id("RS1").build(Plan(params(sequence_length=300)))
+        if isinstance(step, Enter) and not step.setup
+    ]
+    types = {step.expect.token_type for step in entries}
+    assert {"ADD_TIME", "SET_TIME", "DISABLE_PAYG", "COUNTER_SYNC"} <= types
+    outcomes = [next(iter(step.expect.outcomes)) for step in entries]
+    assert {"APPLIED", "ALREADY_USED", "INVALID"} <= set(outcomes)
+    whats = " | ".join(step.what for step in entries)
+    for words in ("again", "never entered", "1 count ahead", "Counter Sync"):
+        assert words in whats, words
+    assert re.search(r"Counter Sync \(count \d+\), again, \d+ counts behind", whats)
+    # Never a third invalid try before a token is accepted: no waiting period starts.
+    invalid_since_applied = 0
+    for outcome in outcomes:
+        invalid_since_applied = 0 if outcome == "APPLIED" else invalid_since_applied
+        invalid_since_applied += outcome == "INVALID"
+        assert invalid_since_applied <= 2
+
+
+def test_the_random_sequence_agrees_with_the_good_simulator_for_many_seeds() -> None:
+    for seed in range(12):
+        variant = {"time_divider": 7} if seed % 3 == 1 else {}
+        if seed % 3 == 2:
+            variant = {"restricted": True, "accepts_reset_token": True}
+        cert = params(seed=seed, sequence_length=120, **variant)
+        config = DeviceConfig(accept_reset_token=cert.accepts_reset_token)
+        report = run_on(SimulatedDevice(RamMemory(), config=config), cert, cases=["RS1"])
+        assert report.passed, (seed, report.case("RS1").message)
 
 
 def test_the_invalid_token_matches_no_count_the_procedure_reaches() -> None:
@@ -132,14 +197,23 @@ def test_time_and_power_are_steps_of_their_own() -> None:
     assert needs["G12"] == {"Wait"}
     assert needs["WP3"] == {"Wait", "PowerCycle"}
     assert needs["WP4"] == set()
-    assert {case for case, kinds in needs.items() if kinds} == {"G12", "WP1", "WP2", "WP3"}
+    timed = {"G12", "WP1", "WP2", "WP3", "WP5", "WP6"}
+    assert {case for case, kinds in needs.items() if kinds} == timed
+    # WP5 is switched off for hours; WP6 has its clock moved, which only a simulator can do.
+    wp5, wp6 = (
+        next(step for step in case_by_id(case).build(plan) if isinstance(step, PowerCycle))
+        for case in ("WP5", "WP6")
+    )
+    assert (wp5.off_seconds, wp5.rtc_forward) == (2 * 3600, 0)
+    assert wp6.rtc_forward == 86_400
 
 
 # --- selection --------------------------------------------------------------------------------
 
 
 def test_selection_by_suite_and_id_keeps_procedure_order_and_brings_prerequisites() -> None:
-    assert [c.id for c in select_cases(["wp"])] == ["WP1", "WP2", "WP3", "WP4"]
+    assert [c.id for c in select_cases(["wp"])] == ["WP1", "WP2", "WP3", "WP4", "WP5", "WP6"]
+    assert [c.id for c in select_cases(["RS1", "xo"])] == ["XO1", "XO2", "XO3", "RS1"]
     assert [c.id for c in select_cases(["G4A"])] == ["G2", "G3", "G4A"]
     assert [c.id for c in select_cases(["td,U2", "CS1"])] == ["U2", "TD1", "TD2", "TD3", "CS1"]
     everything = select_cases([], ["EX", "G11"])
@@ -168,9 +242,12 @@ def test_the_good_simulator_passes_every_applicable_case(variant: str) -> None:
     assert report.passed, [(c.id, c.message) for c in report.failed()]
     skipped = {c.id for c in report.cases if c.verdict is Verdict.SKIPPED}
     if cert.restricted:
-        assert skipped == {"CS0", "IN3"}
+        assert skipped == {"IN3"}
     else:
-        assert skipped == {"CS0", "RD1", "RD2", "RD3"}
+        assert skipped == {"RD1", "RD2", "RD3"}
+    assert not report.security_failures()
+    # The random sequence ends with the device at the server's count: the next token works.
+    assert report.server_count == report.device_count
     for case in report.cases:
         if case.verdict is Verdict.PASSED:
             assert case.steps, case.id
@@ -201,13 +278,11 @@ def test_the_count_is_tracked_from_case_to_case() -> None:
     ran = [c for c in report.cases if c.verdict is Verdict.PASSED]
     for before, after in itertools.pairwise(ran):
         assert after.count_before == before.count_after
-    # CS3 moves the device back; the server's count never goes back.
+    # CS3's old Counter Sync tokens leave the count where its forward one put it.
     cs3 = report.case("CS3")
-    assert cs3.count_after is not None
-    assert cs3.count_before is not None
-    assert cs3.count_after < cs3.count_before
-    assert report.server_count is not None
-    assert report.server_count >= cs3.count_before
+    forward = next(line for line in cs3.transcript if line.startswith("< RESULT APPLIED"))
+    assert f"count={cs3.count_after} " in forward + " "
+    assert report.server_count == report.device_count
 
 
 def test_a_device_that_received_tokens_is_certified_from_its_count() -> None:

@@ -19,11 +19,14 @@ from tests.certify import faulty
 
 KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
 STARTING_CODE = 516959010
-TIME_CASES = {"G12", "WP1", "WP2", "WP3"}
+TIME_CASES = {"G12", "WP1", "WP2", "WP3", "WP5"}
+# Moves the clock of a device that is off: a simulator only, operator or not.
+CLOCK_CASES = {"WP6"}
 
 
 def cert(**changes: object) -> CertParams:
-    return CertParams.create(KEY, STARTING_CODE, **changes)  # type: ignore[arg-type]
+    values: dict[str, object] = {"seed": 31, **changes}
+    return CertParams.create(KEY, STARTING_CODE, **values)  # type: ignore[arg-type]
 
 
 def verdicts(report: Report) -> dict[str, Verdict]:
@@ -38,11 +41,12 @@ def test_over_tcp_time_and_power_cases_are_skipped_with_a_clear_mark() -> None:
     assert report.device["simulator"] == "0"
     assert report.passed, [(c.id, c.message) for c in report.failed()]
     skipped = {c.id: c.message for c in report.cases if c.verdict is Verdict.SKIPPED}
-    assert set(skipped) >= TIME_CASES
-    assert set(skipped) - TIME_CASES == {"CS0", "RD1", "RD2", "RD3"}  # not applicable
+    assert set(skipped) >= TIME_CASES | CLOCK_CASES
+    assert set(skipped) - TIME_CASES - CLOCK_CASES == {"RD1", "RD2", "RD3"}  # not applicable
     assert skipped["G12"].startswith("SKIPPED on a real device: needs time to pass (48 hours)")
     assert "needs time to pass (the waiting period) and a power cycle" in skipped["WP3"]
     assert "--interactive" in skipped["WP1"]
+    assert skipped["WP6"].startswith("not applicable on a real device: needs its clock moved")
     # Nothing was sent for a skipped case: no token of it reached the device.
     assert not [line for line in report.case("G12").transcript if line.startswith("> TOKEN")]
     # The waiting period could not be switched off, and the procedure passed with it on.
@@ -66,7 +70,7 @@ class ScriptedOperator:
             return False
         if "switch it on again" in instruction:
             self.sim.power_off()
-            self.sim.advance(30)
+            self.sim.advance(2 * 3600 if "wait 2 hours" in instruction else 30)
             self.sim.power_on()
         elif "48 hours" in instruction:
             self.sim.advance(48 * 3600)
@@ -91,6 +95,10 @@ def test_interactive_the_operator_lets_time_pass_and_cycles_the_power() -> None:
     assert {c.id for c in report.cases if c.verdict is Verdict.PASSED} >= TIME_CASES
     assert "Let 48 hours pass with the device switched on" in operator.asked
     assert "Switch the device off, wait 30 seconds, switch it on again" in operator.asked
+    assert "Switch the device off, wait 2 hours, switch it on again" in operator.asked
+    # Nobody is asked to move the clock: the case is not applicable on a real device.
+    assert verdicts(report)["WP6"] is Verdict.SKIPPED
+    assert not any("clock" in ask for ask in operator.asked)
     assert any(
         ask.startswith("The device's keypad is blocked for 2 minutes") for ask in operator.asked
     )
@@ -101,7 +109,11 @@ def test_interactive_the_operator_lets_time_pass_and_cycles_the_power() -> None:
 def test_interactive_a_faulty_device_is_still_caught_by_the_operator_run_cases() -> None:
     sim = faulty.FaultySimulator(faulty.ForgetsWaitOnReboot)
     report = run_real(sim, cert(), operator=ScriptedOperator(sim))
-    assert {c.id for c in report.failed()} == {"WP3"}
+    assert {c.id for c in report.failed()} == {"WP3", "WP5"}
+    # A wait that runs while the device is off is found with the operator's long power-off.
+    sim = faulty.FaultySimulator(faulty.WaitsOnRtcWhileOff)
+    report = run_real(sim, cert(), operator=ScriptedOperator(sim))
+    assert {c.id for c in report.failed()} == {"WP5"}
 
 
 def test_interactive_a_case_the_operator_skips_is_skipped_and_the_rest_still_run() -> None:

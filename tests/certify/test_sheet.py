@@ -5,6 +5,7 @@ simulator (waiting period on, as shipped) must give what the sheet says."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 
@@ -23,7 +24,8 @@ GROUPED_TOKEN = re.compile(r"^\* \d{3}( \d{3}){2,6} #$")
 
 
 def sheet_for(**changes: object) -> tuple[CertParams, Sheet]:
-    cert = CertParams.create(KEY, STARTING_CODE, serial="SLT220000001", **changes)  # type: ignore[arg-type]
+    values: dict[str, object] = {"serial": "SLT220000001", "seed": 99, **changes}
+    cert = CertParams.create(KEY, STARTING_CODE, **values)  # type: ignore[arg-type]
     return cert, build_sheet(cert, select_cases())
 
 
@@ -42,7 +44,15 @@ def test_csv_sheet_has_one_row_per_step_with_grouped_tokens_and_empty_tick_colum
     assert f"Store count {sheet.end_count}" in table[-1]["Expected"]
     steps = table[1:-1]
     assert len(steps) == sum(len(case.steps) for case in sheet.cases)
-    assert {row["Case"] for row in steps} >= {"G1", "G12", "U2", "IN3", "WP3", "CS4"}
+    cases = {row["Case"] for row in steps}
+    assert cases >= {"G1", "G12", "U2", "IN3", "WP3", "CS0", "CS3", "CS4", "XO1", "WP5", "RS1"}
+    assert "WP6" not in cases  # only a simulator can move the clock of a device that is off
+    assert {c: w for c, _, w in sheet.left_out}["WP6"] == (
+        "needs a simulator: it moves the clock of a device that is off"
+    )
+    rs1 = [row for row in steps if row["Case"] == "RS1"]
+    assert "seed 99, 40 entries" in rs1[0]["What"]
+    assert sum(row["What"].startswith("Entry ") for row in rs1) == 40
     for row in steps:
         assert row["Pass"] == row["Fail"] == row["Notes"] == ""
         assert row["Expected"]
@@ -62,6 +72,7 @@ def test_csv_sheet_has_one_row_per_step_with_grouped_tokens_and_empty_tick_colum
     assert {"Accepted", "Refused as invalid", "Refused as already used"} <= expected
     assert any(row["Do"] == "Wait" and "48 hours" in row["What"] for row in steps)
     assert any(row["Do"] == "Power off/on" for row in steps)
+    assert any(row["Do"] == "Power off/on" and "wait 2 hours" in row["What"] for row in steps)
     assert_no_key(text)
 
 
@@ -75,7 +86,7 @@ def test_restricted_sheet_groups_15_digit_tokens_and_leaves_out_what_a_4_key_pad
     assert all(len(keys.split()) == 7 for keys in tokens)
     assert all(set(keys) <= set("1234 *#") for keys in typed)
     left_out = {c: w for c, _, w in sheet.left_out}
-    assert set(left_out) == {"CS0", "IN3", "RD2", "RD3"}
+    assert set(left_out) == {"IN3", "RD2", "RD3", "WP6"}
     assert "keypad has no key" in left_out["RD2"]
     assert "RD1" in {case.id for case in sheet.cases}
 
@@ -87,8 +98,8 @@ def test_html_sheet_is_printable_and_self_contained() -> None:
     assert "@media print" in text
     assert text.count("&#9744;") == 2 * (1 + sum(len(case.steps) for case in sheet.cases))
     for case in sheet.cases:
-        assert f"{case.id} {case.title}" in text
-        assert case.checks.replace("'", "&#x27;") in text
+        assert html.escape(f"{case.id} {case.title}") in text
+        assert html.escape(case.checks) in text
     first_token = next(
         step.keys for case in sheet.cases for step in case.steps if step.do == "Type"
     )
@@ -97,7 +108,7 @@ def test_html_sheet_is_printable_and_self_contained() -> None:
     assert f"Store count <strong>{sheet.end_count}</strong>" in text
     assert "SLT220000001" in text
     assert "Not on this sheet" in text
-    assert "CS0" in text
+    assert "WP6" in text
     assert_no_key(text)
 
 
@@ -155,7 +166,7 @@ def test_replaying_the_sheet_by_keypad_gives_what_it_says(variant: dict[str, obj
                 link.advance(seconds)
             elif row["Do"] == "Power off/on":
                 link.power_off()
-                link.advance(30)
+                link.advance(2 * 3600 if "2 hours" in row["What"] else 30)
                 link.power_on()
         assert checked > 60
         assert link.status().int("count") == sheet.end_count

@@ -13,6 +13,9 @@ from paygkit.token import DeviceParams, GeneratedToken, TokenType, decode, gener
 
 KEY_HEX = "bc41ec9530f6dac86b1a29ab82edc5fb"
 STARTING_CODE = 516959010
+# The device of the "Exactly once" issue, where the reference rule gives unlimited days.
+ISSUE_KEY_HEX = "a29ab82edc5fbbc41ec9530f6dac86b1"
+ISSUE_STARTING_CODE = 123456789
 T0 = 1_700_000_000
 DAY = 86_400
 HOUR = 3600
@@ -29,28 +32,26 @@ class Bench:
         time_divider: int = 1,
         restricted_digits: bool = False,
         config: DeviceConfig = CERTIFICATION,
+        key_hex: str = KEY_HEX,
+        starting_code: int = STARTING_CODE,
     ) -> None:
         self.clock = ManualClock(T0)
         self.ticks = ManualTicks()
         self.feedback = RecordingFeedback()
-        self.device = Device(
-            clock=self.clock,
-            ticks=self.ticks,
-            memory=RamMemory(),
-            feedback=self.feedback,
-            config=config,
-        )
+        self.memory = RamMemory()
+        self.config = config
+        self.device = self._power_on()
         self.device.provision(
             serial="CERT00000001",
-            starting_code=STARTING_CODE,
-            key=bytes.fromhex(KEY_HEX),
+            starting_code=starting_code,
+            key=bytes.fromhex(key_hex),
             time_divider=time_divider,
             restricted_digits=restricted_digits,
             count=1,
         )
         self.params = DeviceParams.create(
-            KEY_HEX,
-            STARTING_CODE,
+            key_hex,
+            starting_code,
             time_divider=time_divider,
             restricted_digits=restricted_digits,
         )
@@ -69,6 +70,21 @@ class Bench:
     def wait(self, seconds: int) -> None:
         self.clock.advance(seconds)
         self.ticks.advance(seconds)
+
+    def _power_on(self) -> Device:
+        return Device(
+            clock=self.clock,
+            ticks=self.ticks,
+            memory=self.memory,
+            feedback=self.feedback,
+            config=self.config,
+        )
+
+    def power_cycle(self, *, off_seconds: int = 0, rtc_forward: int = 0) -> None:
+        """Off, `off_seconds` pass (the RTC runs on its battery), the RTC is moved, on again."""
+        self.clock.advance(off_seconds + rtc_forward)
+        self.ticks.restart()
+        self.device = self._power_on()
 
     @property
     def days_left(self) -> float | None:
@@ -231,5 +247,78 @@ def test_waiting_period_when_enabled() -> None:
     assert [bench.enter(bad).wait_seconds for _ in range(3)] == [0, 0, 120]
     good = bench.make(days=1)
     assert bench.enter(good).kind is OutcomeKind.BLOCKED
+    bench.wait(120)
+    assert bench.enter(good).kind is OutcomeKind.APPLIED
+
+
+# --- exactly once (SPEC 3.1) ----------------------------------------------------------------
+
+
+def test_an_old_counter_sync_token_does_not_replay_the_add_time_tokens_after_it() -> None:
+    # The issue: Sync @3, Add 30 @4, Add 30 @6, then the same three again and again.
+    bench = Bench(key_hex=ISSUE_KEY_HEX, starting_code=ISSUE_STARTING_CODE)
+    sync = bench.make(TokenType.COUNTER_SYNC)
+    first, second = bench.make(days=30), bench.make(days=30)
+    assert (sync.count, first.count, second.count) == (3, 4, 6)
+    assert [bench.enter(token).kind for token in (sync, first, second)] == [OutcomeKind.APPLIED] * 3
+    assert bench.days_left == 60
+    for _ in range(3):
+        outcomes = [bench.enter(token) for token in (sync, first, second)]
+        assert [o.kind for o in outcomes] == [OutcomeKind.ALREADY_USED] * 3
+        assert bench.device.status().count == 6
+        assert bench.days_left == 60  # the 60 days paid for, not 120, 180, 240
+
+
+def test_an_old_counter_sync_token_does_not_reopen_an_older_add_time_token() -> None:
+    # The issue's second case: Add 5 @28, Sync @3, then Add 1 @6 three times.
+    bench = Bench(key_hex=ISSUE_KEY_HEX, starting_code=ISSUE_STARTING_CODE)
+    sync = bench.make(TokenType.COUNTER_SYNC)
+    paid = generate(bench.params, count=5, days=1)
+    bench.count = 27
+    high = bench.make(days=5)
+    assert (sync.count, paid.count, high.count) == (3, 6, 28)
+    assert bench.enter(high).kind is OutcomeKind.APPLIED
+    assert bench.enter(sync).kind is OutcomeKind.ALREADY_USED
+    assert bench.device.status().count == 28
+    for _ in range(3):
+        assert bench.enter(paid).kind is OutcomeKind.ALREADY_USED
+    assert bench.days_left == 5
+
+
+def test_tokens_are_taken_once_however_far_the_count_moves() -> None:
+    bench = Bench()
+    entered: list[GeneratedToken] = []
+    for jump in (2, 4, 8, 20):
+        bench.count += jump - 2
+        token = bench.make(days=1)
+        assert bench.enter(token).kind is OutcomeKind.APPLIED
+        entered.append(token)
+        for old in entered:
+            assert bench.enter(old).kind is OutcomeKind.ALREADY_USED, (jump, old.count)
+    assert bench.days_left == len(entered)
+
+
+def test_the_reset_token_is_refused_unless_the_firmware_is_set_to_take_it() -> None:
+    for config, taken in ((CERTIFICATION, False), (DeviceConfig(accept_reset_token=True), True)):
+        bench = Bench(config=config)
+        code = STARTING_CODE
+        reset = f"{code - code % 1000 + (code + 999) % 1000:09d}"
+        outcome = bench.enter(reset)
+        expected = OutcomeKind.APPLIED if taken else OutcomeKind.ALREADY_USED
+        assert (outcome.kind, outcome.count) == (expected, 0)
+        assert bench.device.status().count == (0 if taken else 1)
+
+
+@pytest.mark.parametrize(("off_seconds", "rtc_forward"), [(2 * HOUR, 0), (30, DAY), (0, 365 * DAY)])
+def test_the_waiting_period_does_not_run_while_the_device_is_off(
+    off_seconds: int, rtc_forward: int
+) -> None:
+    bench = Bench(config=DeviceConfig())
+    bad = invalid_token(bench)
+    assert [bench.enter(bad).wait_seconds for _ in range(3)] == [0, 0, 120]
+    bench.power_cycle(off_seconds=off_seconds, rtc_forward=rtc_forward)
+    good = bench.make(days=1)
+    blocked = bench.enter(good)
+    assert (blocked.kind, blocked.wait_seconds) == (OutcomeKind.BLOCKED, 120)
     bench.wait(120)
     assert bench.enter(good).kind is OutcomeKind.APPLIED

@@ -1,13 +1,14 @@
 """Certification: the test procedure for PAYG devices, run through the device protocol.
 
 The procedure (`cases`) is data: each case has an id (G1-G12 and U1-U3 of
-the reference procedure, and the WP, CS, RD, TD, EX and IN suites), a title,
-a statement of what it checks and why, and steps built from the device
-parameters.  `Runner` carries the steps out against any device that speaks
-the protocol (`paygkit.device.host.open_link`), `sheet` prints them for a
-person with a keypad, and `report` writes what happened for people (terminal,
-HTML) and machines (JUnit XML, JSON).  The device key never appears in any
-output.
+the reference procedure, and the IN, RD, TD, EX, CS, XO, WP and RS suites), a
+title, a statement of what it checks and why, and steps built from the device
+parameters; RS1's steps also from the run's seed (`sequence`).  A case whose
+failure gives away time nobody paid for is reported as a security failure.
+`Runner` carries the steps out against any device that speaks the protocol
+(`paygkit.device.host.open_link`), `sheet` prints them for a person with a
+keypad, and `report` writes what happened for people (terminal, HTML) and
+machines (JUnit XML, JSON).  The device key never appears in any output.
 
     >>> from paygkit.certify import CertParams, certify
     >>> params = CertParams.create("bc41ec9530f6dac86b1a29ab82edc5fb", 516959010)

@@ -4,13 +4,17 @@ The general cases G1-G12 and the unordered-entry cases U1-U3 are those of the
 reference test procedure (SPEC section 6).  The other suites check the
 behaviours the specification asks for besides: the waiting period (WP),
 counter synchronisation (CS), restricted digit mode (RD), the time divider
-(TD), extended tokens (EX) and input edge cases (IN).
+(TD), extended tokens (EX) and input edge cases (IN); and the rule paygkit
+devices follow where the reference loses money (SPEC 3.1): each count is
+accepted once in a device's life (XO), also in random orders of entry (RS).
 
 A case is data: an id, a title, a statement in plain words, and a function
 that builds its steps from a `Plan` (which makes the tokens and keeps the
 count).  The G cases follow one another as the reference does (G3 adds to
 G2's day); every other case starts from a state it sets itself, so that a
-failure elsewhere does not spill into it.
+failure elsewhere does not spill into it.  A case whose failure gives away
+time nobody paid for says so in `security`, and the report shows its failure
+as a security failure, not as a difference from the reference.
 
 Outside the WP suite no case enters more than two invalid tokens without a
 genuine token in between, so the procedure also runs on a device whose
@@ -24,17 +28,20 @@ from dataclasses import dataclass
 
 from paygkit.certify.params import CertParams
 from paygkit.certify.plan import NotApplicableError, Plan
+from paygkit.certify.sequence import random_sequence
 from paygkit.certify.steps import (
     Check,
+    Enter,
     Outcome,
     PowerCycle,
     Step,
     Wait,
     Waiting,
 )
-from paygkit.token import TokenType
+from paygkit.token import GeneratedToken, TokenType
 
 HOUR = 3600
+DAY = 24 * HOUR
 FORWARD_WINDOW = 64
 
 SUITES: dict[str, str] = {
@@ -45,7 +52,9 @@ SUITES: dict[str, str] = {
     "TD": "Time divider",
     "EX": "Extended tokens",
     "CS": "Counter synchronisation",
+    "XO": "Exactly once",
     "WP": "Waiting period",
+    "RS": "Random sequences",
 }
 
 
@@ -72,12 +81,13 @@ def _standard_only(params: CertParams) -> str | None:
     return "not applicable: restricted-digit tokens are typed with keys 1-4 and have no 0"
 
 
-def _configured_reset(params: CertParams) -> str | None:
-    if params.refuses_reset_token:
+def _refuses_reset(params: CertParams) -> str | None:
+    if not params.accepts_reset_token:
         return None
     return (
-        "not configured: the firmware follows the reference, which accepts the reset token "
-        "while the count is below 64 (use --refuses-reset-token if it is set to refuse it)"
+        "not applicable: the firmware is configured to take the reset token while its count "
+        "is below 64, as the reference does (--accepts-reset-token); CS4 checks that it is "
+        "refused after that"
     )
 
 
@@ -87,7 +97,10 @@ class Case:
 
     `checks`: what it checks and why, in plain words.  `requires`: cases whose
     end state it starts from (selected along with it).  `applies`: None, or
-    why the case does not apply to these device parameters.
+    why the case does not apply to these device parameters.  `security`: for
+    a case whose failure gives away time nobody paid for, what a failing
+    device loses, in plain words (the report shows it with the failure).
+    `seeded`: the steps come from the run's seed; a failure names it.
     """
 
     id: str
@@ -98,6 +111,8 @@ class Case:
     applies: Callable[[CertParams], str | None] = _always
     requires: tuple[str, ...] = ()
     optional: bool = False
+    security: str = ""
+    seeded: bool = False
 
 
 # --- G: the general procedure -----------------------------------------------------------------
@@ -382,7 +397,7 @@ def _cs0(p: Plan) -> list[Step]:
     return [
         p.refused(
             p.reset_token(),
-            "The reset token (Counter Sync at count 0)",
+            f"The reset token (Counter Sync at count 0), the device at count {p.device_count}",
             outcomes=frozenset({Outcome.ALREADY_USED, Outcome.INVALID}),
         ),
         p.unchanged(),
@@ -422,21 +437,21 @@ def _cs2(p: Plan) -> list[Step]:
 
 def _cs3(p: Plan) -> list[Step]:
     steps: list[Step] = [*p.ensure_count(100)]
-    top = p.device_count
-    back = p.make(TokenType.COUNTER_SYNC, after=top - 21)
+    sync = p.make(TokenType.COUNTER_SYNC)
     steps += [
-        p.applied(back, what=f"{p.label(back)}, {top - back.count} counts behind the device"),
-        p.count_is(back.count),
+        p.applied(sync, what=f"{p.label(sync)}, the next count: the device syncs forward"),
+        p.count_is(sync.count),
+        p.already_used(sync, what=f"The same {p.label(sync)} again, at the device's count"),
+        p.unchanged(),
     ]
-    too_old = p.make(TokenType.COUNTER_SYNC, after=back.count - 70)
-    steps += [
-        p.refused(
-            too_old.digits,
-            f"{p.label(too_old)}, {back.count - too_old.count} counts behind: beyond the window",
-            outcomes=frozenset({Outcome.ALREADY_USED}),
-        ),
-        p.count_is(back.count),
-    ]
+    top = sync.count
+    for behind in (20, 70):
+        old = p.make(TokenType.COUNTER_SYNC, after=top - behind - 1)
+        steps += [
+            p.already_used(old, what=f"{p.label(old)}, {top - old.count} counts behind the device"),
+            p.unchanged(),
+            p.count_is(top),
+        ]
     return steps
 
 
@@ -449,6 +464,121 @@ def _cs4(p: Plan) -> list[Step]:
             outcomes=frozenset({Outcome.ALREADY_USED, Outcome.INVALID}),
         ),
         p.unchanged(),
+    ]
+    return steps
+
+
+# --- XO: exactly once --------------------------------------------------------------------------
+
+
+def _xo1(p: Plan) -> list[Step]:
+    steps: list[Step] = [*p.baseline()]
+    sync = p.make(TokenType.COUNTER_SYNC)
+    first = p.make(TokenType.ADD_TIME, days=30)
+    second = p.make(TokenType.ADD_TIME, days=30)
+    steps += [
+        p.applied(sync, what=f"{p.label(sync)}, kept by the customer"),
+        p.count_is(sync.count),
+        p.applied(first),
+        p.left_days(30),
+        p.applied(second),
+        p.left_days(60),
+    ]
+    for round_number in (2, 3, 4):
+        steps += [
+            p.already_used(sync, what=f"{p.label(sync)} again (round {round_number})"),
+            p.count_is(second.count),
+            p.already_used(first, what=f"{p.label(first)} again (round {round_number})"),
+            p.already_used(second, what=f"{p.label(second)} again (round {round_number})"),
+            p.left_days(60),
+        ]
+    return steps
+
+
+def _xo2(p: Plan) -> list[Step]:
+    steps: list[Step] = [*p.baseline()]
+    sync = p.make(TokenType.COUNTER_SYNC)
+    paid = p.make(TokenType.ADD_TIME, days=1, after=sync.count + 2)
+    high = p.make(TokenType.ADD_TIME, days=5, after=p.device_count + 26)
+    steps += [
+        p.applied(high, what=f"{p.label(high)}, {high.count - p.device_count} counts ahead"),
+        p.left_days(5),
+        p.already_used(
+            sync, what=f"The older {p.label(sync)}, {high.count - sync.count} counts behind"
+        ),
+        p.count_is(high.count),
+    ]
+    for entry in (1, 2, 3):
+        steps += [
+            p.already_used(
+                paid,
+                what=(
+                    f"The older {p.label(paid)}, {high.count - paid.count} counts behind, "
+                    f"entry {entry}"
+                ),
+            ),
+            p.left_days(5),
+        ]
+    return steps
+
+
+def _xo3(p: Plan) -> list[Step]:
+    steps: list[Step] = [*p.baseline()]
+
+    def again(token: GeneratedToken, top: GeneratedToken) -> Enter:
+        behind = top.count - token.count
+        where = "the same count" if behind == 0 else f"{behind} counts behind"
+        return p.already_used(token, what=f"{p.label(token)} again, {where}")
+
+    first = p.make(TokenType.ADD_TIME, days=1)
+    steps += [p.applied(first), p.left_days(1), again(first, first), p.left_days(1)]
+    second = p.make(TokenType.ADD_TIME, days=1, after=first.count + 1)
+    kept = p.make(TokenType.ADD_TIME, days=1, after=second.count + 1)
+    steps += [
+        p.applied(second, what=f"{p.label(second)}: the count moves by 2"),
+        again(first, second),
+        again(second, second),
+        p.left_days(2),
+    ]
+    third = p.make(TokenType.ADD_TIME, days=1, after=second.count + 3)
+    steps += [
+        p.applied(third, what=f"{p.label(third)}: the count moves by 4"),
+        again(first, third),
+        again(second, third),
+        p.left_days(3),
+    ]
+    fourth = p.make(TokenType.ADD_TIME, days=1, after=third.count + 7)
+    steps += [
+        p.applied(fourth, what=f"{p.label(fourth)}: the count moves by 8"),
+        again(second, fourth),
+        again(third, fourth),
+        p.applied(
+            kept,
+            what=(
+                f"{p.label(kept)}, {fourth.count - kept.count} counts behind, never entered: "
+                "unordered entry"
+            ),
+        ),
+        p.left_days(5),
+        again(kept, fourth),
+        again(first, fourth),
+        p.left_days(5),
+    ]
+    fifth = p.make(TokenType.ADD_TIME, days=1, after=fourth.count + 19)
+    steps += [
+        p.applied(fifth, what=f"{p.label(fifth)}: the count moves by 20"),
+        again(fourth, fifth),
+        again(kept, fifth),
+        again(third, fifth),
+        p.left_days(6),
+    ]
+    sync = p.make(TokenType.COUNTER_SYNC, after=fifth.count)
+    steps += [
+        p.applied(sync, what=f"{p.label(sync)}: the count moves by 1"),
+        again(fifth, sync),
+        again(sync, sync),
+        p.count_is(sync.count),
+        p.left_days(6),
     ]
     return steps
 
@@ -562,7 +692,44 @@ def _wp4(p: Plan) -> list[Step]:
     return steps
 
 
+def _blocked_after(p: Plan, power_cycle: PowerCycle) -> list[Step]:
+    """Three invalid tokens, a power cycle, and the wait must still be running."""
+    steps = [*_fresh_start(p), *_invalid_run(p)]
+    genuine = p.genuine()
+    steps += [
+        power_cycle,
+        p.blocked(genuine),
+        Check("Entry still blocked after the power cycle", blocked="positive"),
+        Wait("Wait until the waiting period has ended", until_unblocked=True),
+        p.applied(genuine, what=f"{p.label(genuine)}, after the wait"),
+        Waiting(False, cleanup=True),
+    ]
+    return steps
+
+
+def _wp5(p: Plan) -> list[Step]:
+    return _blocked_after(
+        p,
+        PowerCycle("Switch the device off, wait 2 hours, switch it on again", off_seconds=2 * HOUR),
+    )
+
+
+def _wp6(p: Plan) -> list[Step]:
+    return _blocked_after(
+        p,
+        PowerCycle(
+            "Switch the device off, move its clock 1 day forward, switch it on again",
+            rtc_forward=DAY,
+        ),
+    )
+
+
 # --- the procedure -----------------------------------------------------------------------------
+
+_GUESSING = (
+    "The waiting period is what makes guessing tokens hopeless. A customer who can cut it "
+    "short {how} can try tokens far faster, and a guessed token gives days nobody paid for."
+)
 
 _DIVIDER_NOTE = (
     " With a time divider of 1 a unit is a day, so this case cannot tell a device that "
@@ -573,13 +740,19 @@ CASES: tuple[Case, ...] = (
     Case(
         "CS0",
         "CS",
-        "The reset token is refused on a new device (where configured)",
+        "The reset token is refused on a new device",
         "The reset token (a Counter Sync token at count 0) would put the device back to its "
-        "first count, so that every token it ever received works again. A firmware configured "
-        "to refuse it must refuse it even on a new device, where the reference still accepts "
-        "it. This case runs first, while the device's count is below 64.",
+        "first count, so that every token it ever received works again. paygkit devices refuse "
+        "it, also on a new device, where the reference still accepts it. This case runs first, "
+        "while the device's count is below 64. A firmware configured to take the reset token "
+        "is certified with --accepts-reset-token, which leaves this case out.",
         _cs0,
-        applies=_configured_reset,
+        applies=_refuses_reset,
+        security=(
+            "Anyone who learns the reset token can put the device back to "
+            "count 0, and every token the customer ever entered then gives its days again, "
+            "days nobody paid for."
+        ),
     ),
     Case(
         "G1",
@@ -615,6 +788,10 @@ CASES: tuple[Case, ...] = (
         "'already used', not 'invalid', so that the customer knows the token was taken.",
         _g4a,
         requires=("G2", "G3"),
+        security=(
+            "One payment can be entered again and again, and each entry "
+            "gives its days again: days nobody paid for."
+        ),
     ),
     Case(
         "G4B",
@@ -712,6 +889,10 @@ CASES: tuple[Case, ...] = (
         "Time is entered first. The older Add Time is then refused as already used (the Set "
         "Time already accounts for it) and the newer one is accepted: 7 days.",
         _u2,
+        security=(
+            "The days of an Add Time token that a later Set Time already "
+            "accounts for are given a second time: days nobody paid for."
+        ),
     ),
     Case(
         "U3",
@@ -867,20 +1048,80 @@ CASES: tuple[Case, ...] = (
     Case(
         "CS3",
         "CS",
-        "Counter Sync goes back within 64 counts, not further",
-        "A Counter Sync token made 20 counts behind the device is accepted and sets the count "
-        "back to it (the reference window); one made more than 64 counts behind is refused as "
-        "already used.",
+        "A Counter Sync token below the device's count is refused",
+        "A Counter Sync token is taken only above the device's count. Entered again at the "
+        "device's count, or made 20 or 70 counts behind it, it is refused as already used and "
+        "changes nothing: the count stays where it is. The reference takes one up to 64 counts "
+        "behind and moves the count back, after which the tokens above it can be entered again "
+        "(see XO1); a paygkit device never moves its count back.",
         _cs3,
+        security=(
+            "A device that moves its count back on an old Counter Sync token "
+            "takes the Add Time tokens above it again, and each gives its days again: days "
+            "nobody paid for."
+        ),
     ),
     Case(
         "CS4",
         "CS",
         "The reset token is refused past its window",
         "The reset token (Counter Sync at count 0) is refused once the device's count is 64 or "
-        "more. A device that accepted it later could be put back to count 0 by anyone who "
-        "learnt the token, and every old token would work again.",
+        "more, also on a firmware configured to take it on a new device. A device that accepted "
+        "it later could be put back to count 0 by anyone who learnt the token, and every old "
+        "token would work again.",
         _cs4,
+        security=(
+            "Anyone who learns the reset token can put the device back to "
+            "count 0, and every token the customer ever entered then gives its days again, "
+            "days nobody paid for."
+        ),
+    ),
+    Case(
+        "XO1",
+        "XO",
+        "An old Counter Sync token cannot replay the Add Time tokens after it",
+        "A customer keeps a Counter Sync token and the two Add Time tokens of 30 days made "
+        "after it, and enters all three, then the same three again, four rounds. The first "
+        "round gives 60 days; every later entry is refused as already used, the count stays at "
+        "the last Add Time's, and the time left stays at the 60 days paid for. A device built "
+        "on the reference decoder gives 240 days after four rounds, and more with each round.",
+        _xo1,
+        security=(
+            "Not a difference from the reference: a customer who kept one old Counter Sync token "
+            "gets the same Add Time tokens' days again and again, without limit: days nobody "
+            "paid for. A device built on the reference decoder has this hole; its firmware must "
+            "follow the exactly-once rule (SPEC 3.1)."
+        ),
+    ),
+    Case(
+        "XO2",
+        "XO",
+        "An old Counter Sync token cannot reopen older Add Time tokens",
+        "An Add Time token of 5 days made 26 counts ahead is entered; then an older Counter "
+        "Sync token and an older Add Time token of 1 day, made between them, three times. The "
+        "Counter Sync is refused and the count stays; the Add Time, more than 16 counts behind, "
+        "is refused as already used each time: 5 days left. The reference moves the count back "
+        "to the Counter Sync and then takes the 1-day token three times.",
+        _xo2,
+        security=(
+            "An old Counter Sync token lets the customer enter an old Add "
+            "Time token as many times as they like, each time for days nobody paid for."
+        ),
+    ),
+    Case(
+        "XO3",
+        "XO",
+        "Tokens are accepted once, however far the count has moved",
+        "Add Time tokens are entered again after the device's count moved by 1, 2, 4, 8 and "
+        "20 counts: within the 16 counts below the device's count, where older tokens may "
+        "still be entered once, and beyond. Each is refused as already used; a token never "
+        "entered within those 16 counts is accepted once, then refused. A device that loses "
+        "track of its used counts when the count jumps takes paid tokens again.",
+        _xo3,
+        security=(
+            "Add Time tokens already entered are taken again after the count "
+            "has moved, and each gives its days again: days nobody paid for."
+        ),
     ),
     Case(
         "WP1",
@@ -890,6 +1131,10 @@ CASES: tuple[Case, ...] = (
         "entry is blocked: even a genuine token is refused unchecked until the wait is over; "
         "then it is accepted. This makes guessing tokens too slow to succeed.",
         _wp1,
+        security=(
+            "Without a waiting period nothing slows down guessing tokens, "
+            "and a guessed token gives days nobody paid for."
+        ),
     ),
     Case(
         "WP2",
@@ -907,6 +1152,7 @@ CASES: tuple[Case, ...] = (
         "A device switched off and on during its waiting period is still blocked afterwards. "
         "Otherwise pulling the battery would undo the protection against guessing.",
         _wp3,
+        security=_GUESSING.format(how="by switching the device off and on"),
     ),
     Case(
         "WP4",
@@ -915,6 +1161,40 @@ CASES: tuple[Case, ...] = (
         "After a genuine token the count of invalid tries starts again from zero, so a "
         "customer who mistypes now and then is never blocked.",
         _wp4,
+    ),
+    Case(
+        "WP5",
+        "WP",
+        "The waiting period does not run while the device is off",
+        "Three invalid tokens start a 2-minute wait; the device is then switched off for 2 "
+        "hours. Switched on again it is still blocked: the wait runs only on the device's own "
+        "powered-on time, not on its clock, so a long power-off does not end it.",
+        _wp5,
+        security=_GUESSING.format(how="by switching the device off for a while"),
+    ),
+    Case(
+        "WP6",
+        "WP",
+        "Moving the clock forward while off does not end the waiting period",
+        "Three invalid tokens start a 2-minute wait; the device's clock is then moved a day "
+        "forward while it is off. Switched on again it is still blocked. Only a simulator can "
+        "move the clock: on a real device the case is left out.",
+        _wp6,
+        security=_GUESSING.format(how="by moving the clock forward while the device is off"),
+    ),
+    Case(
+        "RS1",
+        "RS",
+        "Tokens entered in random orders get the answers of the paygkit model",
+        "Genuine tokens of every type (Add Time, Set Time, Disable PAYG, Counter Sync) are made "
+        "in count order as a server makes them, some counts skipped as when tokens are lost, "
+        "and entered in a random order: out of order, again, after the count jumped by 1, 2, 4 "
+        "or more, old Counter Sync tokens. After each entry the answer, the count and the time "
+        "left (or unlimited) must be those of paygkit's model of the protocol. The run's seed "
+        "is in the report: the same seed (--seed) gives the same sequence again; "
+        "--sequence-length makes it longer for a release run.",
+        random_sequence,
+        seeded=True,
     ),
 )
 

@@ -23,7 +23,14 @@ from paygkit.certify.steps import (
     WaitRule,
     duration_words,
 )
-from paygkit.token import GeneratedToken, TokenType, decode, format_token, generate
+from paygkit.token import (
+    DecodeResult,
+    GeneratedToken,
+    TokenType,
+    decode,
+    format_token,
+    generate,
+)
 from paygkit.token.codec import from_restricted
 
 SECONDS_PER_DAY = 86_400
@@ -32,6 +39,8 @@ SECONDS_PER_DAY = 86_400
 # would leave every later token out of its 64-count window.
 LAG_LIMIT = 32
 
+_USED_WORDS = "Refused as already used; nothing changes (reference: green LED blinks once)"
+_INVALID_WORDS = "Refused as invalid; nothing changes (reference: red LED blinks 10 times)"
 _APPLIED_LED = {
     TokenType.ADD_TIME: "green LED blinks 2 times",
     TokenType.SET_TIME: "green LED blinks 2 times",
@@ -191,21 +200,34 @@ class Plan:
     # -- steps --------------------------------------------------------------------------------
 
     def _accepted(self, token: GeneratedToken) -> None:
-        if token.token_type is TokenType.COUNTER_SYNC:
-            self.device_count = token.count
-        else:
-            self.device_count = max(self.device_count, token.count)
+        # A paygkit device's count never goes down, Counter Sync included (SPEC 3.1).
+        self.device_count = max(self.device_count, token.count)
 
-    def effect_words(self, token: GeneratedToken) -> str:
+    def effect_words(self, token: GeneratedToken | DecodeResult) -> str:
+        units = token.units or 0
         if token.token_type is TokenType.ADD_TIME:
-            effect = f"+{span_words(self.seconds(token.units or 0))}"
+            effect = f"+{span_words(self.seconds(units))}"
         elif token.token_type is TokenType.SET_TIME:
-            effect = f"time set to {span_words(self.seconds(token.units or 0))}"
+            effect = f"time set to {span_words(self.seconds(units))}"
         elif token.token_type is TokenType.DISABLE_PAYG:
             effect = "PAYG disabled, unlimited"
         else:
             effect = f"counter synchronised to count {token.count}"
         return f"Accepted: {effect} (reference: {_APPLIED_LED[token.token_type]})"
+
+    def predicted(self, result: DecodeResult) -> Expect:
+        """The expectation for an entry whose outcome the model worked out (`decode`)."""
+        if result.token_type.is_generated:
+            return Expect(
+                frozenset({Outcome.APPLIED}),
+                self.effect_words(result),
+                token_type=result.token_type.name,
+                units=result.units,
+                count=result.count,
+            )
+        if result.token_type is TokenType.ALREADY_USED:
+            return Expect(frozenset({Outcome.ALREADY_USED}), _USED_WORDS, count=result.count)
+        return Expect(frozenset({Outcome.INVALID}), _INVALID_WORDS)
 
     def applied(
         self,
@@ -235,11 +257,7 @@ class Plan:
         )
 
     def already_used(self, token: GeneratedToken, *, what: str | None = None) -> Enter:
-        expect = Expect(
-            frozenset({Outcome.ALREADY_USED}),
-            "Refused as already used; nothing changes (reference: green LED blinks once)",
-            count=token.count,
-        )
+        expect = Expect(frozenset({Outcome.ALREADY_USED}), _USED_WORDS, count=token.count)
         return Enter(token.digits, what or self.label(token) + " again", expect, snapshot=True)
 
     def refused(
@@ -255,11 +273,11 @@ class Plan:
     ) -> Enter:
         """Enter something the device must refuse (and count as an invalid try, unless used)."""
         if outcomes == {Outcome.ALREADY_USED}:
-            words = "Refused as already used; nothing changes (reference: green LED blinks once)"
+            words = _USED_WORDS
         elif Outcome.ALREADY_USED in outcomes:
             words = "Refused (as already used, or as invalid); nothing changes"
         else:
-            words = "Refused as invalid; nothing changes (reference: red LED blinks 10 times)"
+            words = _INVALID_WORDS
         if wait == "positive":
             words += "; entry is now blocked for a while (the waiting period starts)"
         elif wait == "zero":

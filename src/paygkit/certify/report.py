@@ -50,11 +50,15 @@ def report_dict(report: Report) -> dict[str, Any]:
     `started` (ISO 8601, UTC), `seconds`, `target`, `device` (the HELLO fields
     protocol, model, firmware, simulator), `parameters` (serial, time_divider,
     restricted_digits, starting_count, test_code (whether there is one),
-    refuses_reset_token; never the key), `entry` ("token" / "keys"),
-    `interactive`, `passed`, `summary` (passed, failed, skipped, total),
+    accepts_reset_token, seed and sequence_length of the random sequence;
+    never the key), `entry` ("token" / "keys"), `interactive`, `passed`,
+    `summary` (passed, failed, skipped, total, security_failures),
     `server_count`, `device_count`, `notes`, `preparation` (transcript), `cases`.
-    Each case: `id`, `suite`, `title`, `checks`, `optional`, `status` ("passed",
-    "failed", "skipped"), `message`, `seconds`, `count_before`, `count_after`,
+    Each case: `id`, `suite`, `title`, `checks`, `optional`, `security` (what a
+    failing device gives away; "" when the case is not about that),
+    `security_failure` (failed, and `security` says what that costs), `status`
+    ("passed", "failed", "skipped"), `message`, `seconds`, `count_before`,
+    `count_after`,
     `steps` (`action`, `expected`, `observed`, `status` "passed" / "failed" /
     "not run", `setup`) and `transcript` (lines sent "> ..." and received "< ...").
     """
@@ -70,7 +74,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "entry": report.entry,
         "interactive": report.interactive,
         "passed": report.passed,
-        "summary": report.totals(),
+        "summary": {**report.totals(), "security_failures": len(report.security_failures())},
         "server_count": report.server_count,
         "device_count": report.device_count,
         "notes": list(report.notes),
@@ -86,8 +90,20 @@ def report_json(report: Report) -> str:
 # --- JUnit XML ---------------------------------------------------------------------------------
 
 
+SECURITY_HEADLINE = "SECURITY FAILURE"
+
+
+def failure_words(case: CaseResult) -> str:
+    """Why a failed case failed; for a security case, first what the failure gives away."""
+    if case.security_failure:
+        return f"{SECURITY_HEADLINE}. {case.security} {case.message}"
+    return case.message
+
+
 def _case_details(case: CaseResult) -> str:
     lines = [case.checks, ""]
+    if case.security_failure:
+        lines[1:1] = [f"{SECURITY_HEADLINE}: {case.security}", ""]
     for number, step in enumerate(case.steps, 1):
         lines.append(f"{number}. [{step.status}] {step.action}")
         lines.append(f"   expected: {step.expected}")
@@ -145,10 +161,11 @@ def junit_xml(report: Report) -> str:
                 },
             )
             if case.verdict is Verdict.FAILED:
+                kind = "SecurityFailure" if case.security_failure else "CertificationFailure"
                 failure = ET.SubElement(
                     testcase,
                     "failure",
-                    {"message": _xml_text(case.message), "type": "CertificationFailure"},
+                    {"message": _xml_text(failure_words(case)), "type": kind},
                 )
                 failure.text = _xml_text(_case_details(case))
             elif case.verdict is Verdict.SKIPPED:
@@ -176,6 +193,7 @@ td.num { text-align: right; }
 .skipped { color: #8a6d00; font-weight: bold; }
 .banner { font-size: 1.3em; padding: 0.4em 0.8em; display: inline-block; border: 2px solid; }
 .setup { color: #666; }
+.security { border: 2px solid #b00020; background: #fdecee; padding: 0.4em 0.6em; }
 .why { margin: 0.2em 0 0.5em; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em;
       white-space: pre-wrap; word-break: break-all; }
@@ -216,6 +234,7 @@ def report_html(report: Report) -> str:
         f'<p><span class="banner {verdict_class}">{verdict}</span> '
         f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped "
         f"of {totals['total']} cases</p>",
+        *_security_banner(report),
         "<h2>Device</h2>",
         _meta(
             [
@@ -238,6 +257,10 @@ def report_html(report: Report) -> str:
                 (
                     "Server count at end",
                     "-" if report.server_count is None else report.server_count,
+                ),
+                (
+                    "Random sequence",
+                    f"seed {params.get('seed')}, {params.get('sequence_length')} entries",
                 ),
                 (
                     "Tokens entered",
@@ -265,10 +288,11 @@ def report_html(report: Report) -> str:
     for case in report.cases:
         cls = case.verdict.value
         optional = " (optional)" if case.optional else ""
+        result = "security failure" if case.security_failure else cls
         parts.append(
             f'<tr><td><a href="#case-{_e(case.id)}">{_e(case.id)}</a></td>'
             f"<td>{_e(case.title)}{optional}</td>"
-            f'<td class="{cls}">{_e(cls)}</td><td>{_e(case.message)}</td></tr>'
+            f'<td class="{cls}">{_e(result)}</td><td>{_e(case.message)}</td></tr>'
         )
     parts.append("</table>")
     if report.preparation:
@@ -282,6 +306,18 @@ def report_html(report: Report) -> str:
     return "\n".join(parts)
 
 
+def _security_banner(report: Report) -> list[str]:
+    failures = report.security_failures()
+    if not failures:
+        return []
+    ids = ", ".join(case.id for case in failures)
+    return [
+        f'<p class="security"><strong>{SECURITY_HEADLINE}</strong> ({_e(ids)}): the device '
+        "gives away days nobody paid for. This is not a difference from the reference to "
+        "note and accept: the firmware must be fixed before the device is sold.</p>"
+    ]
+
+
 def _case_html(case: CaseResult) -> str:
     cls = case.verdict.value
     parts = [
@@ -289,6 +325,10 @@ def _case_html(case: CaseResult) -> str:
         f'<h3>{_e(case.id)} {_e(case.title)} <span class="{cls}">{_e(cls.upper())}</span></h3>',
         f'<p class="why">{_e(case.checks)}</p>',
     ]
+    if case.security_failure:
+        parts.append(
+            f'<p class="security"><strong>{SECURITY_HEADLINE}.</strong> {_e(case.security)}</p>'
+        )
     if case.message:
         parts.append(f'<p class="{cls}">{_e(case.message)}</p>')
     if case.steps:
@@ -319,6 +359,8 @@ def case_line(case: CaseResult) -> str:
     """One line per finished case, as rich markup (for progress output)."""
     style = _VERDICT_STYLE[case.verdict]
     text = f"[{style}]{_VERDICT_MARK[case.verdict]}[/] {escape(case.id):<4} {escape(case.title)}"
+    if case.security_failure:
+        text += f"\n       [bold red]{SECURITY_HEADLINE}:[/] [red]{escape(case.security)}[/]"
     if case.message:
         text += f"\n       [{style}]{escape(case.message)}[/]"
     return text
@@ -335,10 +377,11 @@ def print_summary(report: Report, console: Console, *, table: bool = True) -> No
         rows.add_column("Note")
         for case in report.cases:
             style = _VERDICT_STYLE[case.verdict]
+            result = "security failure" if case.security_failure else case.verdict.value
             rows.add_row(
                 case.id,
                 escape(case.title),
-                f"[{style}]{case.verdict.value}[/]",
+                f"[{style}]{result}[/]",
                 escape(case.message),
             )
         console.print(rows)
@@ -352,6 +395,13 @@ def print_summary(report: Report, console: Console, *, table: bool = True) -> No
         f"{totals['skipped']} skipped of {totals['total']} cases in {report.seconds:.2f} s "
         f"({escape(report.target)})"
     )
+    security = report.security_failures()
+    if security:
+        console.print(
+            f"[bold red]{SECURITY_HEADLINE}[/] in {', '.join(c.id for c in security)}: the "
+            "device gives away days nobody paid for; the firmware must be fixed, this is not "
+            "a difference from the reference to accept."
+        )
     if report.server_count is not None:
         console.print(
             f"Device count now {report.device_count if report.device_count is not None else '?'}; "

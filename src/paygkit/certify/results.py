@@ -41,13 +41,18 @@ class StepRecord:
 
 @dataclass
 class CaseResult:
-    """The outcome of one case.  `message`: why it failed or was skipped."""
+    """The outcome of one case.  `message`: why it failed or was skipped.
+
+    `security`: for a case whose failure gives away time nobody paid for,
+    what a failing device loses, in plain words (empty for other cases).
+    """
 
     id: str
     suite: str
     title: str
     checks: str
     optional: bool = False
+    security: str = ""
     verdict: Verdict = Verdict.SKIPPED
     message: str = ""
     steps: list[StepRecord] = field(default_factory=list)
@@ -56,6 +61,11 @@ class CaseResult:
     count_before: int | None = None
     count_after: int | None = None
 
+    @property
+    def security_failure(self) -> bool:
+        """Failed, and the failure gives away time nobody paid for."""
+        return self.verdict is Verdict.FAILED and bool(self.security)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -63,6 +73,8 @@ class CaseResult:
             "title": self.title,
             "checks": self.checks,
             "optional": self.optional,
+            "security": self.security,
+            "security_failure": self.security_failure,
             "status": self.verdict.value,
             "message": self.message,
             "seconds": round(self.seconds, 6),
@@ -105,6 +117,10 @@ class Report:
 
     def failed(self) -> list[CaseResult]:
         return [case for case in self.cases if case.verdict is Verdict.FAILED]
+
+    def security_failures(self) -> list[CaseResult]:
+        """The failed cases that give away time nobody paid for."""
+        return [case for case in self.cases if case.security_failure]
 
     def case(self, case_id: str) -> CaseResult:
         for case in self.cases:

@@ -1,8 +1,8 @@
 """Running the procedure against a device, through the device protocol only.
 
 The runner talks to the device over a `paygkit.device.host.DeviceLink`
-(TOKEN, KEYS, STATUS; on a simulator also ADVANCE, POWER and CONFIG) and
-compares every answer with the step's expectation.
+(TOKEN, KEYS, STATUS; on a simulator also ADVANCE, CLOCK, POWER and CONFIG)
+and compares every answer with the step's expectation.
 
 Before the cases it checks the device: a blank one is set up with the
 parameters; a set-up one must show the same time divider, digit mode and
@@ -14,7 +14,8 @@ Time: on a simulator, time stands still unless the runner moves it, so time
 left is compared to the second and G12's 48 hours are one ADVANCE.  On a real
 device (HELLO simulator=0) a case that needs time to pass or a power cycle
 asks the operator (when one is given) or is skipped, and time left is
-compared within the seconds that have passed since the time was set.
+compared within the seconds that have passed since the time was set.  A
+case that moves the device's clock by itself (WP6) runs on a simulator only.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Literal, NoReturn, Protocol
 
 from paygkit import __version__
 from paygkit.certify.cases import Case
-from paygkit.certify.params import DEFAULT_SERIAL, CertParams
+from paygkit.certify.params import DEFAULT_SEQUENCE_LENGTH, DEFAULT_SERIAL, CertParams
 from paygkit.certify.plan import SECONDS_PER_DAY, NotApplicableError, Plan
 from paygkit.certify.results import CaseResult, Report, StepRecord, Verdict
 from paygkit.certify.steps import (
@@ -41,6 +42,7 @@ from paygkit.certify.steps import (
     Wait,
     Waiting,
     duration_words,
+    needs_clock,
     needs_power,
     needs_time,
     step_action,
@@ -326,7 +328,9 @@ class Runner:
     # -- one case -----------------------------------------------------------------------------
 
     def _run_case(self, case: Case) -> CaseResult:
-        result = CaseResult(case.id, case.suite, case.title, case.checks, case.optional)
+        result = CaseResult(
+            case.id, case.suite, case.title, case.checks, case.optional, security=case.security
+        )
         self._lines = result.transcript
         begin = time.perf_counter()
         try:
@@ -409,14 +413,32 @@ class Runner:
         if failure is not None:
             result.verdict = Verdict.FAILED
             result.message = failure
+            if case.seeded:
+                result.message += self._replay_words()
         elif skipped is not None:
             self._skip(result, skipped)
         else:
             result.verdict = Verdict.PASSED
         return None
 
+    def _replay_words(self) -> str:
+        params = self.params
+        length = ""
+        if params.sequence_length != DEFAULT_SEQUENCE_LENGTH:
+            length = f" --sequence-length {params.sequence_length}"
+        return (
+            f" (random sequence seed {params.seed}: paygkit certify --seed {params.seed}"
+            f"{length} enters the same sequence again)"
+        )
+
     def _missing(self, steps: list[Step]) -> str | None:
         """Why the case cannot run on this device as driven, or None."""
+        if needs_clock(steps) and not self.simulator:
+            return (
+                "not applicable on a real device: needs its clock moved forward while it is "
+                "off, which only a simulator can do (CLOCK); run the case on the firmware's "
+                "simulator"
+            )
         if self.simulator or self.operator is not None:
             return None
         wanted: list[str] = []
@@ -609,10 +631,15 @@ class Runner:
     def _power_cycle(self, step: PowerCycle) -> str:
         if self.simulator:
             self._command("POWER OFF")
+            # While off only the RTC moves: the tick source starts again at power-on.
             if step.off_seconds:
                 self._command(f"ADVANCE {step.off_seconds}")
+            done = f"POWER OFF, {step.off_seconds} s"
+            if step.rtc_forward:
+                self._command(f"CLOCK +{step.rtc_forward}")
+                done += f", clock moved {step.rtc_forward} s forward"
             self._command("POWER ON")
-            return f"POWER OFF, {step.off_seconds} s, POWER ON"
+            return f"{done}, POWER ON"
         self._ask(step.text)
         return "operator confirmed: " + step.text
 

@@ -4,9 +4,10 @@ The same cases and steps as the automatic run, made from the same parameters
 and in the same order, written for a person: each step says what to press
 (tokens in groups of three), what the device must do, and has boxes to tick.
 Steps only the protocol can do (a digit the keypad has no key for, switching
-the waiting period) are left out, and so are cases made of them.  The sheet
-says which count the device must start at and which count the server must
-store afterwards.  It never holds the key.
+the waiting period) are left out, and so are cases made of them and cases
+only a simulator can do (moving the clock of a device that is off).  The
+sheet says which count the device must start at and which count the server
+must store afterwards.  It never holds the key.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from dataclasses import dataclass
 from paygkit.certify.cases import SUITES, Case
 from paygkit.certify.params import CertParams
 from paygkit.certify.plan import NotApplicableError, Plan
-from paygkit.certify.steps import Check, Enter, PowerCycle, Step, Wait, Waiting, keys_words
+from paygkit.certify.steps import (
+    Check,
+    Enter,
+    PowerCycle,
+    Step,
+    Wait,
+    Waiting,
+    keys_words,
+    needs_clock,
+)
 
 CSV_COLUMNS = (
     "Case",
@@ -107,6 +117,15 @@ def build_sheet(params: CertParams, cases: Sequence[Case]) -> Sheet:
         if any(isinstance(step, Enter) and step.protocol_only for step in steps):
             left_out.append(
                 (case.id, case.title, "needs the device protocol: the keypad has no key for it")
+            )
+            continue
+        if needs_clock(steps):
+            left_out.append(
+                (
+                    case.id,
+                    case.title,
+                    "needs a simulator: it moves the clock of a device that is off",
+                )
             )
             continue
         plan = fork

@@ -113,10 +113,16 @@ class Wait:
 
 @dataclass(frozen=True)
 class PowerCycle:
-    """Switch the device off, let `off_seconds` pass, switch it on again."""
+    """Switch the device off, let `off_seconds` pass, switch it on again.
+
+    `rtc_forward`: while the device is off, also move its RTC this many
+    seconds forward, as someone with access to the clock chip could.  Only a
+    simulator can do that (CLOCK); on a real device the case does not apply.
+    """
 
     text: str
     off_seconds: int = 0
+    rtc_forward: int = 0
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,11 @@ def needs_time(steps: list[Step]) -> bool:
 
 def needs_power(steps: list[Step]) -> bool:
     return any(isinstance(step, PowerCycle) for step in steps)
+
+
+def needs_clock(steps: list[Step]) -> bool:
+    """Whether a step moves the device's RTC by itself (only a simulator allows it)."""
+    return any(isinstance(step, PowerCycle) and step.rtc_forward for step in steps)
 
 
 def duration_words(seconds: int) -> str:

@@ -34,6 +34,7 @@ from paygkit.certify import (
     select_cases,
 )
 from paygkit.certify.cases import Case
+from paygkit.certify.params import DEFAULT_SEQUENCE_LENGTH
 from paygkit.certify.report import (
     case_line,
     junit_xml,
@@ -93,7 +94,9 @@ def _params(
     divider: int,
     restricted: bool,
     count: int,
-    refuses_reset_token: bool,
+    accepts_reset_token: bool,
+    seed: int | None,
+    sequence_length: int,
     test_code: str | None,
 ) -> CertParams:
     if csv_file is not None:
@@ -109,7 +112,13 @@ def _params(
             )
         if not serial:
             raise _fail("--csv needs --serial: the serial number of the device to certify")
-        return params_from_device_list(csv_file, serial, refuses_reset_token=refuses_reset_token)
+        return params_from_device_list(
+            csv_file,
+            serial,
+            accepts_reset_token=accepts_reset_token,
+            seed=seed,
+            sequence_length=sequence_length,
+        )
     if not key:
         raise _fail(
             f"give the device's parameters: --csv FILE --serial S, or --key (or {KEY_ENV}) "
@@ -123,7 +132,9 @@ def _params(
         count=count,
         serial=serial,
         test_code=test_code,
-        refuses_reset_token=refuses_reset_token,
+        accepts_reset_token=accepts_reset_token,
+        seed=seed,
+        sequence_length=sequence_length,
     )
 
 
@@ -166,7 +177,7 @@ def _manual(
         console.print(f"[yellow]Not on the sheet[/] {case_id} {escape(title)}: {escape(why)}")
     console.print(
         f"The device must be at count {sheet.start_count} when the operator starts; the "
-        f"server's count afterwards is {sheet.end_count}."
+        f"server's count afterwards is {sheet.end_count}. Random sequence seed {params.seed}."
     )
     if html_path is None and csv_path is None:
         html_path, csv_path = DEFAULT_SHEET_HTML, DEFAULT_SHEET_CSV
@@ -263,13 +274,36 @@ def certify(
             "--test-code", metavar="DIGITS", help="The batch test code (set up on a blank device)."
         ),
     ] = None,
-    refuses_reset_token: Annotated[
+    accepts_reset_token: Annotated[
         bool,
         typer.Option(
-            "--refuses-reset-token",
-            help="The firmware is configured to refuse the reset token at any count (case CS0).",
+            "--accepts-reset-token",
+            help=(
+                "The firmware is configured to take the reset token while its count is below "
+                "64, as the reference does (leaves out case CS0). paygkit devices refuse it."
+            ),
         ),
     ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            metavar="N",
+            show_default=False,
+            help=(
+                "The seed of the random sequence (case RS1), to replay a run's sequence; "
+                "a new one is chosen and reported when left out."
+            ),
+        ),
+    ] = None,
+    sequence_length: Annotated[
+        int,
+        typer.Option(
+            "--sequence-length",
+            metavar="N",
+            help="Entries in the random sequence (case RS1); more for a release run.",
+        ),
+    ] = DEFAULT_SEQUENCE_LENGTH,
     keypad: Annotated[
         bool,
         typer.Option("--keypad", help="Enter tokens key by key (KEYS) instead of whole (TOKEN)."),
@@ -320,8 +354,8 @@ def certify(
         bool, typer.Option("--list", help="List the cases, what each checks and why, and exit.")
     ] = False,
 ) -> None:
-    """Certify a device: run the test procedure (G1-G12, U1-U3 and the WP, CS, RD, TD, EX
-    and IN suites) through the device protocol, or print it as a sheet with --manual.
+    """Certify a device: run the test procedure (G1-G12, U1-U3 and the IN, RD, TD, EX, CS,
+    XO, WP and RS suites) through the device protocol, or print it as a sheet with --manual.
 
     Exit status 0 when no case failed, 1 when one did, 2 when the run could not start.
     """
@@ -343,7 +377,9 @@ def certify(
             divider=divider,
             restricted=restricted,
             count=count,
-            refuses_reset_token=refuses_reset_token,
+            accepts_reset_token=accepts_reset_token,
+            seed=seed,
+            sequence_length=sequence_length,
             test_code=test_code,
         )
     except ParamsError as error:
@@ -357,7 +393,7 @@ def certify(
     operator = ConsoleOperator(console) if interactive else None
     console.print(
         f"Certifying {escape(target)} ({len(cases)} cases); the device must be at count "
-        f"{params.count}."
+        f"{params.count}. Random sequence seed {params.seed} (--seed {params.seed} replays it)."
     )
     try:
         with open_link(target, timeout=timeout) as link:
