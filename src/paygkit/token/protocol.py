@@ -321,23 +321,20 @@ def _token_type_at(units: int, count: int) -> TokenType:
 
 
 def updated_used_counts(
-    used: Iterable[int],
-    count: int,
-    token_type: TokenType,
-    unordered_window: int,
-    *,
-    last_count: int = 0,
+    used: Iterable[int], count: int, token_type: TokenType, unordered_window: int
 ) -> tuple[int, ...]:
     """The used-count window after accepting a token at `count`.
 
-    The window is the `unordered_window` counts up to the highest count
-    accepted (the device's last count after this token).  A Set Time,
-    Disable PAYG or Counter Sync token marks the whole window used, so no
-    older token can be entered after it; an Add Time token marks only its
-    own count.  Counts are never negative, so none are recorded.
+    The window is the `unordered_window` counts up to the highest count used,
+    as the reference keeps it.  A Set Time, Disable PAYG or Counter Sync
+    token marks the whole window used, so no older token can be entered after
+    it; an Add Time token marks only its own count.  Every count accepted
+    within the unordered window below the last count stays in it, which is
+    all that exactly-once needs.  Counts are never negative, so none are
+    recorded.
     """
     used_set = set(used)
-    highest = max(max(used_set, default=count), count, last_count)
+    highest = max(max(used_set, default=count), count)
     window = range(max(0, highest - unordered_window), highest + 1)
     if token_type is TokenType.ADD_TIME:
         return tuple(c for c in window if c == count or c in used_set)
@@ -442,9 +439,7 @@ def decode(
             new_last, new_used = 0, (0,)
         else:
             new_last = max(highest, count)
-            new_used = updated_used_counts(
-                used, count, token_type, windows.unordered, last_count=new_last
-            )
+            new_used = updated_used_counts(used, count, token_type, windows.unordered)
         return DecodeResult(
             token_type=token_type,
             units=units if token_type.carries_value else None,
