@@ -221,10 +221,22 @@ def test_count_reports_from_the_device_page(browser: Browser, server: Server) ->
     server.add_device()
     server.post(f"/devices/{SERIAL}/tokens", json={"type": "add_days", "days": 7})
     technician = browser("technician")
-    technician.get(f"/console/devices/{SERIAL}")
-    response = technician.post(
+    page = technician.get(f"/console/devices/{SERIAL}")
+    assert 'name="server_behind"' in page.text
+    before = snapshot(server.db)
+    refused = technician.post(
         f"/console/devices/{SERIAL}/counts",
         {"count": "5", "source": "display", "note": "seen at the kiosk"},
+    )
+    assert refused.status_code == 409
+    assert "the device cannot show count 5" in text_of(refused.text)
+    after = snapshot(server.db)
+    after.pop("console_sessions"), before.pop("console_sessions")
+    assert after == before
+    # Confirmed as a server behind the device (restored from a backup): recorded.
+    response = technician.post(
+        f"/console/devices/{SERIAL}/counts",
+        {"count": "5", "source": "display", "note": "seen at the kiosk", "server_behind": "1"},
     )
     assert response.status_code == 200
     text = text_of(response.text)

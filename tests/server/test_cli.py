@@ -27,6 +27,8 @@ REFERENCE_CSV = (
 ENV: dict[str, str | None] = {
     "COLUMNS": "200",
     "NO_COLOR": "1",
+    "PAYGKIT_DATA_DIR": None,
+    "PAYGKIT_FACTORY_PASSWORD": None,
     "PAYGKIT_DATABASE_URL": None,
     "PAYGKIT_MASTER_KEY": None,
     "PAYGKIT_MASTER_KEY_FILE": None,
@@ -94,14 +96,23 @@ def test_init_import_token_and_rotation(tmp_path: Path) -> None:
     assert run("api-key", "create", "--role", "wizard").exit_code == 2
 
     rotated = run("rotate-master-key")
-    assert rotated.exit_code == 0
-    assert "2 device key(s) re-encrypted" in rotated.output
+    assert rotated.exit_code == 0, rotated.output
+    assert "2 key(s) re-encrypted" in rotated.output
     text = (tmp_path / "paygkit-master.key").read_text()
+    # The old version stays until --drop-old: a server still running may seal with it.
+    assert "\n1:" in text
     assert "\n2:" in text
-    assert "\n1:" not in text
     after = run("token", "SLT240000002", "--sync", "--json")
     assert after.exit_code == 0, after.output
-    everything = first.output + done.output + issued.output + rotated.output
+    dropped = run("rotate-master-key", "--drop-old")
+    assert dropped.exit_code == 0, dropped.output
+    assert "Dropped version(s) 1, 2" in dropped.output
+    text = (tmp_path / "paygkit-master.key").read_text()
+    assert "\n3:" in text
+    assert "\n1:" not in text
+    assert "\n2:" not in text
+    assert run("token", "SLT240000002", "--days", "1").exit_code == 0
+    everything = first.output + done.output + issued.output + rotated.output + dropped.output
     assert KEY not in everything
 
 
@@ -173,3 +184,170 @@ def test_run_creates_everything_and_serves(tmp_path: Path) -> None:
         process.wait(timeout=20)
     assert (tmp_path / "paygkit.db").exists()
     assert (tmp_path / "paygkit-master.key").exists()
+
+
+# --- issue 11 part A: data directory, master key safety, encrypted lists --------------------
+
+
+def _files(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("import", str(REFERENCE_CSV)),
+        ("api-key", "create", "--role", "admin"),
+        ("token", "SLT240000002", "--days", "1"),
+        ("rotate-master-key",),
+    ],
+)
+def test_only_init_and_run_create_a_database_or_key(tmp_path: Path, command: tuple[str]) -> None:
+    result = run(*command)
+    assert result.exit_code == 2, result.output
+    assert f"no paygkit database at {tmp_path / 'paygkit.db'}" in result.output
+    assert "paygkit server init" in result.output
+    assert "--data-dir" in result.output
+    assert _files(tmp_path) == set()
+
+
+def test_the_data_directory_from_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    assert run("init", "--data-dir", str(data)).exit_code == 0
+    assert _files(data) == {"paygkit.db", "paygkit-master.key"}
+    for name in _files(data):
+        assert (data / name).stat().st_mode & 0o777 == 0o600, name
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    imported = run("import", str(REFERENCE_CSV), "--data-dir", str(data))
+    assert imported.exit_code == 0, imported.output
+    with_env = runner.invoke(
+        app,
+        ["server", "token", "SLT240000002", "--days", "1"],
+        env={**ENV, "PAYGKIT_DATA_DIR": str(data)},
+    )
+    assert with_env.exit_code == 0, with_env.output
+    assert _files(elsewhere) == set()
+
+
+def test_a_missing_key_file_is_never_replaced(tmp_path: Path) -> None:
+    """Case 2 of docs/server.md: the key file is not where the command looks."""
+    assert run("init").exit_code == 0
+    assert run("import", str(REFERENCE_CSV)).exit_code == 0
+    key_file = tmp_path / "paygkit-master.key"
+    backup = tmp_path / "backup.key"
+    key_file.rename(backup)
+    for command in (("run",), ("init",), ("import", str(REFERENCE_CSV)), ("token", "X1", "--sync")):
+        refused = run(*command)
+        assert refused.exit_code == 2, refused.output
+        assert "Created the master key" not in refused.output
+        assert f"{key_file} does not exist" in refused.output
+        assert "master key version(s) 1" in refused.output
+        assert not key_file.exists()
+    # The recovery: give the right file (or put it back).
+    assert run("token", "SLT240000002", "--sync", "--master-key-file", str(backup)).exit_code == 0
+    backup.rename(key_file)
+    assert run("token", "SLT240000002", "--days", "1").exit_code == 0
+
+
+def test_a_wrong_master_key_in_the_environment_is_refused(tmp_path: Path) -> None:
+    """Case 3 of docs/server.md: PAYGKIT_MASTER_KEY is not this database's key."""
+    assert run("init").exit_code == 0
+    assert run("import", str(REFERENCE_CSV)).exit_code == 0
+    wrong = {**ENV, "PAYGKIT_MASTER_KEY": "ab" * 32}
+    for command in (("token", "SLT240000002", "--days", "1"), ("import", str(REFERENCE_CSV))):
+        refused = runner.invoke(app, ["server", *command], env=wrong)
+        assert refused.exit_code == 2, refused.output
+        assert "version 1 from PAYGKIT_MASTER_KEY is not the key" in refused.output
+        assert "ab" * 32 not in refused.output
+    # The recovery: the right key in the variable (here: the key file's line).
+    right = (tmp_path / "paygkit-master.key").read_text().splitlines()[-1]
+    fixed = runner.invoke(
+        app,
+        ["server", "token", "SLT240000002", "--days", "1"],
+        env={**ENV, "PAYGKIT_MASTER_KEY": right},
+    )
+    assert fixed.exit_code == 0, fixed.output
+
+
+def test_import_of_an_encrypted_device_list(tmp_path: Path) -> None:
+    from paygkit.factory.sealed import Content, ScryptParams, new_key_file, seal
+
+    assert run("init").exit_code == 0
+    plain = REFERENCE_CSV.read_bytes()
+    key_file = tmp_path / "list.key"
+    new_key_file(key_file)
+    sealed = tmp_path / "devices.csv.paygseal"
+    sealed.write_bytes(seal(plain, Content.CSV, key=key_file.read_bytes()))
+    before = _files(tmp_path)
+    without = run("import", str(sealed))
+    assert without.exit_code == 2
+    assert "key file" in without.output
+    dry = run("import", str(sealed), "--key-file", str(key_file), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would import 2" in dry.output
+    done = run("import", str(sealed), "--key-file", str(key_file))
+    assert done.exit_code == 0, done.output
+    assert _files(tmp_path) == before  # decrypted in memory only
+    assert KEY not in done.output
+
+    by_password = tmp_path / "devices-pw.paygseal"
+    by_password.write_bytes(
+        seal(plain, Content.CSV, password="correct horse battery", params=ScryptParams(log2_n=10))
+    )
+    env = {**ENV, "PAYGKIT_FACTORY_PASSWORD": "correct horse battery"}
+    again = runner.invoke(app, ["server", "import", str(by_password), "--password"], env=env)
+    assert again.exit_code == 0, again.output
+    assert "2 unchanged" in again.output
+    wrong = runner.invoke(
+        app,
+        ["server", "import", str(by_password), "--password"],
+        env={**env, "PAYGKIT_FACTORY_PASSWORD": "wrong password!"},
+    )
+    assert wrong.exit_code == 2
+    assert "wrong password" in wrong.output
+    plain_with_key = run("import", str(REFERENCE_CSV), "--key-file", str(key_file))
+    assert plain_with_key.exit_code == 2
+    assert "not an encrypted device list" in plain_with_key.output
+
+
+def test_spreadsheet_formulas_are_warned_about_at_import(tmp_path: Path) -> None:
+    assert run("init").exit_code == 0
+    rows = (
+        REFERENCE_CSV.read_text()
+        .replace("SuperLight,X20", "\"=cmd|' /C calc'!A0\",X20")
+        .replace("SuperLight,X40", "SuperLight,@SUM(1+1)")
+    )
+    listed = tmp_path / "formulas.csv"
+    listed.write_text(rows)
+    result = run("import", str(listed), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["imported"] == 2
+    warned = {(w["column"], w["message"].split(":")[0]) for w in report["warnings"]}
+    assert ("Hardware Model", "device SLT220000001") in warned
+    assert ("Version", "device SLT240000002") in warned
+
+
+def test_commands_refuse_an_empty_postgresql_database(postgres: object, tmp_path: Path) -> None:
+    from paygkit.server.pgtemp import TemporaryPostgres
+
+    if postgres is None:
+        pytest.skip("PostgreSQL binaries not found")
+    assert isinstance(postgres, TemporaryPostgres)
+    url = postgres.create_database("cli_empty")
+    try:
+        refused = run("token", "X1", "--days", "1", "--database", url)
+        assert refused.exit_code == 2, refused.output
+        assert "no paygkit database at postgresql+psycopg://" in refused.output
+        assert _files(tmp_path) == set()
+        assert run("init", "--database", url).exit_code == 0
+        assert run("import", str(REFERENCE_CSV), "--database", url).exit_code == 0
+        (tmp_path / "paygkit-master.key").rename(tmp_path / "elsewhere.key")
+        again = run("init", "--database", url)
+        assert again.exit_code == 2
+        assert "master key version(s) 1" in again.output
+        assert not (tmp_path / "paygkit-master.key").exists()
+    finally:
+        postgres.drop_database("cli_empty")

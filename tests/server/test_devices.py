@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from pathlib import Path
 
@@ -235,3 +237,17 @@ def test_the_key_never_appears_in_responses_or_logs(
     assert KEY not in everything
     assert KEY.upper() not in everything
     assert bytes.fromhex(KEY).hex() not in everything
+
+
+def test_formulas_are_neutralised_in_the_key_export_and_import_back_unchanged(
+    server: Server,
+) -> None:
+    formula, sum_ = "=cmd|' /C calc'!A0", "@SUM(1+1)"
+    server.add_device(hardware_model=formula, version=sum_)
+    text = server.post("/devices/export-keys").text  # type: ignore[attr-defined]
+    row = next(csv.reader(io.StringIO(text.splitlines()[1])))
+    # OWASP CSV injection: the spreadsheet shows the apostrophe-led cell as text.
+    assert (row[6], row[7]) == ("'" + formula, "'" + sum_)
+    again = upload(server, text).json()
+    assert again["ok"], again
+    assert again["unchanged"] == 1

@@ -155,7 +155,10 @@ def test_orphans_wait_and_are_applied_by_hand(
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"amount": "-5", "serial": "TEST220000001"}, "at least 0"),
+        (
+            {"amount": "-5", "serial": "TEST220000001"},
+            "amount: Input should be greater than or equal to 0",
+        ),
         ({"amount": "0", "serial": "TEST220000001"}, "above 0"),
         ({"amount": "abc", "serial": "TEST220000001"}, "amount"),
         ({"currency": "shillings", "serial": "TEST220000001"}, "currency"),

@@ -10,7 +10,7 @@ from sqlalchemy import inspect, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from paygkit.server.crypto import Keyring, MasterKeyError, ensure_keyring, load_keyring
-from paygkit.server.db import Database
+from paygkit.server.db import Database, NoDatabaseError
 from paygkit.server.models import AuditEntry, Device
 from paygkit.server.pgtemp import TemporaryPostgres
 from paygkit.server.services import access, devices, keys, tokens
@@ -29,6 +29,7 @@ TABLES = {
     "webhook_deliveries",
     "audit_log",
     "console_sessions",
+    "master_key_versions",
 }
 
 
@@ -48,7 +49,7 @@ def test_migrations_apply_from_empty_and_twice(empty_url: str) -> None:
     db = Database(empty_url)
     try:
         assert not db.is_current()
-        assert db.migrate() == ["0001", "0002"]
+        assert db.migrate() == ["0001", "0002", "0003"]
         assert db.migrate() == []
         assert db.is_current()
         assert set(inspect(db.engine).get_table_names()) == TABLES
@@ -93,11 +94,14 @@ def test_rotation_reseals_everything_under_the_new_version(database: Database) -
     with database.write() as session:
         actor = access.local_actor(session, "default", START)
         devices.create_device(session, actor, old, devices.DeviceInput("A1", KEY), START)
-    new = old.with_new_version()
+    keys.verify_keyring(database, old, START)
     with database.write() as session:
-        actor = access.local_actor(session, "default", START)
-        assert keys.reseal_all(session, new, new.only_current(), actor, START) == 1
+        new = keys.add_version(session, old, START)
+    assert keys.reseal_all(database, new) == 1
+    with database.write() as session:
+        assert keys.drop_old_versions(session, new, START) == [1]
     current = new.only_current()
+    keys.verify_keyring(database, current, START)
     with database.write() as session:
         actor = access.local_actor(session, "default", START)
         device = devices.get_device(session, actor, "A1")
@@ -145,3 +149,43 @@ def test_services_refuse_before_changing(database: Database) -> None:
             tokens.issue_tokens(session, actor, ring, "A1", spec, now)
     with database.read() as session:
         assert session.scalar(select(Device.last_count_issued)) == 1
+
+
+def test_sqlite_is_durable_and_private(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "paygkit.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        db.migrate()
+        with db.write() as session:
+            # 2 = FULL: in WAL mode NORMAL may lose the last commits on a power cut.
+            assert session.execute(text("PRAGMA synchronous")).scalar() == 2
+            assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            access.local_actor(session, "default", START)
+            session.flush()
+            # The -wal and -shm files exist while a connection is open.
+            for name in ("paygkit.db", "paygkit.db-wal", "paygkit.db-shm"):
+                assert (tmp_path / "data" / name).stat().st_mode & 0o777 == 0o600, name
+    finally:
+        db.dispose()
+
+
+def test_an_old_world_readable_sqlite_file_is_narrowed(tmp_path: Path) -> None:
+    path = tmp_path / "paygkit.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    Database(f"sqlite:///{path}").dispose()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_missing_database_is_not_created_when_told_not_to(tmp_path: Path) -> None:
+    path = tmp_path / "paygkit.db"
+    with pytest.raises(NoDatabaseError, match="paygkit server init"):
+        Database(f"sqlite:///{path}", create=False)
+    assert not path.exists()
+
+
+def test_postgresql_commits_are_durable(database: Database) -> None:
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL only (the test cluster itself runs synchronous_commit=off)")
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"

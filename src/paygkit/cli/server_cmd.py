@@ -7,11 +7,16 @@
     paygkit server token SERIAL --days 7     issue tokens as the local admin
     paygkit server rotate-master-key         re-encrypt every device key under a new key
 
-The database is `--database` or PAYGKIT_DATABASE_URL (default: the SQLite file
-./paygkit.db); the master key is PAYGKIT_MASTER_KEY or the file
-`--master-key-file` / PAYGKIT_MASTER_KEY_FILE (default ./paygkit-master.key,
-created with mode 0600 by init).  The server's modules are imported inside the
-commands, so the rest of the CLI works without the `server` extra installed.
+Everything lives in one data directory, `--data-dir` / PAYGKIT_DATA_DIR
+(default: the current directory): the SQLite file paygkit.db and the master key
+file paygkit-master.key (both mode 0600).  `--database` / PAYGKIT_DATABASE_URL
+and `--master-key-file` / PAYGKIT_MASTER_KEY_FILE (or the key itself in
+PAYGKIT_MASTER_KEY) override either.  Only `init` and `run` create a database
+or a master key, and a master key only for a database that holds no sealed
+row; every command checks that its master key opens the database's rows
+before doing anything (paygkit.server.services.keys).  The server's modules
+are imported inside the commands, so the rest of the CLI works without the
+`server` extra installed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
     from paygkit.server.db import Database
 
 USAGE_EXIT_CODE = 2
+# Where an encrypted device list says how it was encrypted (paygkit.factory.sealed).
+_KEY_SOURCE_BYTE = 10
 DEFAULT_TENANT = "default"
 
 app = typer.Typer(
@@ -68,6 +75,15 @@ MasterKeyOption = Annotated[
         show_default=False,
     ),
 ]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="directory of the SQLite database paygkit.db and the key file paygkit-master.key "
+        "[env PAYGKIT_DATA_DIR; default the current directory]",
+        show_default=False,
+    ),
+]
 TenantOption = Annotated[str, typer.Option("--tenant", help="the tenant to act for")]
 
 
@@ -81,7 +97,9 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(USAGE_EXIT_CODE)
 
 
-def _settings(database: str | None, master_key_file: Path | None) -> Settings:
+def _settings(
+    database: str | None, master_key_file: Path | None, data_dir: Path | None
+) -> Settings:
     try:
         from paygkit.server.config import Settings
     except ImportError as error:  # pragma: no cover - depends on the install
@@ -89,29 +107,70 @@ def _settings(database: str | None, master_key_file: Path | None) -> Settings:
             f"the server needs its extra dependencies ({error.name} is missing): "
             "pip install 'paygkit[server]'"
         ) from None
-    return Settings.from_env(database_url=database, master_key_file=master_key_file)
+    return Settings.from_env(
+        database_url=database, master_key_file=master_key_file, data_dir=data_dir
+    )
 
 
 def _errors() -> tuple[type[Exception], ...]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from paygkit.factory.devicelist import DeviceListError
+    from paygkit.factory.sealed import SealError
     from paygkit.server.crypto import MasterKeyError
+    from paygkit.server.db import NoDatabaseError
     from paygkit.server.services import ServiceError
 
-    return (ServiceError, MasterKeyError, DeviceListError, SQLAlchemyError, OSError)
+    return (
+        ServiceError,
+        MasterKeyError,
+        NoDatabaseError,
+        DeviceListError,
+        SealError,
+        SQLAlchemyError,
+        OSError,
+    )
 
 
-def _open(settings: Settings, *, create_key: bool) -> tuple[Database, Keyring, bool]:
-    from paygkit.server.crypto import ensure_keyring, load_keyring
+def _open(settings: Settings, *, create: bool) -> tuple[Database, Keyring, bool, list[str]]:
+    """The migrated database and its checked keyring.
+
+    (db, keyring, whether the key file was created, the migrations applied).
+
+    With `create` (init and run only) a missing database is created, and a
+    missing master key too, but only when the database holds nothing sealed.
+    """
+    from paygkit.server.crypto import Keyring, MasterKeyError, create_private, load_keyring
     from paygkit.server.db import Database
+    from paygkit.server.services import keys
 
-    if create_key:
-        keyring, created = ensure_keyring(settings.master_key_file, settings.master_key_hex)
-    else:
-        keyring, created = load_keyring(settings.master_key_file, settings.master_key_hex), False
-    db = Database(settings.database_url)
-    return db, keyring, created
+    db = Database(settings.database_url, create=create)
+    try:
+        if not create:
+            db.require_schema()
+        applied = db.migrate()
+        created = False
+        if not settings.master_key_hex and not settings.master_key_file.exists():
+            with db.read() as session:
+                needed = sorted(keys.versions_needed(session))
+            if needed:
+                raise MasterKeyError(
+                    f"no master key: {settings.master_key_file} does not exist and "
+                    "PAYGKIT_MASTER_KEY is not set, but the database "
+                    f"{_shown_url(settings.database_url)} holds keys sealed with master key "
+                    f"version(s) {', '.join(map(str, needed))}; nothing was created (a new key "
+                    "would not open them). Give this database's key file with "
+                    "--master-key-file or --data-dir (or PAYGKIT_MASTER_KEY), or restore it "
+                    f"from a backup; see {keys.RECOVERY_DOC}"
+                )
+            if create:
+                created = create_private(settings.master_key_file, Keyring.generate().dump())
+        keyring = load_keyring(settings.master_key_file, settings.master_key_hex)
+        keys.verify_keyring(db, keyring, _now())
+    except BaseException:
+        db.dispose()
+        raise
+    return db, keyring, created, applied
 
 
 def _now() -> dt.datetime:
@@ -129,13 +188,12 @@ def initialise(settings: Settings, tenant: str, console: Console) -> tuple[Datab
     from paygkit.server.models import Role
     from paygkit.server.services import access
 
-    db, keyring, created = _open(settings, create_key=True)
+    db, keyring, created, applied = _open(settings, create=True)
     if created:
         console.print(
             f"Created the master key [bold]{escape(str(settings.master_key_file))}[/] "
             "(mode 0600). Back it up: without it the device keys cannot be read."
         )
-    applied = db.migrate()
     if applied:
         console.print(
             f"Database {escape(_shown_url(settings.database_url))}: applied migrations "
@@ -162,10 +220,11 @@ def initialise(settings: Settings, tenant: str, console: Console) -> tuple[Datab
 def init(
     database: DatabaseOption = None,
     master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
     tenant: TenantOption = DEFAULT_TENANT,
 ) -> None:
-    """Create the master key (0600) if there is none, apply migrations, make a first admin key."""
-    settings = _settings(database, master_key_file)
+    """Create the database and master key (0600) if there are none, make a first admin key."""
+    settings = _settings(database, master_key_file, data_dir)
     console = _console()
     try:
         db, _ = initialise(settings, tenant, console)
@@ -182,12 +241,13 @@ def run(
     workers: Annotated[int, typer.Option(min=1, max=64, help="server processes")] = 1,
     database: DatabaseOption = None,
     master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
     tenant: TenantOption = DEFAULT_TENANT,
 ) -> None:
     """Start the HTTP server (initialising the database and master key on first run)."""
     import uvicorn
 
-    settings = _settings(database, master_key_file)
+    settings = _settings(database, master_key_file, data_dir)
     console = _console()
     try:
         db, _ = initialise(settings, tenant, console)
@@ -219,15 +279,15 @@ def api_key_create(
     name: Annotated[str, typer.Option(help="who or what uses the key")] = "cli",
     database: DatabaseOption = None,
     master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
     tenant: TenantOption = DEFAULT_TENANT,
 ) -> None:
     """Create an API key and print it (only its hash is stored)."""
     from paygkit.server.services import access
 
-    settings = _settings(database, master_key_file)
+    settings = _settings(database, master_key_file, data_dir)
     try:
-        db, _, _ = _open(settings, create_key=True)
-        db.migrate()
+        db, _, _, _ = _open(settings, create=False)
         parsed = access.parse_role(role)
         with db.write() as session:
             actor = access.local_actor(session, tenant, _now())
@@ -246,24 +306,54 @@ def import_devices(
     path: Annotated[Path, typer.Argument(help="the device list CSV (or JSON) of the factory")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="report only, change nothing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+    password: Annotated[
+        bool,
+        typer.Option(
+            "--password",
+            help="the list is encrypted (paygkit factory encrypt) with a password: read it "
+            "from PAYGKIT_FACTORY_PASSWORD or ask",
+        ),
+    ] = False,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            metavar="FILE",
+            show_default=False,
+            help="the list is encrypted with this 32-byte key file",
+        ),
+    ] = None,
     database: DatabaseOption = None,
     master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
     tenant: TenantOption = DEFAULT_TENANT,
 ) -> None:
-    """Import devices: all or nothing, duplicates refused, re-importing a file is harmless."""
+    """Import devices: every row checked first, duplicates refused, re-importing is harmless.
+
+    A list with any problem imports nothing; a good one is written in batches
+    of 1000 devices (the server keeps issuing tokens meanwhile), and should it
+    stop midway, importing the same file again finishes it.  An encrypted list
+    (`paygkit factory encrypt`) is decrypted in memory only.
+    """
     from paygkit.server.services import access, importer
 
-    settings = _settings(database, master_key_file)
+    settings = _settings(database, master_key_file, data_dir)
+    text = _read_device_list(path, password, key_file)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise _fail(f"cannot read {path}: {error}") from None
-    try:
-        db, keyring, _ = _open(settings, create_key=True)
-        db.migrate()
+        db, keyring, _, _ = _open(settings, create=False)
         with db.write() as session:
             actor = access.local_actor(session, tenant, _now())
-            report = importer.import_devices(session, actor, keyring, text, _now(), dry_run=dry_run)
+        stderr = Console(stderr=True)
+
+        def progress(done: int, total: int) -> None:
+            # Long lists go in short transactions (see importer.import_batched): say where
+            # it is, so a stop midway is understood (importing the file again finishes it).
+            if total > importer.BATCH_SIZE:
+                stderr.print(f"{done} of {total} devices written")
+
+        report = importer.import_batched(
+            db, actor, keyring, text, _now(), dry_run=dry_run, progress=progress
+        )
         db.dispose()
     except _errors() as error:
         raise _fail(str(error)) from None
@@ -273,6 +363,40 @@ def import_devices(
         _print_report(report)
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+def _read_device_list(path: Path, password: bool, key_file: Path | None) -> str:
+    """The text of a plain or encrypted device list; keys stay in memory."""
+    from paygkit.factory.sealed import KeySource, SealError, looks_sealed, unseal
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise _fail(f"cannot read {path} ({error.strerror or error})") from None
+    if looks_sealed(data):
+        # The factory's own way of asking for the secret, so both commands behave alike.
+        from paygkit.cli.factory_cmd import _password, _secret
+
+        secret_password, key = _secret(password, key_file, confirm=False)
+        if secret_password is None and key is None:
+            if len(data) > _KEY_SOURCE_BYTE and data[_KEY_SOURCE_BYTE] == KeySource.KEY_FILE:
+                raise _fail(f"{path} is encrypted with a key file: give it with --key-file FILE")
+            secret_password = _password(confirm=False)
+        try:
+            data = unseal(data, password=secret_password, key=key).data
+        except SealError as error:
+            raise _fail(f"{path}: {error}") from None
+    elif password or key_file is not None:
+        raise _fail(
+            f"{path} is not an encrypted device list (it does not start with PAYGSEAL); "
+            "import it without --password / --key-file"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _fail(
+            f"{path} is not UTF-8 text (byte {error.start}); save it as CSV UTF-8"
+        ) from None
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -329,6 +453,7 @@ def token(
     as_json: Annotated[bool, typer.Option("--json", help="the answer as JSON")] = False,
     database: DatabaseOption = None,
     master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
     tenant: TenantOption = DEFAULT_TENANT,
 ) -> None:
     """Issue tokens for a device as the local admin (recorded and audited like the API)."""
@@ -349,7 +474,7 @@ def token(
     ]
     if len(chosen) != 1:
         raise _fail("give exactly one of --days, --set-days, --until, --disable, --sync")
-    settings = _settings(database, master_key_file)
+    settings = _settings(database, master_key_file, data_dir)
     try:
         if days is not None or set_days is not None:
             text = days if days is not None else set_days
@@ -367,8 +492,7 @@ def token(
             spec = tokens.IssueSpec(tokens.IssueKind.DISABLE_PAYG)
         else:
             spec = tokens.IssueSpec(tokens.IssueKind.COUNTER_SYNC)
-        db, keyring, _ = _open(settings, create_key=False)
-        db.migrate()
+        db, keyring, _, _ = _open(settings, create=False)
         with db.write() as session:
             # Counter Sync is a technician's task; at the server's terminal the
             # CLI user may act as one.
@@ -401,34 +525,68 @@ def token(
 
 @app.command("rotate-master-key")
 def rotate_master_key(
+    drop_old: Annotated[
+        bool,
+        typer.Option(
+            "--drop-old",
+            help="after re-encrypting, remove the old versions from the key file (refused "
+            "while any row still uses one)",
+        ),
+    ] = False,
     database: DatabaseOption = None,
     master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
-    """Make a new master key version and re-encrypt every device key and webhook secret."""
+    """Add a master key version and re-encrypt every device key and webhook secret under it.
+
+    Safe next to running servers: they re-read the key file and open both
+    versions meanwhile.  The old versions stay in the file unless --drop-old.
+    """
     from paygkit.server.crypto import write_private
     from paygkit.server.services import access, keys
 
-    settings = _settings(database, master_key_file)
+    settings = _settings(database, master_key_file, data_dir)
     if settings.master_key_hex:
         raise _fail(
             "the master key comes from PAYGKIT_MASTER_KEY; rotation rewrites the key file, "
             "so unset it and use --master-key-file"
         )
+    path = settings.master_key_file
+    dropped: list[int] = []
     try:
-        db, old, _ = _open(settings, create_key=False)
-        db.migrate()
-        both = old.with_new_version()
-        # Both versions on disk first: a crash in between leaves every row readable.
-        write_private(settings.master_key_file, both.dump())
-        new = both.only_current()
-        with db.write() as session:
-            actor = access.local_actor(session, DEFAULT_TENANT, _now())
-            count = keys.reseal_all(session, both, new, actor, _now())
-        write_private(settings.master_key_file, new.dump())
-        db.dispose()
+        db, old, _, _ = _open(settings, create=False)
+        try:
+            # The database learns the new version before any file holds it, so no
+            # process can seal with a version the database cannot check.
+            with db.write() as session:
+                both = keys.add_version(session, old, _now())
+            write_private(path, both.dump())
+            resealed = keys.reseal_all(db, both)
+            with db.write() as session:
+                if drop_old:
+                    dropped = keys.drop_old_versions(session, both, _now())
+                    # Still inside the transaction: no row can take an old version meanwhile.
+                    write_private(path, both.only_current().dump())
+                actor = access.local_actor(session, DEFAULT_TENANT, _now())
+                keys.audit_rotation(session, actor, both.current_version, resealed, dropped, _now())
+        finally:
+            db.dispose()
     except _errors() as error:
         raise _fail(str(error)) from None
-    _console().print(
-        f"Master key version {new.current_version}: {count} device key(s) re-encrypted; "
-        f"{escape(str(settings.master_key_file))} now holds only the new version. Back it up."
+    console = _console()
+    console.print(
+        f"Master key version {both.current_version}: {resealed} key(s) re-encrypted "
+        f"({escape(str(path))})."
     )
+    if dropped:
+        console.print(
+            f"Dropped version(s) {', '.join(map(str, dropped))}: the key file holds only "
+            f"version {both.current_version} now. Back it up."
+        )
+    else:
+        console.print(
+            f"The key file keeps version(s) {', '.join(map(str, sorted(old.keys)))} as well, "
+            "so nothing sealed by a server still running can be lost; once every server runs "
+            "with this file, `paygkit server rotate-master-key --drop-old` removes them. "
+            "Back the file up."
+        )

@@ -13,19 +13,19 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, Header, Query, Request
+from fastapi import Body, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError, OperationalError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paygkit import __version__
+from paygkit.server import guard
 from paygkit.server.config import Settings
 from paygkit.server.crypto import Keyring, MasterKeyError, load_keyring
 from paygkit.server.db import Database
@@ -41,6 +41,7 @@ from paygkit.server.services import (
     tokens,
     webhooks,
 )
+from paygkit.server.services import bounds as b
 from paygkit.server.services.common import (
     Actor,
     InvalidError,
@@ -51,6 +52,7 @@ from paygkit.server.services.common import (
     parse_time,
     utc_now,
 )
+from paygkit.server.services.keys import verify_keyring
 from paygkit.server.webhooks import Dispatcher
 
 log = logging.getLogger("paygkit.server")
@@ -65,7 +67,24 @@ class ServerContext:
 
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", max_length=b.IDEMPOTENCY_KEY_LENGTH)
+]
+# Path and query parameters, bounded like the fields they name.
+SerialPath = Annotated[str, Path(min_length=1, max_length=b.SERIAL_LENGTH), AfterValidator(b.clean)]
+ModelPath = Annotated[str, Path(min_length=1, max_length=b.MODEL_LENGTH), AfterValidator(b.clean)]
+IdPath = Annotated[int, Path(ge=1, le=b.MAX_ID)]
+BeforeId = Annotated[int | None, Query(ge=1, le=b.MAX_ID)]
+AfterId = Annotated[int | None, Query(ge=0, le=b.MAX_ID - 1)]
+SerialQuery = Annotated[
+    str | None, Query(max_length=b.SERIAL_LENGTH), AfterValidator(b.clean_optional)
+]
+AccountQuery = Annotated[
+    str | None, Query(max_length=b.ACCOUNT_LENGTH), AfterValidator(b.clean_optional)
+]
+SearchQuery = Annotated[
+    str | None, Query(max_length=b.SEARCH_LENGTH), AfterValidator(b.clean_optional)
+]
 
 
 # --- request bodies --------------------------------------------------------------------
@@ -75,34 +94,38 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Every field's bounds come from `services.bounds` (its column, its range).
 class DeviceCreate(_Body):
-    serial: str = Field(max_length=64)
-    key: str = Field(description="32 hex characters; stored encrypted, never shown again")
+    serial: b.SerialText
+    key: b.HexKeyText = Field(description="32 hex characters; stored encrypted, never shown again")
+    # The token parameters are checked by the token layer, with its own messages.
     starting_code: int | None = Field(None, description="derived from the key when absent")
-    count: int = 1
+    count: b.Count = 1
     time_divider: int = 1
     restricted_digits: bool = False
-    hardware_model: str = Field("", max_length=100)
-    version: str = Field("", max_length=100)
-    test_code: str | None = None
-    account: str | None = Field(None, max_length=100)
-    decode_window: int = 64
+    hardware_model: b.ModelText = ""
+    version: b.VersionText = ""
+    test_code: b.TestCodeText | None = None
+    account: b.AccountText | None = None
+    decode_window: int = Field(64, ge=1, le=10_000)
 
 
 class DeviceUpdate(_Body):
-    account: str | None = Field(None, max_length=100)
-    hardware_model: str | None = Field(None, max_length=100)
-    decode_window: int | None = None
-    price_per_day: Decimal | None = None
-    currency: str | None = None
+    account: b.AccountText | None = None
+    hardware_model: b.ModelText | None = None
+    decode_window: int | None = Field(None, ge=1, le=10_000)
+    price_per_day: b.Money | None = None
+    currency: b.ShortText | None = None
 
 
 class TokenCreate(_Body):
     type: tokens.IssueKind = Field(
         description="add_days, set_days, active_until, disable_payg or counter_sync"
     )
-    days: Decimal | None = Field(None, description="add_days / set_days")
-    until: str | None = Field(None, description="active_until: ISO date (end of day) or time")
+    days: b.Days | None = Field(None, description="add_days / set_days")
+    until: b.TimeText | None = Field(
+        None, description="active_until: ISO date (end of day) or time"
+    )
     reset: bool = Field(
         False, description="counter_sync only: the reset token (count 0), technicians only"
     )
@@ -113,39 +136,48 @@ class TokenCreate(_Body):
 
 
 class CountCreate(_Body):
-    count: int
+    count: b.Count
     source: counts.CountSource = counts.CountSource.OTHER
-    read_at: str | None = None
-    note: str | None = None
+    read_at: b.TimeText | None = None
+    note: b.NoteText | None = None
+    server_behind: bool = Field(
+        False,
+        description="confirm a count above the last one issued: this server was restored "
+        "from a backup and the device really is ahead (technician or admin, audited)",
+    )
+
+
+class CountWithdraw(_Body):
+    reason: b.NoteText = Field(description="why the report is withdrawn (audited)")
 
 
 class PaymentCreate(_Body):
-    provider: str
-    transaction_id: str
-    amount: Decimal
-    currency: str
-    paid_at: str | None = Field(None, description="ISO time of the payment; default: now")
-    account: str | None = None
-    serial: str | None = None
+    provider: b.ProviderText
+    transaction_id: b.TransactionText
+    amount: b.Money
+    currency: b.ShortText
+    paid_at: b.TimeText | None = Field(None, description="ISO time of the payment; default: now")
+    account: b.AccountText | None = None
+    serial: b.SerialText | None = None
 
 
 class PaymentApply(_Body):
-    serial: str
+    serial: b.SerialText
 
 
 class TariffSet(_Body):
-    price_per_day: Decimal
-    currency: str
+    price_per_day: b.Money
+    currency: b.ShortText
 
 
 class WebhookSet(_Body):
-    url: str
-    secret: str | None = Field(None, description="HMAC secret; generated when absent")
+    url: b.UrlText
+    secret: b.SecretText | None = Field(None, description="HMAC secret; generated when absent")
 
 
 class ApiKeyCreate(_Body):
-    role: str
-    name: str
+    role: b.ShortText
+    name: b.KeyNameText
 
 
 # --- the application -------------------------------------------------------------------
@@ -180,6 +212,8 @@ def create_app(
 
     if migrate:
         database.migrate()
+    # Refuse to start with a keyring that is not this database's (services/keys.py).
+    verify_keyring(database, ring, clock())
     app = FastAPI(
         title="paygkit token server",
         version=__version__,
@@ -190,6 +224,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.paygkit = context
+    # Failed keys and sign-ins per client address (per process; see guard.Throttle).
+    app.state.paygkit_throttle = guard.Throttle()
     _install_error_handlers(app)
     _routes(app, context)
     # The web console (server-rendered pages under /console/); imported here, as it
@@ -197,6 +233,9 @@ def create_app(
     from paygkit.server.console import install_console
 
     install_console(app, context)
+    # Outermost: limits, throttling and authentication before any body is read.
+    app.add_middleware(guard.RequestGuard, db=database, throttle=app.state.paygkit_throttle)
+    guard.install_access_log_redaction()
     return app
 
 
@@ -218,8 +257,24 @@ def _error(
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def service_error(_request: Request, error: ServiceError) -> JSONResponse:
-        return JSONResponse(error.to_json(), status_code=error.status)
+    async def service_error(request: Request, error: ServiceError) -> JSONResponse:
+        if isinstance(error, UnauthorizedError) and _presented_key_quietly(request):
+            request.app.state.paygkit_throttle.failed(guard.client_address(request.scope))
+        # A key pasted into a path or a field is echoed by messages such as "no device
+        # with serial ...": hidden, like everywhere else.
+        return JSONResponse(guard.redact_json(error.to_json()), status_code=error.status)
+
+    @app.exception_handler(DataError)
+    async def data_error(_request: Request, error: DataError) -> JSONResponse:
+        # Every field is bounded before it reaches the database (services.bounds); this
+        # is the net under that, and is logged as the bug it is.
+        log.error("a value reached the database unchecked: %s", type(error.orig).__name__)
+        return _error(
+            422,
+            "invalid",
+            "a value is out of range or too long for the server to store; nothing was changed",
+            "see the OpenAPI document at /docs for each field's bounds",
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -240,7 +295,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
         fix = "see /docs for the endpoints" if error.status_code in (404, 405) else None
-        return _error(error.status_code, "http_error", str(error.detail), fix)
+        return _error(error.status_code, "http_error", guard.redact(str(error.detail)), fix)
 
     @app.exception_handler(IntegrityError)
     async def integrity_error(_request: Request, _error_: IntegrityError) -> JSONResponse:
@@ -259,12 +314,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MasterKeyError)
     async def master_key_error(_request: Request, error: MasterKeyError) -> JSONResponse:
         log.error("master key problem: %s", error)
-        return _error(
-            500,
-            "master_key",
-            "the server cannot open a stored device key; nothing was changed",
-            "the operator must check the server's master key",
-        )
+        # 503, not 500: the operator can fix it (restart, restore a key version).
+        return _error(503, "master_key_unavailable", error.public_message, error.fix)
 
 
 def _presented_key(request: Request) -> str | None:
@@ -277,6 +328,13 @@ def _presented_key(request: Request) -> str | None:
             "the Authorization header must be 'Bearer <API key>'", "or send X-API-Key: <key>"
         )
     return request.headers.get("x-api-key")
+
+
+def _presented_key_quietly(request: Request) -> str | None:
+    try:
+        return _presented_key(request)
+    except UnauthorizedError:
+        return None
 
 
 def _routes(app: FastAPI, ctx: ServerContext) -> None:
@@ -311,9 +369,9 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
     @app.get("/devices", tags=["devices"])
     def list_devices(
         request: Request,
-        after: str | None = None,
+        after: SerialQuery = None,
         limit: Limit = 100,
-        account: str | None = None,
+        account: AccountQuery = None,
     ) -> dict[str, Any]:
         with read(request) as (session, actor, now):
             found = devices.list_devices(session, actor, after=after, limit=limit, account=account)
@@ -354,11 +412,24 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
         ] = "",
         dry_run: bool = False,
     ) -> Response:
-        """Import the factory's device list; `dry_run=true` only reports. All or nothing."""
+        """Import the factory's device list; `dry_run=true` only reports.
+
+        Every row is checked first: a file with any problem imports nothing.  A good
+        file is written in batches of 1000 devices, each its own short transaction
+        (tokens are issued meanwhile); progress is logged.  Should it stop midway,
+        import the same file again: devices already imported are "unchanged".
+        """
         if len(body.encode()) > importer.MAX_IMPORT_BYTES:
             raise InvalidError("the device list is over 50 MB", "split it into several files")
-        with write(request) as (session, actor, now):
-            report = importer.import_devices(session, actor, keyring, body, now, dry_run=dry_run)
+        with read(request) as (_session, actor, now):
+            pass
+
+        def progress(done: int, total: int) -> None:
+            log.info("device import by %s: %d of %d devices written", actor.label, done, total)
+
+        report = importer.import_batched(
+            db, actor, keyring, body, now, dry_run=dry_run, progress=progress
+        )
         if report["ok"] or dry_run:
             return JSONResponse(report, status_code=200)
         return JSONResponse(
@@ -382,12 +453,12 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
         return PlainTextResponse(text, media_type="text/csv", headers={"Cache-Control": "no-store"})
 
     @app.get("/devices/{serial}", tags=["devices"])
-    def get_device(request: Request, serial: str) -> dict[str, Any]:
+    def get_device(request: Request, serial: SerialPath) -> dict[str, Any]:
         with read(request) as (session, actor, now):
             return devices.device_view(devices.get_device(session, actor, serial), now)
 
     @app.patch("/devices/{serial}", tags=["devices"])
-    def update_device(request: Request, serial: str, body: DeviceUpdate) -> dict[str, Any]:
+    def update_device(request: Request, serial: SerialPath, body: DeviceUpdate) -> dict[str, Any]:
         given = body.model_dump(exclude_unset=True)
         if "price_per_day" in given and given["price_per_day"] is not None:
             given["price_per_day"] = str(given["price_per_day"])
@@ -398,15 +469,14 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
     # -- tokens ----------------------------------------------------------------------
 
     async def run_db(work: Callable[[], Response]) -> Response:
-        """SQLite serialises writers anyway: run inline, saving the thread hop; else a thread."""
-        if db.is_sqlite:
-            return work()
+        """Database work in a thread, never on the event loop: a writer waiting for
+        SQLite's lock must not stall /health and every other request of the process."""
         return await run_in_threadpool(work)
 
     @app.post("/devices/{serial}/tokens", tags=["tokens"], status_code=201)
     async def issue_token(
         request: Request,
-        serial: str,
+        serial: SerialPath,
         body: TokenCreate,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
@@ -434,7 +504,7 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
 
     @app.get("/devices/{serial}/tokens", tags=["tokens"])
     def token_history(
-        request: Request, serial: str, before_id: int | None = None, limit: Limit = 100
+        request: Request, serial: SerialPath, before_id: BeforeId = None, limit: Limit = 100
     ) -> dict[str, Any]:
         """The device's tokens, newest first."""
         with read(request) as (session, actor, _now):
@@ -450,8 +520,14 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
     # -- count reports ---------------------------------------------------------------
 
     @app.post("/devices/{serial}/counts", tags=["counts"], status_code=201)
-    def report_count(request: Request, serial: str, body: CountCreate) -> dict[str, Any]:
-        """Record the count read from a device (display, UART, support call)."""
+    def report_count(request: Request, serial: SerialPath, body: CountCreate) -> dict[str, Any]:
+        """Record the count read from a device (display, UART, support call).
+
+        A count above the last count issued is impossible for a genuine device and is
+        refused (409), unless `server_behind` confirms this server is the one behind
+        (restored from a backup): a technician may then move it up to the decode
+        window, an admin further; audited.
+        """
         read_at = parse_time(body.read_at, "read_at") if body.read_at else None
         with write(request) as (session, actor, now):
             return counts.report_count(
@@ -463,10 +539,19 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
                 now,
                 read_at=read_at,
                 note=body.note,
+                server_behind=body.server_behind,
             )
 
+    @app.post("/devices/{serial}/counts/{report_id}/withdraw", tags=["counts"])
+    def withdraw_count(
+        request: Request, serial: SerialPath, report_id: IdPath, body: CountWithdraw
+    ) -> dict[str, Any]:
+        """Admin: take back a mistaken count report (audited with what it said)."""
+        with write(request) as (session, actor, now):
+            return counts.withdraw_report(session, actor, serial, report_id, body.reason, now)
+
     @app.get("/devices/{serial}/counts", tags=["counts"])
-    def count_history(request: Request, serial: str, limit: Limit = 100) -> dict[str, Any]:
+    def count_history(request: Request, serial: SerialPath, limit: Limit = 100) -> dict[str, Any]:
         with read(request) as (session, actor, _now):
             device, reports = counts.count_history(session, actor, serial, limit=limit)
             return {
@@ -508,7 +593,7 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
     def list_payments(
         request: Request,
         status: Literal["applied", "orphan"] | None = None,
-        before_id: int | None = None,
+        before_id: BeforeId = None,
         limit: Limit = 100,
     ) -> dict[str, Any]:
         with read(request) as (session, actor, _now):
@@ -521,13 +606,13 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
             }
 
     @app.get("/payments/{payment_id}", tags=["payments"])
-    def get_payment(request: Request, payment_id: int) -> dict[str, Any]:
+    def get_payment(request: Request, payment_id: IdPath) -> dict[str, Any]:
         with read(request) as (session, actor, _now):
             payment = payments.get_payment(session, actor, payment_id)
             return payments.payment_body(session, payment, replayed=False)
 
     @app.post("/payments/{payment_id}/apply", tags=["payments"])
-    def apply_payment(request: Request, payment_id: int, body: PaymentApply) -> dict[str, Any]:
+    def apply_payment(request: Request, payment_id: IdPath, body: PaymentApply) -> dict[str, Any]:
         """Apply an orphan payment to a device by hand."""
         with write(request) as (session, actor, now):
             return payments.apply_orphan(session, actor, keyring, payment_id, body.serial, now)
@@ -550,7 +635,7 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
             }
 
     @app.put("/tariffs/{hardware_model}", tags=["payments"])
-    def set_tariff(request: Request, hardware_model: str, body: TariffSet) -> dict[str, Any]:
+    def set_tariff(request: Request, hardware_model: ModelPath, body: TariffSet) -> dict[str, Any]:
         """The price of one day on every device of a model (a device's own tariff wins)."""
         with write(request) as (session, actor, now):
             tariff = devices.set_model_tariff(
@@ -611,17 +696,17 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
             return {**_key_view(new.record), "key": new.key}
 
     @app.delete("/api-keys/{key_id}", tags=["access"])
-    def revoke_api_key(request: Request, key_id: int) -> dict[str, Any]:
+    def revoke_api_key(request: Request, key_id: IdPath) -> dict[str, Any]:
         with write(request) as (session, actor, now):
             return _key_view(access.revoke_api_key(session, actor, key_id, now))
 
     @app.get("/audit", tags=["access"])
     def audit_log(
         request: Request,
-        after_id: int | None = None,
+        after_id: AfterId = None,
         limit: Limit = 100,
-        action: str | None = None,
-        target: str | None = None,
+        action: SearchQuery = None,
+        target: SearchQuery = None,
     ) -> dict[str, Any]:
         """The audit log, oldest first (page with after_id).
 

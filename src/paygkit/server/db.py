@@ -3,18 +3,25 @@
 SQLite: WAL journal, a busy timeout, foreign keys on, and every writing
 transaction opened with `BEGIN IMMEDIATE`, so two server processes never
 interleave a count advance (the write lock is taken before the device row is
-read).  Reading sessions open with a plain deferred `BEGIN`.
+read).  Reading sessions open with a plain deferred `BEGIN`.  `synchronous=FULL`:
+in WAL mode NORMAL may lose the last commits on a power cut, and a lost token
+commit means the next token reuses its count.  The database file is created
+readable by its owner only (SQLite gives its -wal and -shm files the same mode).
 
 PostgreSQL (psycopg 3): writing services lock the device row with
 `SELECT ... FOR UPDATE`; migrations run under an advisory lock so several
-processes starting at once apply them once.
+processes starting at once apply them once.  Every connection sets
+`synchronous_commit=on` (PostgreSQL's default, which a server configuration may
+have turned off) for the same reason as SQLite's FULL.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -27,14 +34,50 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 _DEFERRED = "paygkit_deferred"
+_SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 # Any constant: the advisory lock that serialises migrations on PostgreSQL.
 _MIGRATION_LOCK = 0x5041_5947
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+class NoDatabaseError(RuntimeError):
+    """A command that must not create a database found none."""
+
+
+def _no_database(where: str) -> NoDatabaseError:
+    return NoDatabaseError(
+        f"no paygkit database at {where}: run `paygkit server init` there, "
+        "or give --data-dir / PAYGKIT_DATA_DIR"
+    )
+
+
+def private_sqlite_file(path: Path, *, create: bool) -> None:
+    """Create the SQLite file with mode 0600 before SQLite does (0644 less the umask).
+
+    Files left readable by an older paygkit are narrowed to 0600 as well.
+    With `create` false a missing file is NoDatabaseError.
+    """
+    if not path.exists():
+        if not create:
+            raise _no_database(str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Another process may create it at the same moment.
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in _SQLITE_COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        try:
+            if companion.stat().st_mode & 0o077:
+                companion.chmod(0o600)
+        except FileNotFoundError:
+            continue
+
+
+def make_engine(url: str, *, pool_size: int = 10, create: bool = True) -> Engine:
     """An engine for `url`, set up as described in the module docstring."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:"):
+            private_sqlite_file(Path(str(parsed.database)), create=create)
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
@@ -42,7 +85,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         )
         _setup_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={"options": "-c synchronous_commit=on"},
+    )
 
 
 def _setup_sqlite(engine: Engine) -> None:
@@ -52,7 +101,7 @@ def _setup_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
@@ -68,9 +117,13 @@ def _setup_sqlite(engine: Engine) -> None:
 class Database:
     """An engine and its two session factories (writing and reading)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, create: bool = True) -> None:
+        """With `create` false, a database that does not exist is NoDatabaseError.
+
+        (For PostgreSQL: one without paygkit's tables; `require_schema` checks it.)
+        """
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.engine = make_engine(url, pool_size=pool_size, create=create)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(
@@ -118,6 +171,12 @@ class Database:
 
     def is_current(self) -> bool:
         return self.current_revision() == script_directory().get_current_head()
+
+    def require_schema(self) -> None:
+        """NoDatabaseError unless migrations were ever applied here (an `init` was run)."""
+        if self.current_revision() is None:
+            self.dispose()
+            raise _no_database(make_url(self.url).render_as_string(hide_password=True))
 
 
 def alembic_config() -> Config:

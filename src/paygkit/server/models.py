@@ -104,7 +104,7 @@ class Device(Base):
     serial: Mapped[str] = mapped_column(String(64))
     starting_code: Mapped[int] = mapped_column(Integer)
     key_sealed: Mapped[bytes] = mapped_column(LargeBinary)
-    key_version: Mapped[int] = mapped_column(Integer)
+    key_version: Mapped[int] = mapped_column(Integer, index=True)
     time_divider: Mapped[int] = mapped_column(Integer, default=1)
     restricted: Mapped[bool] = mapped_column(Boolean, default=False)
     hardware_model: Mapped[str] = mapped_column(String(100), default="")
@@ -270,3 +270,20 @@ class ConsoleSession(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class MasterKeyVersion(Base):
+    """A master key version that sealed rows of this database, and its check value.
+
+    The check value (see `crypto.Keyring.check_value`) lets every process tell
+    at start that its keyring holds this database's keys; it opens nothing.
+    `retired_at` is set when `rotate-master-key --drop-old` removed the version
+    from the key file (no row was sealed with it any more).
+    """
+
+    __tablename__ = "master_key_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    check_value: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlsplit
 
 import jinja2
-from fastapi import APIRouter, FastAPI, Form, Request, UploadFile
+from fastapi import APIRouter, FastAPI, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -40,13 +41,16 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from paygkit import __version__
+from paygkit.server import guard
 from paygkit.server.crypto import MasterKeyError
 from paygkit.server.models import Device, Role
 from paygkit.server.services import (
     access,
     audit,
+    bounds,
     counts,
     devices,
+    idempotency,
     importer,
     payments,
     sessions,
@@ -54,6 +58,7 @@ from paygkit.server.services import (
 )
 from paygkit.server.services.common import (
     PERMISSIONS,
+    ConflictError,
     InvalidError,
     NotFoundError,
     ServiceError,
@@ -122,6 +127,9 @@ class ServerFaultError(ServiceError):
 # Form fields: every one a string, checked by the page (clear messages, never echoed keys).
 Csrf = Annotated[str, Form()]
 Text = Annotated[str, Form()]
+# Ids in paths and queries: PostgreSQL's INTEGER (bounds.MAX_ID).
+RowIdPath = Annotated[int, PathParam(ge=1, le=bounds.MAX_ID)]
+BeforeId = Annotated[int | None, Query(ge=1, le=bounds.MAX_ID)]
 
 
 def _csrf_refused() -> CsrfError:
@@ -443,6 +451,8 @@ def _spec_from_form(
         if not text:
             raise InvalidError("enter the number of days", "e.g. 7, or 1.5 for a day and a half")
         try:
+            if len(text) > 40:
+                raise InvalidOperation
             amount = Decimal(text)
         except InvalidOperation:
             raise InvalidError(
@@ -540,6 +550,14 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
             with ctx.db.write() as session:
                 _signed, token = sessions.start_session(session, api_key.strip() or None, now)
         except UnauthorizedError as error:
+            if api_key.strip():
+                # Counted per address (guard.Throttle answers 429 past the limit) and audited.
+                address = guard.client_address(request.scope)
+                request.app.state.paygkit_throttle.failed(address)
+                with ctx.db.write() as session:
+                    sessions.record_failed_sign_in(
+                        session, api_key.strip(), address, error.message, now
+                    )
             return console.sign_in_page(request, status=401, error=error, next_url=next_url)
         response = console.redirect(_safe_next(next_url))
         response.set_cookie(
@@ -593,7 +611,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
             )
 
     @router.get("/devices/{serial}")
-    def device_page(request: Request, serial: str, before_id: int | None = None) -> Response:
+    def device_page(request: Request, serial: str, before_id: BeforeId = None) -> Response:
         return console.device_page(request, serial, before_id=before_id)
 
     @router.post("/devices/{serial}/confirm")
@@ -647,7 +665,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
                     spec,
                     now,
                     source="console",
-                    idempotency_key=idempotency_key.strip() or None,
+                    idempotency_key=idempotency.check_key(idempotency_key.strip() or None),
                 )
                 return render(
                     request,
@@ -671,10 +689,13 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
         count: Text = "",
         source: Text = "display",
         note: Text = "",
+        server_behind: Text = "",
     ) -> Response:
         try:
             with console.writing(request, csrf) as (session, signed, now):
                 try:
+                    if len(count.strip()) > 12:
+                        raise ValueError
                     value = int(count.strip())
                 except ValueError:
                     raise InvalidError(
@@ -685,9 +706,16 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
                 except ValueError:
                     raise InvalidError("choose where the count was read") from None
                 answer = counts.report_count(
-                    session, signed.actor, serial, value, where, now, note=note.strip() or None
+                    session,
+                    signed.actor,
+                    serial,
+                    value,
+                    where,
+                    now,
+                    note=note.strip() or None,
+                    server_behind=server_behind in ("1", "on", "true"),
                 )
-        except InvalidError as error:
+        except (InvalidError, ConflictError) as error:
             return console.device_page(request, serial, status=error.status, error=error)
         return console.device_page(
             request,
@@ -767,7 +795,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
         filename = str(form.get("filename", ""))[:200]
 
         def work() -> Response:
-            with console.writing(request, csrf) as (session, signed, now):
+            with console.writing(request, csrf) as (_session, signed, now):
                 require(signed.actor, "devices.import")
                 try:
                     opened = ctx.keyring.open_data(
@@ -786,19 +814,20 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
                         "the dry run is over an hour old; nothing was imported",
                         "upload the file again to see an up-to-date report",
                     )
-                report = importer.import_devices(
-                    session, signed.actor, ctx.keyring, text, now, dry_run=False
-                )
-                return render(
-                    request,
-                    "import.html",
-                    signed=signed,
-                    status=200 if report["ok"] else 422,
-                    title="Import devices: done" if report["ok"] else "Import devices: refused",
-                    report=report,
-                    filename=filename,
-                    sealed="",
-                )
+            # Written in short batches, each its own transaction (see importer.import_batched).
+            report = importer.import_batched(
+                ctx.db, signed.actor, ctx.keyring, text, now, dry_run=False
+            )
+            return render(
+                request,
+                "import.html",
+                signed=signed,
+                status=200 if report["ok"] else 422,
+                title="Import devices: done" if report["ok"] else "Import devices: refused",
+                report=report,
+                filename=filename,
+                sealed="",
+            )
 
         return await run_in_threadpool(work)
 
@@ -824,7 +853,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
 
     @router.post("/payments/{payment_id}/confirm")
     def confirm_apply(
-        request: Request, payment_id: int, csrf: Csrf = "", serial: Text = ""
+        request: Request, payment_id: RowIdPath, csrf: Csrf = "", serial: Text = ""
     ) -> Response:
         with console.writing(request, csrf) as (session, signed, _now):
             require(signed.actor, "payments.write")
@@ -846,7 +875,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
 
     @router.post("/payments/{payment_id}/apply")
     def apply_payment(
-        request: Request, payment_id: int, csrf: Csrf = "", serial: Text = ""
+        request: Request, payment_id: RowIdPath, csrf: Csrf = "", serial: Text = ""
     ) -> Response:
         with console.writing(request, csrf) as (session, signed, now):
             body = payments.apply_orphan(
@@ -875,7 +904,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
         who: str = "",
         since: str = "",
         until: str = "",
-        before_id: int | None = None,
+        before_id: BeforeId = None,
     ) -> Response:
         with console.reading(request) as (session, signed, _now):
             require(signed.actor, "audit.read")
@@ -965,7 +994,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
                 return keys_page(request, session, signed, status=error.status, error=error)
 
     @router.post("/api-keys/{key_id}/confirm")
-    def confirm_revoke(request: Request, key_id: int, csrf: Csrf = "") -> Response:
+    def confirm_revoke(request: Request, key_id: RowIdPath, csrf: Csrf = "") -> Response:
         with console.writing(request, csrf) as (session, signed, _now):
             found = [k for k in access.list_api_keys(session, signed.actor) if k.id == key_id]
             if not found:
@@ -980,7 +1009,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
             )
 
     @router.post("/api-keys/{key_id}/revoke")
-    def revoke_key(request: Request, key_id: int, csrf: Csrf = "") -> Response:
+    def revoke_key(request: Request, key_id: RowIdPath, csrf: Csrf = "") -> Response:
         with console.writing(request, csrf) as (session, signed, now):
             record = access.revoke_api_key(session, signed.actor, key_id, now)
             return keys_page(

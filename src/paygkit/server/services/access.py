@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from paygkit.server.crypto import hash_api_key
 from paygkit.server.models import ApiKey, Role, Tenant
+from paygkit.server.services import bounds
 from paygkit.server.services.common import (
     Actor,
     ConflictError,
@@ -22,6 +23,8 @@ from paygkit.server.services.common import (
 )
 
 DEFAULT_TENANT = "default"
+# Keys made here are 47 characters; a presented value far longer is refused unhashed.
+MAX_PRESENTED_KEY = 200
 KEY_PREFIX = "pgk_"
 
 
@@ -67,11 +70,13 @@ def create_api_key(
     session: Session, actor: Actor, role: Role, name: str, now: dt.datetime
 ) -> NewApiKey:
     require(actor, "api_keys.manage")
-    name = name.strip()
-    if not 1 <= len(name) <= 100:
-        raise InvalidError(
-            "the key name must be 1 to 100 characters", "name the key after its user"
-        )
+    name = bounds.check_text(
+        name.strip(),
+        "the key name",
+        min_length=1,
+        max_length=bounds.KEY_NAME_LENGTH,
+        fix="name the key after its user",
+    )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     record = ApiKey(
         tenant_id=actor.tenant_id,
@@ -102,6 +107,7 @@ def list_api_keys(session: Session, actor: Actor) -> list[ApiKey]:
 
 def revoke_api_key(session: Session, actor: Actor, key_id: int, now: dt.datetime) -> ApiKey:
     require(actor, "api_keys.manage")
+    bounds.check_id(key_id, "the key id")
     record = session.scalar(
         select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == actor.tenant_id)
     )
@@ -124,7 +130,11 @@ def authenticate(session: Session, presented: str | None) -> Actor:
             "no API key given",
             "send 'Authorization: Bearer <key>'; create a key with 'paygkit server api-key create'",
         )
-    record = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(presented)))
+    # A key is short printable ASCII: anything else is not one (and is not hashed).
+    if len(presented) > MAX_PRESENTED_KEY or not presented.isascii():
+        record = None
+    else:
+        record = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(presented)))
     if record is None:
         raise UnauthorizedError("the API key is not known", "check the key, or create a new one")
     if record.revoked_at is not None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from paygkit.server.models import AuditEntry
+from paygkit.server.services import bounds
 from paygkit.server.services.common import Actor, iso, require
 
 
@@ -42,9 +43,16 @@ def list_audit(
     require(actor, "audit.read")
     query = select(AuditEntry).where(AuditEntry.tenant_id == actor.tenant_id)
     if after_id is not None:
-        query = query.where(AuditEntry.id > after_id)
+        # 0 is a fair start ("from the beginning"); the bound is the column's.
+        query = query.where(AuditEntry.id > bounds.check_id(after_id + 1, "after_id") - 1)
     if before_id is not None:
-        query = query.where(AuditEntry.id < before_id)
+        query = query.where(AuditEntry.id < bounds.check_id(before_id, "before_id"))
+    for value, what in ((action, "action"), (target, "target"), (who, "who")):
+        if value:
+            bounds.check_text(value, what, max_length=bounds.SEARCH_LENGTH)
+    for moment, what in ((since, "since"), (until, "until")):
+        if moment is not None:
+            bounds.check_time(moment, what)
     if action:
         if action.endswith("."):
             query = query.where(AuditEntry.action.startswith(action, autoescape=True))

@@ -59,6 +59,13 @@ class UnauthorizedError(ServiceError):
     code = "unauthorized"
 
 
+# The column of the actor's label (audit_log.actor, tokens.actor, count_reports.actor).
+LABEL_LENGTH = 120
+# The times the server takes: a day added to 9999-12-31 overflows Python's datetime.
+MIN_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MAX_TIME = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Who makes a request: an API key (or the local CLI) acting for one tenant."""
@@ -70,9 +77,15 @@ class Actor:
 
     @property
     def label(self) -> str:
+        """Who, as the audit log and token records say it: fits their 120-character column."""
         if self.api_key_id is None:
-            return self.name
-        return f"{self.name} (key {self.api_key_id}, {self.role.value})"
+            return self.name[:LABEL_LENGTH]
+        suffix = f" (key {self.api_key_id}, {self.role.value})"
+        name = self.name
+        # A key's name may be as long as its own column (100): shorten it, never the key id.
+        if len(name) + len(suffix) > LABEL_LENGTH:
+            name = name[: LABEL_LENGTH - len(suffix) - 3] + "..."
+        return name + suffix
 
 
 # What each role may do.  Counter Sync tokens, and above all the reset token
@@ -90,6 +103,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "tokens.reset": frozenset({Role.TECHNICIAN}),
     "payments.write": _WRITERS,
     "counts.report": frozenset({Role.ADMIN, Role.OPERATOR, Role.TECHNICIAN}),
+    # A count above the last one issued moves the server's count up, for good: only
+    # the people who check a device (or restore a server) may say the server is behind.
+    "counts.server_behind": frozenset({Role.ADMIN, Role.TECHNICIAN}),
+    "counts.withdraw": frozenset({Role.ADMIN}),
     "tariffs.write": frozenset({Role.ADMIN}),
     "webhook.write": frozenset({Role.ADMIN}),
     "api_keys.manage": frozenset({Role.ADMIN}),
@@ -105,6 +122,8 @@ _WHAT = {
     "tokens.reset": "issue the reset token (Counter Sync at count 0)",
     "payments.write": "record or apply payments",
     "counts.report": "report device counts",
+    "counts.server_behind": "report a count above the last one issued (server_behind)",
+    "counts.withdraw": "withdraw a count report",
     "tariffs.write": "set tariffs",
     "webhook.write": "configure the webhook",
     "api_keys.manage": "manage API keys",
@@ -131,19 +150,29 @@ def utc_now() -> dt.datetime:
 def parse_time(value: str, what: str) -> dt.datetime:
     """An ISO 8601 time (UTC when no zone is given); a date alone means the end of that day."""
     text = value.strip()
+    example = "e.g. 2030-01-31 (the end of that day, UTC) or 2030-01-31T18:00:00Z"
     try:
+        if len(text) > 40:
+            raise ValueError("too long")
         if len(text) == 10:
             day = dt.date.fromisoformat(text)
-            return dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=1)
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+            moment = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=1)
+        else:
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+            moment = moment.astimezone(dt.UTC)
+    except OverflowError:
+        moment = MAX_TIME  # refused below: past the end of the calendar
+    except (ValueError, UnicodeEncodeError):
         raise InvalidError(
-            f"{what} {value[:40]!r} is not an ISO 8601 date or time",
-            "e.g. 2030-01-31 (the end of that day, UTC) or 2030-01-31T18:00:00Z",
+            f"{what} {value[:40]!r} is not an ISO 8601 date or time", example
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    if not MIN_TIME <= moment < MAX_TIME:
+        raise InvalidError(
+            f"{what} must be between {MIN_TIME.date()} and {MAX_TIME.date()}", example
+        )
+    return moment
 
 
 def iso(value: dt.datetime | None) -> str | None:

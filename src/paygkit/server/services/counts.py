@@ -6,11 +6,20 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from paygkit.server.models import CountReport, Device, TokenRecord
-from paygkit.server.services.common import Actor, InvalidError, audit, iso, require
+from paygkit.server.models import CountReport, Device, Role, TokenRecord
+from paygkit.server.services import bounds
+from paygkit.server.services.common import (
+    Actor,
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    audit,
+    iso,
+    require,
+)
 from paygkit.server.services.devices import MAX_COUNT, device_view, get_device
 from paygkit.server.services.tokens import COUNTER_SYNC_WINDOW, token_view
 
@@ -78,6 +87,50 @@ def analyse(session: Session, device: Device) -> dict[str, Any]:
     }
 
 
+# How far above the last count issued a technician may move the server (a server
+# restored from a backup is behind by the tokens issued since): the larger of the
+# device's decode window and the Counter Sync window.  An admin may go further, up
+# to ADMIN_AHEAD; no one leaves less than HEADROOM counts for the tokens to come.
+ADMIN_AHEAD = 1_000_000
+HEADROOM = 1_000_000
+
+
+def _ahead_limit(actor: Actor, device: Device) -> tuple[int, str]:
+    if actor.role is Role.ADMIN:
+        return ADMIN_AHEAD, "an admin"
+    return max(device.decode_window, COUNTER_SYNC_WINDOW), "a technician"
+
+
+def _check_ahead(actor: Actor, device: Device, count: int, server_behind: bool) -> None:
+    """A count above the last one issued is refused unless confirmed (and bounded)."""
+    issued = device.last_count_issued
+    if not server_behind:
+        raise ConflictError(
+            f"the device cannot show count {count}: this server issued tokens up to count "
+            f"{issued} only, so a genuine device is at {issued} or below; nothing was recorded",
+            "check the count on the device's display and the serial number, and report it "
+            "again. Only if this server was restored from an old backup (the device got tokens "
+            'issued since) send it again with "server_behind": true (technician or admin; '
+            "audited)",
+            {"count": count, "last_count_issued": issued},
+        )
+    require(actor, "counts.server_behind")
+    limit, who = _ahead_limit(actor, device)
+    if count - issued > limit:
+        raise ConflictError(
+            f"count {count} is {count - issued} above the last count issued ({issued}); "
+            f"{who} may move the server at most {limit} counts ahead; nothing was recorded",
+            "check the count read on the device; an admin may confirm a larger gap",
+            {"count": count, "last_count_issued": issued, "limit": limit},
+        )
+    if count > MAX_COUNT - HEADROOM:
+        raise ConflictError(
+            f"count {count} would leave no room for further tokens; nothing was recorded",
+            "check the count read on the device",
+            {"count": count, "max": MAX_COUNT - HEADROOM},
+        )
+
+
 def report_count(
     session: Session,
     actor: Actor,
@@ -88,18 +141,30 @@ def report_count(
     *,
     read_at: dt.datetime | None = None,
     note: str | None = None,
+    server_behind: bool = False,
 ) -> dict[str, Any]:
+    """Record a count read from a device.
+
+    A count above the last count issued is impossible for a genuine device and is
+    refused (409), unless `server_behind` confirms that this server is the one
+    behind (restored from a backup): then, within bounds, the server's count moves up
+    to the device's so its next token is accepted.  Never is a device moved back.
+    """
     require(actor, "counts.report")
     if not 0 <= count <= MAX_COUNT:
         raise InvalidError(f"the count must be 0 to {MAX_COUNT}, got {count}")
-    if note is not None and len(note) > 1000:
-        raise InvalidError("the note must be at most 1000 characters")
+    if note is not None:
+        bounds.check_text(note, "the note", max_length=bounds.MAX_NOTE)
     read_at = read_at or now
+    bounds.check_time(read_at, "read_at")
     if read_at > now + dt.timedelta(minutes=5):
         raise InvalidError(
             f"read_at {iso(read_at)} is in the future", "give the time of the reading"
         )
     device = get_device(session, actor, serial, lock=True)
+    ahead = count > device.last_count_issued
+    if ahead:
+        _check_ahead(actor, device, count, server_behind)
     warnings: list[str] = []
     report = CountReport(
         device_id=device.id,
@@ -117,10 +182,10 @@ def report_count(
         device.count_reported_at = read_at
     else:
         warnings.append("an older reading than the last one: recorded, the device is unchanged")
-    if count > device.last_count_issued:
+    if ahead:
         warnings.append(
             f"the device shows count {count}, above the last count issued here "
-            f"({device.last_count_issued}): it got tokens from elsewhere or was reset; "
+            f"({device.last_count_issued}), confirmed as a server behind the device: "
             f"the server's count moves up to {count} so its next token is accepted"
         )
         device.last_count_issued = count
@@ -135,9 +200,105 @@ def report_count(
         count=count,
         source=source.value,
         read_at=iso(read_at),
+        report_id=report.id,
+        **({"server_behind": True, "count_issued_before": report.count_issued} if ahead else {}),
     )
     return {
         "report": report_view(report),
+        "analysis": analyse(session, device),
+        "device": device_view(device, now),
+        "warnings": warnings,
+    }
+
+
+def withdraw_report(
+    session: Session,
+    actor: Actor,
+    serial: str,
+    report_id: int,
+    reason: str,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """Take back a mistaken count report (admin, audited with everything it said).
+
+    The device's reported count becomes that of the latest remaining reading; the
+    server's issued count goes back down only as far as nothing issued or reported
+    since stands above it, so no token count is ever used twice.
+    """
+    require(actor, "counts.withdraw")
+    bounds.check_id(report_id, "the report id")
+    reason = bounds.check_text(
+        reason.strip(),
+        "the reason",
+        min_length=1,
+        max_length=bounds.MAX_NOTE,
+        fix="say why the report is withdrawn, e.g. 'typed 170 for 16'",
+    )
+    device = get_device(session, actor, serial, lock=True)
+    report = session.scalar(
+        select(CountReport).where(CountReport.id == report_id, CountReport.device_id == device.id)
+    )
+    if report is None:
+        raise NotFoundError(
+            f"device {serial} has no count report {report_id}",
+            f"list its reports: GET /devices/{serial}/counts",
+        )
+    withdrawn = report_view(report)
+    session.delete(report)
+    session.flush()
+    latest = session.scalar(
+        select(CountReport)
+        .where(CountReport.device_id == device.id)
+        .order_by(CountReport.read_at.desc(), CountReport.id.desc())
+        .limit(1)
+    )
+    first_token = session.scalar(
+        select(TokenRecord)
+        .where(TokenRecord.device_id == device.id)
+        .order_by(TokenRecord.id)
+        .limit(1)
+    )
+    before = (device.last_count_issued, device.last_count_reported)
+    if latest is not None:
+        device.last_count_reported = latest.count
+        device.count_reported_at = latest.read_at
+    else:
+        # No reading left: the count the device had when the server first issued to it.
+        device.last_count_reported = (
+            first_token.count_before if first_token is not None else report.count_issued
+        )
+        device.count_reported_at = None
+    floors = [
+        report.count_issued,
+        session.scalar(
+            select(func.max(TokenRecord.token_count)).where(TokenRecord.device_id == device.id)
+        ),
+        session.scalar(
+            select(func.max(CountReport.count)).where(CountReport.device_id == device.id)
+        ),
+    ]
+    if device.last_count_issued == report.count and report.count > report.count_issued:
+        device.last_count_issued = max(f for f in floors if f is not None)
+    warnings = []
+    if device.last_count_issued > report.count_issued and report.count > report.count_issued:
+        warnings.append(
+            f"the server's count stays at {device.last_count_issued}: tokens or readings since "
+            "stand above it, and a count is never used twice"
+        )
+    device.updated_at = now
+    audit(
+        session,
+        actor,
+        "count.withdraw",
+        f"device:{serial}",
+        now,
+        report=withdrawn,
+        reason=reason,
+        count_issued=[before[0], device.last_count_issued],
+        count_reported=[before[1], device.last_count_reported],
+    )
+    return {
+        "withdrawn": withdrawn,
         "analysis": analyse(session, device),
         "device": device_view(device, now),
         "warnings": warnings,

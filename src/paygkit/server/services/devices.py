@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from paygkit.server.crypto import Keyring
 from paygkit.server.models import Device, ModelTariff
+from paygkit.server.services import bounds
 from paygkit.server.services.common import (
     Actor,
     ConflictError,
@@ -54,15 +55,16 @@ def check_serial(serial: str) -> str:
 
 
 def parse_money(value: object, what: str) -> Decimal:
+    text = str(value).strip()
     try:
-        amount = Decimal(str(value).strip())
+        if len(text) > 60:  # longer than any amount the column holds: no need to parse it
+            raise ValueError
+        amount = Decimal(text)
     except (InvalidOperation, ValueError):
-        raise InvalidError(f"{what} must be a decimal number, got {value!r}", "e.g. 1.50") from None
-    if not amount.is_finite() or amount < 0:
-        raise InvalidError(f"{what} must be a finite amount of at least 0, got {value!r}")
-    if amount.as_tuple().exponent < -6:  # type: ignore[operator]
-        raise InvalidError(f"{what} has more than 6 decimal places: {value!r}")
-    return amount
+        raise InvalidError(
+            f"{what} must be a decimal number, got {text[:40]!r}", "e.g. 1.50"
+        ) from None
+    return bounds.check_money(amount, what)
 
 
 def check_currency(value: str) -> str:
@@ -93,6 +95,12 @@ class DeviceInput:
 def checked_params(data: DeviceInput) -> DeviceParams:
     """The token parameters of a new device; InvalidError (without the key) when refused."""
     check_serial(data.serial)
+    bounds.check_text(data.hardware_model, "the hardware model", max_length=bounds.MODEL_LENGTH)
+    bounds.check_text(data.version, "the version", max_length=bounds.VERSION_LENGTH)
+    if data.account is not None:
+        bounds.check_text(data.account, "the account", max_length=bounds.ACCOUNT_LENGTH)
+    if not isinstance(data.key, str) or len(data.key) > 64 or bounds.text_problem(data.key):
+        raise InvalidError("the key must be 32 hex characters", "as in the factory's device list")
     try:
         params = DeviceParams.create(
             parse_key(data.key),
@@ -161,6 +169,8 @@ def create_device(
 def find_device(
     session: Session, tenant_id: int, serial: str, *, lock: bool = False
 ) -> Device | None:
+    if len(serial) > bounds.SERIAL_LENGTH or bounds.text_problem(serial):
+        return None  # no stored serial looks like that; the database need not be asked
     query = select(Device).where(Device.tenant_id == tenant_id, Device.serial == serial)
     if lock:
         # FOR UPDATE on PostgreSQL; SQLite's writing transactions hold the database lock.
@@ -185,8 +195,10 @@ def list_devices(
     require(actor, "read")
     query = select(Device).where(Device.tenant_id == actor.tenant_id)
     if after:
+        bounds.check_text(after, "after", max_length=bounds.SERIAL_LENGTH)
         query = query.where(Device.serial > after)
     if account is not None:
+        bounds.check_text(account, "the account", max_length=bounds.ACCOUNT_LENGTH)
         query = query.where(Device.account == account)
     return list(session.scalars(query.order_by(Device.serial).limit(limit)))
 
@@ -200,6 +212,7 @@ def search_devices(session: Session, actor: Actor, text: str, *, limit: int = 50
     text = text.strip()[:100]
     if not text:
         return []
+    bounds.check_text(text, "the search", max_length=bounds.SEARCH_LENGTH)
     wanted = text.upper()
     query = (
         select(Device)
@@ -253,8 +266,12 @@ def update_device(
     device = get_device(session, actor, serial, lock=True)
     changes: dict[str, Any] = {}
     if account is not _UNSET:
+        if account:
+            bounds.check_text(account, "the account", max_length=bounds.ACCOUNT_LENGTH)
         changes["account"] = account or None
     if hardware_model is not _UNSET:
+        if hardware_model:
+            bounds.check_text(hardware_model, "the hardware model", max_length=bounds.MODEL_LENGTH)
         changes["hardware_model"] = hardware_model or ""
     if decode_window is not _UNSET:
         if decode_window is None or not 1 <= decode_window <= 10_000:
@@ -289,8 +306,9 @@ def set_model_tariff(
     session: Session, actor: Actor, hardware_model: str, price: str, currency: str, now: dt.datetime
 ) -> ModelTariff:
     require(actor, "tariffs.write")
-    if not hardware_model or len(hardware_model) > 100:
-        raise InvalidError("the hardware model must be 1 to 100 characters")
+    bounds.check_text(
+        hardware_model, "the hardware model", min_length=1, max_length=bounds.MODEL_LENGTH
+    )
     amount = parse_money(price, "price_per_day")
     if amount <= 0:
         raise InvalidError("price_per_day must be above 0")
@@ -345,6 +363,24 @@ def tariff_for(session: Session, device: Device) -> tuple[Decimal, str] | None:
     return Decimal(tariff.price_per_day), tariff.currency
 
 
+# OWASP "CSV Injection": a spreadsheet runs a cell starting with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def looks_like_formula(value: str) -> bool:
+    return value.startswith(FORMULA_STARTS)
+
+
+def spreadsheet_safe(value: str) -> str:
+    """The cell as a spreadsheet shows text: a formula-like value gets a leading apostrophe."""
+    return "'" + value if looks_like_formula(value) else value
+
+
+def from_spreadsheet_safe(value: str) -> str:
+    """What spreadsheet_safe() was given, so that an exported list imports as it was."""
+    return value[1:] if value.startswith("'") and looks_like_formula(value[1:]) else value
+
+
 def export_keys_csv(session: Session, actor: Actor, keyring: Keyring, now: dt.datetime) -> str:
     """Every device of the tenant as the standard device list, keys included (audited)."""
     require(actor, "devices.export_keys")
@@ -366,8 +402,8 @@ def export_keys_csv(session: Session, actor: Actor, keyring: Keyring, now: dt.da
                 device.last_count_issued,
                 device.time_divider,
                 int(device.restricted),
-                device.hardware_model,
-                device.version,
+                spreadsheet_safe(device.hardware_model),
+                spreadsheet_safe(device.version),
                 device.test_code or "",
             ]
         )

@@ -4,23 +4,71 @@ All or nothing: a dry run reports what would happen row by row; a real import
 writes only when every row is good.  A device already on the server with the
 same parameters is "unchanged" (re-importing a file is harmless); one with
 different parameters is refused as a duplicate.
+
+A Hardware Model or Version that a spreadsheet would run as a formula
+(`=cmd|...`, `+HYPERLINK(...)`, `@SUM(...)`, `-...`: OWASP's CSV injection
+list) is imported as written, with a warning: the key export is opened in
+spreadsheets, and such a cell there may run commands or leak data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from paygkit.factory.devicelist import DeviceListError, DeviceRecord, parse_device_list
 from paygkit.server.crypto import Keyring, constant_time_equal
+from paygkit.server.db import Database
 from paygkit.server.models import Device
-from paygkit.server.services.common import Actor, audit, require
-from paygkit.server.services.devices import SERIAL_RE, DeviceInput, create_device
+from paygkit.server.services import bounds
+from paygkit.server.services.common import (
+    Actor,
+    ConflictError,
+    InvalidError,
+    ServiceError,
+    audit,
+    require,
+)
+from paygkit.server.services.devices import (
+    SERIAL_RE,
+    DeviceInput,
+    checked_params,
+    from_spreadsheet_safe,
+    looks_like_formula,
+)
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
+
+
+def _formula_warnings(records: tuple[DeviceRecord, ...]) -> list[dict[str, Any]]:
+    warnings = []
+    for record in records:
+        for column, value in (
+            ("Hardware Model", record.hardware_model),
+            ("Version", record.version),
+        ):
+            if looks_like_formula(value):
+                warnings.append(
+                    {
+                        "row": None,
+                        "column": column,
+                        "message": f"device {record.serial}: {column} starts with "
+                        f"{value[:1]!r}, which a spreadsheet runs as a formula; it is kept "
+                        "as text, but check the factory's list (a model name does not "
+                        "usually start so)",
+                    }
+                )
+    return warnings
+
+
+# Devices written per transaction: the write lock is held for one batch at a time.
+BATCH_SIZE = 1000
 
 
 def _differences(device: Device, record: DeviceRecord, keyring: Keyring) -> list[str]:
@@ -40,17 +88,10 @@ def _differences(device: Device, record: DeviceRecord, keyring: Keyring) -> list
     return differ
 
 
-def import_devices(
-    session: Session,
-    actor: Actor,
-    keyring: Keyring,
-    text: str,
-    now: dt.datetime,
-    *,
-    dry_run: bool,
-) -> dict[str, Any]:
-    """The import report; `ok` tells whether it was (or, dry, would be) imported."""
-    require(actor, "devices.import")
+def _check_rows(
+    session: Session, actor: Actor, keyring: Keyring, text: str
+) -> tuple[dict[str, Any], list[DeviceRecord]]:
+    """The report of a dry run, and the new devices to write when it is ok."""
     try:
         report = parse_device_list(text)
     except DeviceListError as error:
@@ -71,9 +112,19 @@ def import_devices(
         warnings += [
             {"row": p.row, "column": p.column, "message": p.message} for p in report.warnings
         ]
-        records = report.records
+        # A list exported by this server marks formula-like cells with an apostrophe.
+        records = tuple(
+            replace(
+                r,
+                hardware_model=from_spreadsheet_safe(r.hardware_model),
+                version=from_spreadsheet_safe(r.version),
+            )
+            for r in report.records
+        )
+        warnings += _formula_warnings(records)
     existing: dict[str, Device] = {}
-    serials = [r.serial for r in records]
+    # Only serials the server can store are looked up (a NUL would fail the query itself).
+    serials = [r.serial for r in records if SERIAL_RE.fullmatch(r.serial)]
     for start in range(0, len(serials), 500):
         chunk = serials[start : start + 500]
         for found in session.scalars(
@@ -84,12 +135,16 @@ def import_devices(
         if not SERIAL_RE.fullmatch(record.serial):
             rows.append(
                 {
-                    "serial": record.serial,
+                    "serial": record.serial[:80],
                     "status": "refused",
                     "message": "the server takes serials of letters, digits and . _ : + - only "
                     "(they appear in URLs)",
                 }
             )
+            continue
+        cell = _cell_problem(record)
+        if cell is not None:
+            rows.append({"serial": record.serial, "status": "refused", "message": cell})
             continue
         device = existing.get(record.serial)
         if device is None:
@@ -111,44 +166,194 @@ def import_devices(
             rows.append({"serial": record.serial, "status": "unchanged"})
     refused = sum(1 for row in rows if row["status"] == "refused")
     ok = not problems and not refused
-    if ok and not dry_run:
-        for record in new:
-            create_device(
-                session,
-                actor,
-                keyring,
-                DeviceInput(
-                    serial=record.serial,
-                    key=record.key.hex(),
-                    starting_code=record.starting_code,
-                    count=record.count,
-                    time_divider=record.time_divider,
-                    restricted=record.restricted,
-                    hardware_model=record.hardware_model,
-                    version=record.version,
-                    test_code=record.test_code,
-                ),
-                now,
-                audit_it=False,
-            )
-        audit(
-            session,
-            actor,
-            "device.import",
-            None,
-            now,
-            new=len(new),
-            unchanged=unchanged,
-            serials=[r.serial for r in new][:1000],
-        )
     return {
-        "dry_run": dry_run,
+        "dry_run": True,
         "ok": ok,
-        "imported": len(new) if ok and not dry_run else 0,
+        "imported": 0,
         "new": len(new),
         "unchanged": unchanged,
         "refused": refused,
         "problems": problems,
         "warnings": warnings,
         "devices": rows,
-    }
+    }, new
+
+
+def _cell_problem(record: DeviceRecord) -> str | None:
+    """The text cells the server stores, within their columns (see bounds)."""
+    for value, what, length in (
+        (record.hardware_model, "the Hardware Model", bounds.MODEL_LENGTH),
+        (record.version, "the Version", bounds.VERSION_LENGTH),
+        (record.test_code or "", "the Test Code", bounds.TEST_CODE_LENGTH),
+    ):
+        try:
+            bounds.check_text(value, what, max_length=length)
+        except InvalidError as error:
+            return error.message
+    return None
+
+
+def _new_device(actor: Actor, keyring: Keyring, record: DeviceRecord, now: dt.datetime) -> Device:
+    data = DeviceInput(
+        serial=record.serial,
+        key=record.key.hex(),
+        starting_code=record.starting_code,
+        count=record.count,
+        time_divider=record.time_divider,
+        restricted=record.restricted,
+        hardware_model=record.hardware_model,
+        version=record.version,
+        test_code=record.test_code,
+    )
+    params = checked_params(data)
+    sealed, version = keyring.seal(record.serial, params.key)
+    return Device(
+        tenant_id=actor.tenant_id,
+        serial=record.serial,
+        starting_code=params.starting_code,
+        key_sealed=sealed,
+        key_version=version,
+        time_divider=params.time_divider,
+        restricted=params.restricted_digits,
+        hardware_model=data.hardware_model,
+        version=data.version,
+        test_code=data.test_code,
+        account=None,
+        decode_window=data.decode_window,
+        last_count_issued=data.count,
+        last_count_reported=data.count,
+        payg_enabled=True,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def import_devices(
+    session: Session,
+    actor: Actor,
+    keyring: Keyring,
+    text: str,
+    now: dt.datetime,
+    *,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """The import report, in the caller's one transaction (small lists; see import_batched).
+
+    `ok` tells whether it was (or, dry, would be) imported.
+    """
+    require(actor, "devices.import")
+    report, new = _check_rows(session, actor, keyring, text)
+    report["dry_run"] = dry_run
+    if report["ok"] and not dry_run:
+        devices = [_new_device(actor, keyring, record, now) for record in new]
+        session.add_all(devices)
+        session.flush()
+        _audit_import(session, actor, now, new, report["unchanged"])
+        report["imported"] = len(new)
+    return report
+
+
+def _audit_import(
+    session: Session,
+    actor: Actor,
+    now: dt.datetime,
+    new: list[DeviceRecord],
+    unchanged: int,
+    **extra: Any,
+) -> None:
+    audit(
+        session,
+        actor,
+        "device.import",
+        None,
+        now,
+        new=len(new),
+        unchanged=unchanged,
+        serials=[r.serial for r in new][:1000],
+        **extra,
+    )
+
+
+Progress = Callable[[int, int], None]
+
+
+def import_batched(
+    db: Database,
+    actor: Actor,
+    keyring: Keyring,
+    text: str,
+    now: dt.datetime,
+    *,
+    dry_run: bool,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The import report, checked in a reading transaction, written in short batches.
+
+    Every row is checked before anything is written, so a bad file changes
+    nothing.  The writes then go `batch_size` devices per transaction: the
+    database's write lock is never held for more than one batch, and token
+    issues go on meanwhile.  Should a batch fail (a device registered by someone
+    else in the meantime, the database gone), the batches before it stay
+    imported, the report says how many, and importing the same file again
+    finishes the job (devices already imported are "unchanged").  `progress` is
+    called with (devices written, devices to write) after each batch.
+    """
+    require(actor, "devices.import")
+    with db.read() as session:
+        report, new = _check_rows(session, actor, keyring, text)
+    report["dry_run"] = dry_run
+    if not report["ok"] or dry_run:
+        return report
+    batches = max(1, -(-len(new) // batch_size))
+    imported = 0
+    for number in range(batches):
+        chunk = new[number * batch_size : (number + 1) * batch_size]
+        # Sealing the keys is the slow part: done before the write lock is taken.
+        devices = [_new_device(actor, keyring, record, now) for record in chunk]
+        try:
+            with db.write() as session:
+                taken = set(
+                    session.scalars(
+                        select(Device.serial).where(
+                            Device.tenant_id == actor.tenant_id,
+                            Device.serial.in_([d.serial for d in devices]),
+                        )
+                    )
+                )
+                if taken:
+                    raise ConflictError(
+                        f"{len(taken)} device(s) of this file were registered by someone else "
+                        f"during the import (e.g. {sorted(taken)[0]})",
+                        "import the file again: the report then shows what differs",
+                    )
+                session.add_all(devices)
+                session.flush()
+                _audit_import(
+                    session,
+                    actor,
+                    now,
+                    chunk,
+                    report["unchanged"] if number == 0 else 0,
+                    batch=number + 1,
+                    batches=batches,
+                )
+        except (ServiceError, SQLAlchemyError) as error:
+            report["ok"] = False
+            report["imported"] = imported
+            message = error.message if isinstance(error, ServiceError) else "the database failed"
+            report["problems"].append(
+                {
+                    "row": None,
+                    "column": None,
+                    "message": f"{message}; {imported} of {len(new)} new device(s) were imported "
+                    "before that: import the same file again to finish (those are unchanged)",
+                }
+            )
+            return report
+        imported += len(chunk)
+        if progress is not None:
+            progress(imported, len(new))
+    report["imported"] = imported
+    report["batches"] = batches
+    return report

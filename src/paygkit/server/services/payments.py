@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from paygkit.server.crypto import Keyring
 from paygkit.server.models import Device, Payment, TokenRecord
+from paygkit.server.services import bounds
 from paygkit.server.services.common import (
     Actor,
     ConflictError,
@@ -58,19 +59,29 @@ class PaymentInput:
     serial: str | None = None
 
     def checked(self) -> PaymentInput:
-        provider = self.provider.strip()
-        transaction = self.transaction_id.strip()
-        if not 1 <= len(provider) <= 64:
-            raise InvalidError("the provider must be 1 to 64 characters", "e.g. mpesa")
-        if not 1 <= len(transaction) <= 128:
-            raise InvalidError("the transaction_id must be 1 to 128 characters")
+        provider = bounds.check_text(
+            self.provider.strip(),
+            "the provider",
+            min_length=1,
+            max_length=bounds.PROVIDER_LENGTH,
+            fix="e.g. mpesa",
+        )
+        transaction = bounds.check_text(
+            self.transaction_id.strip(),
+            "the transaction_id",
+            min_length=1,
+            max_length=bounds.TRANSACTION_LENGTH,
+        )
+        bounds.check_time(self.paid_at, "paid_at")
         if not self.account and not self.serial:
             raise InvalidError(
                 "a payment needs an account or a serial to find its device",
                 "give 'account' (the customer's account) or 'serial'",
             )
-        if self.account is not None and not 1 <= len(self.account) <= 100:
-            raise InvalidError("the account must be 1 to 100 characters")
+        if self.account is not None:
+            bounds.check_text(
+                self.account, "the account", min_length=1, max_length=bounds.ACCOUNT_LENGTH
+            )
         if self.serial is not None:
             check_serial(self.serial)
         amount = parse_money(self.amount, "the amount")
@@ -291,6 +302,7 @@ def apply_orphan(
     now: dt.datetime,
 ) -> dict[str, Any]:
     require(actor, "payments.write")
+    bounds.check_id(payment_id, "the payment id")
     payment = session.scalar(
         select(Payment)
         .where(Payment.id == payment_id, Payment.tenant_id == actor.tenant_id)
@@ -325,12 +337,13 @@ def list_payments(
     if status is not None:
         query = query.where(Payment.status == status)
     if before_id is not None:
-        query = query.where(Payment.id < before_id)
+        query = query.where(Payment.id < bounds.check_id(before_id, "before_id"))
     return list(session.scalars(query.order_by(Payment.id.desc()).limit(limit)))
 
 
 def get_payment(session: Session, actor: Actor, payment_id: int) -> Payment:
     require(actor, "read")
+    bounds.check_id(payment_id, "the payment id")
     payment = session.scalar(
         select(Payment).where(Payment.id == payment_id, Payment.tenant_id == actor.tenant_id)
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import secrets
 from dataclasses import dataclass
 
@@ -77,6 +78,39 @@ def start_session(
     session.flush()
     audit(session, actor, "console.sign_in", f"api_key:{actor.api_key_id}", now)
     return SignedIn(actor, record.id, record.csrf_token, record.expires_at), token
+
+
+def record_failed_sign_in(
+    session: Session, presented_key: str | None, address: str, reason: str, now: dt.datetime
+) -> None:
+    """Audit a refused console sign-in (never the key given, not even its start).
+
+    The entry goes to the tenant of the key when it is a known (revoked) one, else
+    to the only tenant when there is one: where its admins read the log.
+    """
+    from paygkit.server.crypto import hash_api_key
+    from paygkit.server.models import AuditEntry, Tenant
+
+    tenant_id = None
+    key = None
+    if presented_key and len(presented_key) <= 200 and presented_key.isascii():
+        key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(presented_key)))
+    if key is not None:
+        tenant_id = key.tenant_id
+    else:
+        tenants = list(session.scalars(select(Tenant.id).limit(2)))
+        tenant_id = tenants[0] if len(tenants) == 1 else None
+    session.add(
+        AuditEntry(
+            tenant_id=tenant_id,
+            at=now,
+            actor=f"console sign-in from {address}"[:120],
+            api_key_id=key.id if key is not None else None,
+            action="console.sign_in_failed",
+            target=f"api_key:{key.id}" if key is not None else None,
+            details=json.dumps({"address": address[:100], "reason": reason[:200]}),
+        )
+    )
 
 
 def resolve_session(session: Session, token: str | None, now: dt.datetime) -> SignedIn:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from paygkit.server.crypto import Keyring
 from paygkit.server.models import Device, TokenRecord
-from paygkit.server.services import idempotency
+from paygkit.server.services import bounds, idempotency
 from paygkit.server.services.common import (
     Actor,
     ConflictError,
@@ -80,15 +80,24 @@ class IssueSpec:
         if self.units is not None:
             if self.kind is not IssueKind.ADD_DAYS or self.days is not None or self.units < 0:
                 raise InvalidError("units go with add_days only, instead of days")
+            check_token_count(self.units)
         elif self.kind in (IssueKind.ADD_DAYS, IssueKind.SET_DAYS):
             if self.days is None:
                 raise InvalidError(f"{self.kind.value} needs 'days'", 'e.g. {"days": 7}')
             days = self.days if isinstance(self.days, Decimal) else Decimal(str(self.days))
             if not days.is_finite() or days < 0:
                 raise InvalidError(
-                    f"days must be a finite number of at least 0, got {self.days}",
+                    "days must be a finite number of at least 0",
                     "to take time away, use set_days or active_until",
                 )
+            # Bounded before any arithmetic: 1e308 days must not become a huge integer.
+            if days > bounds.MAX_DAYS:
+                raise InvalidError(
+                    f"days must be at most {bounds.MAX_DAYS}; one request issues at most "
+                    f"{MAX_TOKENS_PER_REQUEST} tokens of {MAX_UNITS_PER_TOKEN} time units",
+                    "ask for less time per request",
+                )
+            bounds.check_money(days, "days")  # at most 6 decimal places, like money
         elif self.days is not None:
             raise InvalidError(f"{self.kind.value} takes no 'days'", "leave 'days' out")
         if self.kind is IssueKind.ACTIVE_UNTIL:
@@ -129,7 +138,19 @@ def unit_length(time_divider: int) -> dt.timedelta:
     return dt.timedelta(days=1) / time_divider
 
 
+def check_token_count(units: int) -> None:
+    """Refuse, before a single token is made, what needs more tokens than one request issues."""
+    needed = max(1, -(-units // MAX_UNITS_PER_TOKEN))
+    if needed > MAX_TOKENS_PER_REQUEST:
+        raise InvalidError(
+            f"this needs {needed} tokens; at most {MAX_TOKENS_PER_REQUEST} are issued at once",
+            "ask for less time per request",
+            {"tokens_needed": needed, "max_tokens": MAX_TOKENS_PER_REQUEST},
+        )
+
+
 def _split_units(units: int) -> list[int]:
+    check_token_count(units)
     parts = [MAX_UNITS_PER_TOKEN] * (units // MAX_UNITS_PER_TOKEN)
     if units % MAX_UNITS_PER_TOKEN or not parts:
         parts.append(units % MAX_UNITS_PER_TOKEN)
@@ -137,6 +158,7 @@ def _split_units(units: int) -> list[int]:
 
 
 def _set_then_add(units: int) -> list[tuple[TokenType, int | None]]:
+    check_token_count(units)
     first = min(units, MAX_UNITS_PER_TOKEN)
     plan: list[tuple[TokenType, int | None]] = [(TokenType.SET_TIME, first)]
     if units > first:
@@ -398,5 +420,5 @@ def token_history(
     device = get_device(session, actor, serial)
     query = select(TokenRecord).where(TokenRecord.device_id == device.id)
     if before_id is not None:
-        query = query.where(TokenRecord.id < before_id)
+        query = query.where(TokenRecord.id < bounds.check_id(before_id, "before_id"))
     return device, list(session.scalars(query.order_by(TokenRecord.id.desc()).limit(limit)))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from paygkit.server.crypto import Keyring
 from paygkit.server.models import Device, Tenant, TokenRecord, WebhookDelivery
+from paygkit.server.services import bounds
 from paygkit.server.services.common import Actor, InvalidError, audit, iso, require
 
 _TENANT_CACHE_ATTR = "_paygkit_tenants"
@@ -29,7 +30,14 @@ def secret_label(tenant_id: int) -> str:
 
 
 def check_url(url: str) -> str:
-    parts = urlsplit(url.strip())
+    bounds.check_text(url.strip(), "the webhook URL", min_length=1, max_length=bounds.URL_LENGTH)
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - a bad port raises here, not later in the sender
+    except ValueError:
+        raise InvalidError(
+            "the webhook URL is not an http(s) URL", "e.g. https://sms-gateway.example/paygkit"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
         raise InvalidError(
             f"the webhook URL {url[:100]!r} is not an http(s) URL",
@@ -51,8 +59,10 @@ def set_webhook(
     url = check_url(url)
     if secret is None:
         secret = secrets.token_urlsafe(32)
-    elif not 16 <= len(secret) <= 200:
-        raise InvalidError("the webhook secret must be 16 to 200 characters", "or leave it out")
+    else:
+        bounds.check_text(
+            secret, "the webhook secret", min_length=16, max_length=200, fix="or leave it out"
+        )
     tenant = session.get_one(Tenant, actor.tenant_id)
     sealed, version = keyring.seal(secret_label(tenant.id), secret.encode())
     tenant.webhook_url = url
