@@ -341,22 +341,37 @@ def updated_used_counts(
     return tuple(window)
 
 
-def _checked_used_counts(used_counts: object) -> tuple[int, ...]:
-    if isinstance(used_counts, str | bytes) or not isinstance(used_counts, Iterable):
+_INT_ONLY = frozenset({int})
+
+
+def _checked_used_counts(used_counts: object) -> tuple[tuple[int, ...], int, int]:
+    """The used counts as a tuple, with their lowest and highest (0 and 0 when none)."""
+    # A device's used counts arrive as a tuple on every decode: the checks
+    # run at C speed (map, set, max) so that they cost no more than the
+    # search itself, which is a few microseconds.
+    if type(used_counts) is tuple:
+        used: tuple[object, ...] = used_counts
+    elif isinstance(used_counts, str | bytes) or not isinstance(used_counts, Iterable):
         raise ParameterError(
             "used_counts must be a list of counts (an empty list for a new device), "
             f"not {type(used_counts).__name__}"
         )
-    used = tuple(used_counts)
-    for c in used:
-        if isinstance(c, bool) or not isinstance(c, int):
-            raise ParameterError(f"used counts must be integers, got {c!r}")
-        if c > MAX_COUNT:
-            raise ParameterError(
-                f"used counts must be at most {MAX_COUNT}, got {c}; "
-                "they are counts of tokens the device accepted"
-            )
-    return used
+    else:
+        used = tuple(used_counts)
+    if not used:
+        return (), 0, 0
+    if not set(map(type, used)) <= _INT_ONLY:
+        for c in used:  # int subclasses other than bool (IntEnum...) are counts too
+            if isinstance(c, bool) or not isinstance(c, int):
+                raise ParameterError(f"used counts must be integers, got {c!r}")
+    counts: tuple[int, ...] = used  # type: ignore[assignment]
+    highest = max(counts)
+    if highest > MAX_COUNT:
+        raise ParameterError(
+            f"used counts must be at most {MAX_COUNT}, got {highest}; "
+            "they are counts of tokens the device accepted"
+        )
+    return counts, min(counts), highest
 
 
 def decode(
@@ -389,16 +404,16 @@ def decode(
     below the forward window) and puts the device back to count 0.
     """
     _check_count("last_count", last_count)
-    given = _checked_used_counts(used_counts)
+    given, lowest_used, highest_used = _checked_used_counts(used_counts)
     # The reference records the window's negative counts after an early Set
     # Time; no token has such a count, so they say nothing.
-    used = tuple(c for c in given if c >= 0)
+    used = given if lowest_used >= 0 else tuple(c for c in given if c >= 0)
     if not isinstance(accept_reset_token, bool):
         raise ParameterError("accept_reset_token must be True or False")
     # The last count is the highest count ever accepted.  State written by a
     # reference-rule decoder may hold used counts above a last count that a
     # backward Counter Sync lowered; those counts were accepted all the same.
-    highest = max(last_count, max(used, default=0))
+    highest = highest_used if highest_used > last_count else last_count
     parsed = parse_token(token, restricted=device.restricted_digits)
     modulus = EXTENDED_MODULUS if parsed.extended else STANDARD_MODULUS
     windows = device.windows
