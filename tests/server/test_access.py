@@ -109,12 +109,21 @@ def test_no_bad_or_revoked_key_is_refused(server: Server) -> None:
     assert len(listed) == 5
     headers = {"Authorization": f"Bearer {new['key']}"}
     assert server.client.get("/me", headers=headers).json()["role"] == "operator"
+    token = {"type": "add_days", "days": 1}
+    path = "/devices/TEST220000001/tokens"
+    assert server.client.post(path, json=token, headers=headers).status_code == 201
     revoked = server.client.delete(f"/api-keys/{new['id']}", headers=server.headers())
     assert revoked.status_code == 200
     assert revoked.json()["revoked_at"]
     after = server.client.get("/me", headers=headers)
     assert after.status_code == 401
     assert "revoked" in after.json()["error"]["message"]
+    # At once, although the key was seen valid a moment ago: nothing is issued.
+    before = snapshot(server.db)
+    refused = server.client.post(path, json=token, headers=headers)
+    assert refused.status_code == 401
+    assert "revoked" in refused.json()["error"]["message"]
+    assert snapshot(server.db) == before
     assert (
         server.client.delete(f"/api-keys/{new['id']}", headers=server.headers()).status_code == 409
     )

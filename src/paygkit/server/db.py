@@ -18,8 +18,9 @@ have turned off) for the same reason as SQLite's FULL.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,18 @@ class Database:
         self._reader = sessionmaker(
             self.engine.execution_options(**{_DEFERRED: True}), expire_on_commit=False
         )
+        # SQLite has one writer at a time.  Threads of this process queue here
+        # instead of in SQLite's busy handler, which polls with sleeps that grow
+        # to 100 ms: with 16 requests waiting, most of the time went to sleeping.
+        # Other processes still meet the busy timeout.
+        self._write_turn: AbstractContextManager[Any] = (
+            threading.RLock() if self.is_sqlite else nullcontext()
+        )
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction commits at the end, or rolls back on any error."""
-        with self._writer() as session, session.begin():
+        with self._write_turn, self._writer() as session, session.begin():
             yield session
 
     @contextmanager

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -31,6 +32,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 
 from paygkit.device.protocol import redact as _redact_hex
+from paygkit.server.crypto import hash_api_key
 from paygkit.server.db import Database
 from paygkit.server.services import access
 from paygkit.server.services.common import ServiceError
@@ -160,11 +162,20 @@ class _TooLargeError(Exception):
     pass
 
 
+# A key seen valid this recently is let through to its handler without another
+# database read here; the handler checks it again in its own transaction, so a
+# revoked key still changes nothing, and after this long it is not read either.
+AUTHENTICATED_FOR_SECONDS = 1.0
+_MAX_REMEMBERED_KEYS = 4096
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, db: Database, throttle: Throttle) -> None:
         self.app = app
         self.db = db
         self.throttle = throttle
+        # hash of a key -> monotonic time until which it counts as authenticated
+        self._recent: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -228,6 +239,10 @@ class RequestGuard:
     async def _authenticated(self, presented: str | None) -> bool:
         if not presented:
             return False
+        digest = hash_api_key(presented) if len(presented) <= 256 and presented.isascii() else ""
+        now = time.monotonic()
+        if self._recent.get(digest, 0.0) > now:
+            return True
 
         def check() -> bool:
             try:
@@ -237,7 +252,13 @@ class RequestGuard:
                 return False
             return True
 
-        return await run_in_threadpool(check)
+        if not await run_in_threadpool(check):
+            return False
+        if len(self._recent) >= _MAX_REMEMBERED_KEYS:
+            self._recent = {k: t for k, t in self._recent.items() if t > now}
+        if digest and len(self._recent) < _MAX_REMEMBERED_KEYS:
+            self._recent[digest] = now + AUTHENTICATED_FOR_SECONDS
+        return True
 
 
 def _too_large(limit: int) -> dict[str, Any]:
