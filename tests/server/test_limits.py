@@ -60,6 +60,15 @@ def test_an_unauthenticated_body_is_never_read(server: Server) -> None:
     assert _call(middleware, "/devices/import", wrong, [chunk] * 8) == (401, 0)
 
 
+def test_a_console_upload_without_a_session_is_never_read(server: Server) -> None:
+    middleware = _guard(server)
+    chunk = b"x" * 65536
+    for cookie in ({}, {"cookie": f"{guard.CONSOLE_COOKIE}=forged"}):
+        for path in ("/console/import", "/console/import/confirm"):
+            status, read = _call(middleware, path, cookie, [chunk] * 8)
+            assert (status, read) == (303, 0), (path, cookie)
+
+
 def test_a_body_over_the_route_limit_is_413_without_reading_it(server: Server) -> None:
     middleware = _guard(server)
     key = {"authorization": f"Bearer {server.keys['admin']}"}

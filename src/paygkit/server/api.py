@@ -234,7 +234,9 @@ def create_app(
 
     install_console(app, context)
     # Outermost: limits, throttling and authentication before any body is read.
-    app.add_middleware(guard.RequestGuard, db=database, throttle=app.state.paygkit_throttle)
+    app.add_middleware(
+        guard.RequestGuard, db=database, throttle=app.state.paygkit_throttle, clock=clock
+    )
     guard.install_access_log_redaction()
     return app
 

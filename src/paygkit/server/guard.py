@@ -19,6 +19,7 @@ uvicorn's access log.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -30,11 +31,12 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import cookie_parser
 
 from paygkit.device.protocol import redact as _redact_hex
 from paygkit.server.crypto import hash_api_key
 from paygkit.server.db import Database
-from paygkit.server.services import access
+from paygkit.server.services import access, sessions
 from paygkit.server.services.common import ServiceError
 
 Scope = MutableMapping[str, Any]
@@ -55,6 +57,9 @@ CONSOLE_CONFIRM_LIMIT = 10 * 1024 * 1024 + 64 * 1024
 # Failed API keys and console sign-ins per client address.
 FAILED_AUTH_LIMIT = "20/5 minutes"
 
+# The console's session cookie: console/pages.py sets it, the guard checks it
+# before a console form's body is read.
+CONSOLE_COOKIE = "paygkit_console"
 # Reachable without an API key (everything under /console has its own sessions).
 _PUBLIC = ("/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -170,10 +175,17 @@ _MAX_REMEMBERED_KEYS = 4096
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, db: Database, throttle: Throttle) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        db: Database,
+        throttle: Throttle,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
         self.app = app
         self.db = db
         self.throttle = throttle
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         # hash of a key -> monotonic time until which it counts as authenticated
         self._recent: dict[str, float] = {}
 
@@ -216,6 +228,24 @@ class RequestGuard:
             if size > limit:
                 await _send_json(send, 413, _too_large(limit))
                 return
+        uploading = console and limit > DEFAULT_BODY_LIMIT
+        if uploading and not await self._signed_in(headers):
+            # A device list uploaded by someone not signed in: to the sign-in page,
+            # unread.  (Small console forms are read and answered by their page,
+            # which explains the refusal.)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [
+                        (b"location", b"/console/sign-in"),
+                        (b"cache-control", b"no-store"),
+                        (b"content-length", b"0"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
         if not console and path not in _PUBLIC and not await self._authenticated(presented):
             if presented:
                 self.throttle.failed(address)
@@ -235,6 +265,21 @@ class RequestGuard:
             await _send_json(send, 413, _too_large(limit))
             return
         await self.app(scope, _replay(body, receive), send)
+
+    async def _signed_in(self, headers: dict[str, str]) -> bool:
+        token = cookie_parser(headers.get("cookie", "")).get(CONSOLE_COOKIE)
+        if not token:
+            return False
+
+        def check() -> bool:
+            try:
+                with self.db.read() as session:
+                    sessions.resolve_session(session, token, self.clock())
+            except ServiceError:
+                return False
+            return True
+
+        return await run_in_threadpool(check)
 
     async def _authenticated(self, presented: str | None) -> bool:
         if not presented:

@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from paygkit.server.api import ServerContext
 
 PREFIX = "/console"
-COOKIE = "paygkit_console"
+COOKIE = guard.CONSOLE_COOKIE  # checked by the guard before a form is read
 SIGNIN_COOKIE = "paygkit_console_signin"
 HERE = Path(__file__).resolve().parent
 # A device list uploaded through the console (bigger ones: the CLI or the API).
