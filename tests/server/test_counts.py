@@ -223,14 +223,23 @@ def test_a_mistaken_report_is_withdrawn_by_an_admin_and_audited(server: Server) 
     assert body["withdrawn"]["count"] == 61
     assert body["device"]["last_count_issued"] == 16
     assert body["device"]["last_count_reported"] == good["count"]
+    # The history keeps the mistaken reading, marked withdrawn with who and why.
     history = server.get(PATH).json()  # type: ignore[attr-defined]
-    assert [r["id"] for r in history["reports"]] == [good["id"]]
+    shown = {r["id"]: r for r in history["reports"]}
+    assert set(shown) == {good["id"], report_id}
+    assert shown[good["id"]]["withdrawn"] is None
+    assert shown[report_id]["count"] == 61
+    assert shown[report_id]["withdrawn"]["reason"] == "typed 61 for 16"
+    assert shown[report_id]["withdrawn"]["by"]
     entry = server.get("/audit", params={"action": "count.withdraw"}).json()["entries"][0]  # type: ignore[attr-defined]
     assert entry["details"]["reason"] == "typed 61 for 16"
     assert entry["details"]["report"]["count"] == 61
     assert entry["details"]["count_issued"] == [61, 16]
+    before = snapshot(server.db)
     again = server.client.post(withdraw, json={"reason": "again"}, headers=server.headers())
-    assert again.status_code == 404
+    assert again.status_code == 409
+    assert "already withdrawn" in again.json()["error"]["message"]
+    assert snapshot(server.db) == before
     token = server.client.post(
         "/devices/TEST220000001/tokens",
         json={"type": "add_days", "days": 1},

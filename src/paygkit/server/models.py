@@ -216,6 +216,11 @@ class CountReport(Base):
     count_issued: Mapped[int] = mapped_column(Integer)
     actor: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # A mistaken reading is withdrawn, not deleted: the history keeps what was
+    # read and who took it back (counts.withdraw_report).
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    withdraw_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class WebhookDelivery(Base):

@@ -41,6 +41,13 @@ def report_view(report: CountReport) -> dict[str, Any]:
         "count_issued": report.count_issued,
         "reported_by": report.actor,
         "created_at": iso(report.created_at),
+        "withdrawn": None
+        if report.withdrawn_at is None
+        else {
+            "at": iso(report.withdrawn_at),
+            "by": report.withdrawn_by,
+            "reason": report.withdraw_reason,
+        },
     }
 
 
@@ -219,7 +226,7 @@ def withdraw_report(
     reason: str,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """Take back a mistaken count report (admin, audited with everything it said).
+    """Take back a mistaken count report (admin, audited; the report stays, marked withdrawn).
 
     The device's reported count becomes that of the latest remaining reading; the
     server's issued count goes back down only as far as nothing issued or reported
@@ -243,12 +250,21 @@ def withdraw_report(
             f"device {serial} has no count report {report_id}",
             f"list its reports: GET /devices/{serial}/counts",
         )
-    withdrawn = report_view(report)
-    session.delete(report)
+    if report.withdrawn_at is not None:
+        raise ConflictError(
+            f"count report {report_id} of device {serial} was already withdrawn "
+            f"({iso(report.withdrawn_at)}, by {report.withdrawn_by})",
+            f"list its reports: GET /devices/{serial}/counts",
+        )
+    report.withdrawn_at = now
+    report.withdrawn_by = actor.label
+    report.withdraw_reason = reason
     session.flush()
+    withdrawn = report_view(report)
+    standing = (CountReport.device_id == device.id, CountReport.withdrawn_at.is_(None))
     latest = session.scalar(
         select(CountReport)
-        .where(CountReport.device_id == device.id)
+        .where(*standing)
         .order_by(CountReport.read_at.desc(), CountReport.id.desc())
         .limit(1)
     )
@@ -273,9 +289,7 @@ def withdraw_report(
         session.scalar(
             select(func.max(TokenRecord.token_count)).where(TokenRecord.device_id == device.id)
         ),
-        session.scalar(
-            select(func.max(CountReport.count)).where(CountReport.device_id == device.id)
-        ),
+        session.scalar(select(func.max(CountReport.count)).where(*standing)),
     ]
     if device.last_count_issued == report.count and report.count > report.count_issued:
         device.last_count_issued = max(f for f in floors if f is not None)
