@@ -123,24 +123,12 @@ def checked_params(data: DeviceInput) -> DeviceParams:
     return params
 
 
-def create_device(
-    session: Session,
-    actor: Actor,
-    keyring: Keyring,
-    data: DeviceInput,
-    now: dt.datetime,
-    *,
-    audit_it: bool = True,
+def new_device_row(
+    actor: Actor, keyring: Keyring, data: DeviceInput, params: DeviceParams, now: dt.datetime
 ) -> Device:
-    require(actor, "devices.write")
-    params = checked_params(data)
-    if find_device(session, actor.tenant_id, data.serial) is not None:
-        raise ConflictError(
-            f"device {data.serial} already exists",
-            "a serial number is registered once; change it with PATCH, or choose another serial",
-        )
+    """The row of a new device, its key sealed; `params` are `checked_params(data)`."""
     sealed, version = keyring.seal(data.serial, params.key)
-    device = Device(
+    return Device(
         tenant_id=actor.tenant_id,
         serial=data.serial,
         starting_code=params.starting_code,
@@ -159,6 +147,25 @@ def create_device(
         created_at=now,
         updated_at=now,
     )
+
+
+def create_device(
+    session: Session,
+    actor: Actor,
+    keyring: Keyring,
+    data: DeviceInput,
+    now: dt.datetime,
+    *,
+    audit_it: bool = True,
+) -> Device:
+    require(actor, "devices.write")
+    params = checked_params(data)
+    if find_device(session, actor.tenant_id, data.serial) is not None:
+        raise ConflictError(
+            f"device {data.serial} already exists",
+            "a serial number is registered once; change it with PATCH, or choose another serial",
+        )
+    device = new_device_row(actor, keyring, data, params, now)
     session.add(device)
     session.flush()
     if audit_it:

@@ -41,6 +41,7 @@ from paygkit.server.services.devices import (
     checked_params,
     from_spreadsheet_safe,
     looks_like_formula,
+    new_device_row,
 )
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
@@ -205,27 +206,7 @@ def _new_device(actor: Actor, keyring: Keyring, record: DeviceRecord, now: dt.da
         version=record.version,
         test_code=record.test_code,
     )
-    params = checked_params(data)
-    sealed, version = keyring.seal(record.serial, params.key)
-    return Device(
-        tenant_id=actor.tenant_id,
-        serial=record.serial,
-        starting_code=params.starting_code,
-        key_sealed=sealed,
-        key_version=version,
-        time_divider=params.time_divider,
-        restricted=params.restricted_digits,
-        hardware_model=data.hardware_model,
-        version=data.version,
-        test_code=data.test_code,
-        account=None,
-        decode_window=data.decode_window,
-        last_count_issued=data.count,
-        last_count_reported=data.count,
-        payg_enabled=True,
-        created_at=now,
-        updated_at=now,
-    )
+    return new_device_row(actor, keyring, data, checked_params(data), now)
 
 
 def import_devices(
