@@ -179,11 +179,14 @@ def test_orphan_payment_is_applied_to_a_device(browser: Browser, server: Server)
     assert confirm.status_code == 200
     assert "Apply 350 KES (mpesa QK7ABC) to device TEST220000001" in text_of(confirm.text)
     assert "50 KES a day" in text_of(confirm.text)
+    worth = "350 KES at 50 KES a day = 7 days = 7 units at 1 unit a day = 7 days"
+    assert worth in text_of(confirm.text)
     fields = hidden_fields(confirm.text, f"/console/payments/{payment_id}/apply")
     applied = operator.post(f"/console/payments/{payment_id}/apply", fields, csrf=False)
     assert applied.status_code == 200
     text = text_of(applied.text)
     assert "applied, 7 day(s)" in text
+    assert worth in text
     (token,) = re.findall(r'data-copy="([\d ]+)"', applied.text)
     assert simulated_device().enter_token(token.replace(" ", "")).kind is OutcomeKind.APPLIED
     queue = text_of(operator.get("/console/payments").text)
@@ -229,7 +232,7 @@ def test_audit_log_with_filters(browser: Browser, server: Server) -> None:
     assert "token.issue" not in before
     bad = admin.get("/console/audit", params={"since": "yesterday"})
     assert bad.status_code == 422
-    assert "is not an ISO 8601 date" in text_of(bad.text)
+    assert "is not a date written YYYY-MM-DD" in text_of(bad.text)
     none = admin.get("/console/audit", params={"action": "nothing.like.this"})
     assert "No entry matches" in text_of(none.text)
 

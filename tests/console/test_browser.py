@@ -229,3 +229,43 @@ def test_an_admin_imports_a_device_list(page: Any, site: Site, tmp_path: Path) -
     page.keyboard.press("Enter")
     page.wait_for_url(site.url("/console/devices/SLT240000002"))
     assert "time divider 4" in page.locator(".sub").inner_text()
+
+
+def test_the_token_history_reads_on_a_phone_without_sideways_scrolling(
+    page: Any, site: Site
+) -> None:
+    import httpx
+
+    for days in (1, 2):
+        answer = httpx.post(
+            site.url(f"/devices/{SERIAL}/tokens"),
+            json={"type": "add_days", "days": days},
+            headers={"Authorization": f"Bearer {site.keys['operator']}"},
+        )
+        assert answer.status_code == 201, answer.text
+    page.set_viewport_size({"width": 375, "height": 812})
+    sign_in(page, site, "viewer")
+    page.goto(site.url(f"/console/devices/{SERIAL}"))
+    table = page.locator("#history")
+    assert table.locator("tbody tr").count() >= 2
+    assert fits_the_screen(page)
+    # Nor does the table scroll inside its box: each row stacks its cells, each labelled.
+    wrap = page.locator("#history").locator("xpath=..")
+    assert wrap.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+    head = page.locator("#history thead").bounding_box()
+    assert head is not None
+    assert head["height"] <= 1  # kept for screen readers, out of sight
+    issued = table.locator("tbody tr").first.locator("td[data-label=Issued]")
+    label = issued.evaluate("e => getComputedStyle(e, '::before').content")
+    assert label == '"Issued"'
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", issued.inner_text())
+    box = issued.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= 375
+    # On a wide screen it stays a table with its header row.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    wide = page.locator("#history thead").bounding_box()
+    assert wide is not None
+    assert wide["height"] > 10
+    assert issued.evaluate("e => getComputedStyle(e).display") == "table-cell"

@@ -144,13 +144,13 @@ def test_every_kind_in_order_is_accepted_by_a_simulated_device(
         ({"type": "active_until", "until": "2030-03-01"}, "until 2030-03-02 00:00 UTC"),
         ({"type": "add_days", "days": "1,5"}, "Add 1.5 day(s)"),
         ({"type": "disable_payg"}, "Disable PAYG"),
-        ({"type": "set_days", "days": "0"}, "0 day(s)"),
+        ({"type": "set_days", "days": "0", "lock": "1"}, "Lock the device now (Set Time 0)"),
         ({"type": "counter_sync"}, "Counter sync"),
     ]
-    technician = browser("technician")  # Counter Sync is a technician's task
+    technician = browser("technician")  # Counter Sync and the lock: a technician's tasks
     made: list[str] = []
     for form, summary in forms:
-        user = technician if form["type"] == "counter_sync" else operator
+        user = technician if form["type"] == "counter_sync" or "lock" in form else operator
         user.get(f"/console/devices/{SERIAL}")
         confirm = user.post(f"/console/devices/{SERIAL}/confirm", form)
         assert confirm.status_code == 200, text_of(confirm.text)
@@ -189,7 +189,7 @@ def test_more_than_995_days_shows_several_tokens_in_order(browser: Browser, serv
         ({"type": "set_days", "days": "-3"}, "between 0 and 100000"),
         ({"type": "add_days", "days": "NaN"}, "between 0 and 100000"),
         ({"type": "active_until", "until": ""}, "choose the date"),
-        ({"type": "active_until", "until": "31/01/2030"}, "is not an ISO 8601 date or time"),
+        ({"type": "active_until", "until": "31/01/2030"}, "is not a date written YYYY-MM-DD"),
         ({"type": "make_money"}, "choose what to issue"),
         ({"type": "add_days", "days": "99999"}, "at most 20 are issued at once"),
     ],
@@ -247,3 +247,72 @@ def test_count_reports_from_the_device_page(browser: Browser, server: Server) ->
     bad = technician.post(f"/console/devices/{SERIAL}/counts", {"count": "five"})
     assert bad.status_code == 422
     assert "the count must be a whole number" in text_of(bad.text)
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        (
+            {"type": "add_days", "days": "0.1"},
+            "0.1 days = 0.4 units at 4 units a day, rounded to 0 units = no time: the token "
+            "would add no time",
+        ),
+        ({"type": "add_days", "days": "0"}, "the token would add no time"),
+        ({"type": "set_days", "days": "0"}, "which locks the device at once"),
+        ({"type": "active_until", "until": "2020-01-01"}, "is not in the future"),
+    ],
+)
+def test_a_token_worth_nothing_or_locking_is_refused_before_the_confirmation(
+    browser: Browser, server: Server, form: dict[str, str], message: str
+) -> None:
+    server.add_device(time_divider=4)
+    operator = browser("operator")
+    operator.get(f"/console/devices/{SERIAL}")
+    before = snapshot(server.db)
+    refused = operator.post(f"/console/devices/{SERIAL}/confirm", form)
+    assert refused.status_code == 422
+    assert message in text_of(refused.text)
+    assert 'action="/console/devices/TEST220000001/tokens"' not in refused.text
+    # Sent straight to the issuing route (a forged or stale form): refused all the same.
+    forged = operator.post(f"/console/devices/{SERIAL}/tokens", form)
+    assert forged.status_code == 422
+    assert snapshot(server.db) == before
+
+
+def test_the_confirmation_and_the_result_show_units_and_rounding(
+    browser: Browser, server: Server
+) -> None:
+    server.add_device(time_divider=4)
+    operator = browser("operator")
+    operator.get(f"/console/devices/{SERIAL}")
+    confirm = operator.post(
+        f"/console/devices/{SERIAL}/confirm", {"type": "add_days", "days": "0.3"}
+    )
+    assert confirm.status_code == 200
+    expected = "0.3 days = 1.2 units at 4 units a day, rounded to 1 unit = 6 h"
+    assert expected in text_of(confirm.text)
+    fields = hidden_fields(confirm.text, f"/console/devices/{SERIAL}/tokens")
+    issued = operator.post(f"/console/devices/{SERIAL}/tokens", fields, csrf=False)
+    assert issued.status_code == 200
+    assert expected in text_of(issued.text)
+
+
+def test_an_operator_may_not_lock_but_a_technician_may(browser: Browser, server: Server) -> None:
+    server.add_device()
+    lock = {"type": "set_days", "days": "0", "lock": "1"}
+    operator = browser("operator")
+    assert 'data-form="lock"' not in operator.get(f"/console/devices/{SERIAL}").text
+    refused = operator.post(f"/console/devices/{SERIAL}/confirm", lock)
+    assert refused.status_code == 403
+    assert "may not lock a device" in text_of(refused.text)
+    technician = browser("technician")
+    technician.get(f"/console/devices/{SERIAL}")
+    confirm = technician.post(f"/console/devices/{SERIAL}/confirm", lock)
+    assert confirm.status_code == 200
+    assert "Lock the device now" in text_of(confirm.text)
+    fields = hidden_fields(confirm.text, f"/console/devices/{SERIAL}/tokens")
+    assert fields["lock"] == "1"
+    issued = technician.post(f"/console/devices/{SERIAL}/tokens", fields, csrf=False)
+    assert issued.status_code == 200
+    history = server.get(f"/devices/{SERIAL}/tokens").json()["tokens"]  # type: ignore[attr-defined]
+    assert [(t["type"], t["units"]) for t in history] == [("set_time", 0)]

@@ -15,9 +15,9 @@ ROLES = ("admin", "operator", "technician", "viewer")
 
 # What each role sees on a device page (the form of each kind, and the count report).
 FORMS = {
-    "admin": {"add_days", "set_days", "active_until", "disable_payg", "count"},
+    "admin": {"add_days", "set_days", "active_until", "disable_payg", "lock", "count"},
     "operator": {"add_days", "set_days", "active_until", "disable_payg", "count"},
-    "technician": {"counter_sync", "reset", "count"},
+    "technician": {"counter_sync", "reset", "lock", "count"},
     "viewer": set(),
 }
 NAV = {

@@ -187,3 +187,38 @@ def test_payment_roles(server: Server) -> None:
         assert pay(server, role, serial="TEST220000001").status_code == 403
     assert pay(server, "admin", serial="TEST220000001").status_code == 201
     assert KEY not in pay(server, "admin", serial="TEST220000001").text
+
+
+def test_the_answer_shows_what_the_money_bought_and_the_rounding(server: Server) -> None:
+    server.add_device(hardware_model="SuperLight", time_divider=4)
+    tariff(server, price="40")
+    body = pay(server, serial="TEST220000001", amount="45").json()
+    assert body["time"]["text"] == (
+        "45 KES at 40 KES a day = 1.125 days = 4.5 units at 4 units a day, "
+        "rounded down to 4 units = 1 day"
+    )
+    assert body["time"]["units"] == body["payment"]["units"] == 4
+
+
+def test_a_payment_worth_less_than_one_unit_waits_and_says_what_a_unit_costs(
+    server: Server,
+) -> None:
+    server.add_device(hardware_model="SuperLight", time_divider=4)
+    tariff(server, price="40")
+    body = pay(server, serial="TEST220000001", amount="9").json()
+    assert body["payment"]["status"] == "orphan"
+    reason = body["payment"]["orphan_reason"]
+    assert "9 KES buys less than one time unit" in reason
+    assert "0.9 units at 4 units a day, rounded down to 0 units" in reason
+    assert "one unit (6 h) costs 10 KES" in reason
+    before = snapshot(server.db)
+    refused = server.client.post(
+        f"/payments/{body['payment']['id']}/apply",
+        json={"serial": "TEST220000001"},
+        headers=server.headers("operator"),
+    )
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert "would still use up a count" in error["message"]
+    assert "orphan queue" in error["fix"]
+    assert snapshot(server.db) == before

@@ -45,14 +45,14 @@ def test_add_days_is_accepted_by_the_device_and_recorded(server: Server) -> None
 
 def test_every_kind_in_order_is_accepted_by_a_simulated_device(server: Server) -> None:
     server.add_device(time_divider=1)
-    requests = [
+    requests: list[dict[str, Any]] = [
         {"type": "add_days", "days": 7},
         {"type": "set_days", "days": 30},
         {"type": "add_days", "days": "1.5"},
         {"type": "active_until", "until": "2030-03-01"},
         {"type": "active_until", "until": "2030-01-05T12:00:00Z"},
         {"type": "disable_payg"},
-        {"type": "set_days", "days": 0},
+        {"type": "set_days", "days": 0, "lock": True},
         {"type": "counter_sync"},
     ]
     made = []
@@ -257,3 +257,128 @@ def test_times_are_utc(server: Server) -> None:
     body = issue(server, {"type": "active_until", "until": "2030-06-02T10:30:00+02:00"}).json()
     assert body["tokens"][0]["issued_at"] == "2030-06-01T08:30:00Z"
     assert body["device"]["active_until"] == "2030-06-02T08:30:00Z"
+
+
+# --- tokens worth nothing, and locks nobody asked for (issue 13) ------------------------
+
+
+@pytest.mark.parametrize(
+    ("divider", "body", "message", "fix"),
+    [
+        (1, {"type": "add_days", "days": 0}, "0 days = 0 units at 1 unit a day", "at least 1 day"),
+        (
+            4,
+            {"type": "add_days", "days": "0.1"},
+            "0.1 days = 0.4 units at 4 units a day, rounded to 0 units = no time: the token "
+            "would add no time and still use up a count",
+            "at least 0.25 day (1 unit = 6 h)",
+        ),
+        (
+            1,
+            {"type": "set_days", "days": 0},
+            "Set Time 0 token, which locks the device at once",
+            '{"type": "set_days", "days": 0, "lock": true}',
+        ),
+        (
+            4,
+            {"type": "set_days", "days": "0.1"},
+            "which locks the device at once",
+            '"lock": true',
+        ),
+        (
+            1,
+            {"type": "active_until", "until": "2020-01-01"},
+            "2020-01-02 00:00 UTC is not in the future: that is a Set Time 0 token, which locks",
+            '"lock": true',
+        ),
+    ],
+)
+def test_a_token_worth_nothing_or_locking_the_device_is_refused(
+    server: Server, divider: int, body: dict[str, Any], message: str, fix: str
+) -> None:
+    server.add_device(time_divider=divider)
+    before = snapshot(server.db)
+    response = issue(server, body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert message in error["message"]
+    assert "nothing was issued" in error["message"]
+    assert fix in error["fix"]
+    assert snapshot(server.db) == before  # no count used
+
+
+def test_locking_is_its_own_request_for_admins_and_technicians_and_audited(
+    server: Server,
+) -> None:
+    server.add_device()
+    issue(server, {"type": "add_days", "days": 5})
+    lock = {"type": "set_days", "days": 0, "lock": True}
+    for role in ("operator", "viewer"):
+        before = snapshot(server.db)
+        refused = issue(server, lock, role)
+        assert refused.status_code == 403, refused.text
+        assert "may not lock a device" in refused.json()["error"]["message"]
+        assert snapshot(server.db) == before
+    for role in ("admin", "technician"):
+        response = issue(server, lock, role)
+        assert response.status_code == 201, response.text
+        (token,) = response.json()["tokens"]
+        assert (token["type"], token["units"]) == ("set_time", 0)
+        assert response.json()["device"]["active"] is False
+    # "days" may be left out of a lock; a lock with time is refused.
+    assert issue(server, {"type": "set_days", "lock": True}).status_code == 201
+    wrong = issue(server, {"type": "set_days", "days": 3, "lock": True})
+    assert wrong.status_code == 422
+    assert "'lock' goes with set_days and days 0 only" in wrong.json()["error"]["message"]
+    assert issue(server, {"type": "add_days", "days": 0, "lock": True}).status_code == 422
+    entries = server.get("/audit", params={"action": "token.lock"}).json()["entries"]  # type: ignore[attr-defined]
+    assert len(entries) == 3
+    # The lock is a genuine Set Time 0: the device takes it and stops.
+    device = simulated_device()
+    history = server.get(PATH).json()["tokens"]  # type: ignore[attr-defined]
+    for made in reversed(history):
+        assert device.enter_token(made["digits"]).kind is OutcomeKind.APPLIED
+    assert device.status().seconds_left == 0
+
+
+@pytest.mark.parametrize(
+    ("divider", "body", "text", "units"),
+    [
+        (
+            4,
+            {"type": "add_days", "days": "0.3"},
+            "0.3 days = 1.2 units at 4 units a day, rounded to 1 unit = 6 h",
+            1,
+        ),
+        (4, {"type": "add_days", "days": 7}, "7 days = 28 units at 4 units a day = 7 days", 28),
+        (
+            1,
+            {"type": "set_days", "days": "1.5"},
+            "1.5 days from now = 1.5 units at 1 unit a day, rounded to 2 units = 2 days",
+            2,
+        ),
+        (
+            24,
+            {"type": "active_until", "until": "2030-01-02T12:30:00Z"},
+            "until 2030-01-02 12:30 UTC: 1 day 30 min after 2030-01-01 12:00 UTC, the "
+            "furthest date issued = 24.5 units at 24 units a day, rounded up to 25 units "
+            "= 1 day 1 h",
+            25,
+        ),
+    ],
+)
+def test_the_answer_shows_units_and_rounding(
+    server: Server, divider: int, body: dict[str, Any], text: str, units: int
+) -> None:
+    server.add_device(time_divider=divider)
+    response = issue(server, body)
+    assert response.status_code == 201, response.text
+    time = response.json()["time"]
+    assert time["text"] == text
+    assert time["units"] == units == sum(t["units"] for t in response.json()["tokens"])
+    assert time["units_per_day"] == divider
+
+
+def test_tokens_without_time_have_no_time_explanation(server: Server) -> None:
+    server.add_device()
+    assert issue(server, {"type": "disable_payg"}).json()["time"] is None

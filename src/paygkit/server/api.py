@@ -129,6 +129,12 @@ class TokenCreate(_Body):
     reset: bool = Field(
         False, description="counter_sync only: the reset token (count 0), technicians only"
     )
+    lock: bool = Field(
+        False,
+        description="set_days with days 0 only: Set Time 0, which locks the device at once "
+        "(admin or technician, audited as token.lock); without it a request that would lock "
+        "the device, or give it no time, is refused",
+    )
     on_window: tokens.WindowPolicy = Field(
         tokens.WindowPolicy.WARN,
         description="beyond the device's decode window: warn (default) or refuse",
@@ -485,12 +491,16 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
         """Issue tokens: add_days, set_days, active_until, disable_payg, counter_sync.
 
         More than 995 time units become several tokens, to be entered in the order given.
+        `time` in the answer says what the request is worth in the device's time units
+        and how it was rounded.  A request worth 0 units, or one that would lock the
+        device (Set Time 0), is refused unless `lock` asks for the lock on purpose.
         """
         spec = tokens.IssueSpec(
             kind=body.type,
             days=body.days,
             until=parse_time(body.until, "until") if body.until is not None else None,
             reset=body.reset,
+            lock=body.lock,
             on_window=body.on_window,
         )
         key = _idempotency(idempotency_key)

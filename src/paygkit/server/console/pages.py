@@ -20,6 +20,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 import secrets
 import uuid
 import zlib
@@ -28,7 +29,7 @@ from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from fastapi import APIRouter, FastAPI, Form, Query, Request, UploadFile
@@ -81,6 +82,7 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 IMPORT_CONFIRM_TTL = dt.timedelta(hours=1)
 HISTORY_PAGE = 50
 AUDIT_PAGE = 50
+DEVICE_PAGE = 50
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -130,6 +132,7 @@ Text = Annotated[str, Form()]
 # Ids in paths and queries: PostgreSQL's INTEGER (bounds.MAX_ID).
 RowIdPath = Annotated[int, PathParam(ge=1, le=bounds.MAX_ID)]
 BeforeId = Annotated[int | None, Query(ge=1, le=bounds.MAX_ID)]
+PageNumber = Annotated[int, Query(ge=1, le=bounds.MAX_ID // DEVICE_PAGE)]
 
 
 def _csrf_refused() -> CsrfError:
@@ -140,6 +143,40 @@ def _csrf_refused() -> CsrfError:
 
 
 # --- formatting ------------------------------------------------------------------------
+
+
+# The services word their warnings and refusals for API callers (endpoints, JSON fields);
+# on a console page they name the form or the person to turn to instead.  The API's
+# messages and error codes stay as they are.
+_PLAIN_WORDING = [
+    (
+        re.compile(r"\s*\(POST /devices/[^)/]+/counts\)"),
+        ' (with the form "Report the device\'s count" on the device page)',
+    ),
+    (re.compile(r"\s*\(POST /devices/import\)"), " (on the Import page)"),
+    (
+        re.compile(r"issue a counter_sync token"),
+        "issue a Counter Sync token (a technician's form on the device page)",
+    ),
+    (
+        re.compile(r'send it again with "server_behind": true'),
+        'tick "The server is behind" and send it again',
+    ),
+    (
+        re.compile(r"(\d+) counts left in its decode window of (\d+)"),
+        r"only \1 more counts before the device refuses tokens (it takes tokens at most \2"
+        " counts past the last count it showed)",
+    ),
+    (re.compile(r"is not an ISO 8601 date or time"), "is not a date written YYYY-MM-DD"),
+]
+
+
+def plain(text: object) -> str:
+    """A service's message in the words of the console's users (see _PLAIN_WORDING)."""
+    words = str(text)
+    for pattern, replacement in _PLAIN_WORDING:
+        words = pattern.sub(replacement, words)
+    return words
 
 
 def _as_time(value: str | dt.datetime | None) -> dt.datetime | None:
@@ -234,6 +271,7 @@ class Console:
         )
         self.env.filters["when"] = when
         self.env.filters["groups"] = groups
+        self.env.filters["plain"] = plain
         self.env.filters["type_name"] = lambda t: TYPE_NAMES.get(t, t)
         self.env.globals.update(prefix=PREFIX, version=__version__)
 
@@ -425,7 +463,10 @@ class Console:
                 older=records[-1].id if len(records) == HISTORY_PAGE else None,
                 reports=[counts.report_view(r) for r in reports],
                 token_forms=TOKEN_FORMS,
+                may_lock=tokens.may_lock(signed.actor),
+                unit_length=tokens.duration_text(1, device.time_divider),
                 count_sources=COUNT_SOURCES,
+                account_length=bounds.ACCOUNT_LENGTH,
                 error=error,
                 notice=notice,
                 warnings=warnings or [],
@@ -434,7 +475,7 @@ class Console:
 
 
 def _spec_from_form(
-    kind: str, days: str, until: str, reset: str
+    kind: str, days: str, until: str, reset: str, lock: str = ""
 ) -> tuple[tokens.IssueSpec, dict[str, str]]:
     """The token request of a device page form, checked; and its fields for the next step."""
     try:
@@ -472,7 +513,12 @@ def _spec_from_form(
     do_reset = issue_kind is tokens.IssueKind.COUNTER_SYNC and reset in ("1", "on", "true")
     if do_reset:
         fields["reset"] = "1"
-    spec = tokens.IssueSpec(kind=issue_kind, days=amount, until=moment, reset=do_reset)
+    do_lock = lock in ("1", "on", "true")
+    if do_lock:
+        fields["lock"] = "1"
+    spec = tokens.IssueSpec(
+        kind=issue_kind, days=amount, until=moment, reset=do_reset, lock=do_lock
+    )
     spec.check()
     return spec, fields
 
@@ -481,6 +527,8 @@ def _describe(spec: tokens.IssueSpec, fields: dict[str, str]) -> str:
     match spec.kind:
         case tokens.IssueKind.ADD_DAYS:
             return f"Add {fields['days']} day(s) to the device's time"
+        case tokens.IssueKind.SET_DAYS if spec.lock:
+            return "Lock the device now (Set Time 0): it stops until it gets new time"
         case tokens.IssueKind.SET_DAYS:
             return f"Set the device's time to {fields['days']} day(s) from now"
         case tokens.IssueKind.ACTIVE_UNTIL:
@@ -587,32 +635,79 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
     # -- devices ---------------------------------------------------------------------
 
     @router.get("/devices")
-    def device_search(request: Request, q: str = "") -> Response:
+    def device_search(request: Request, q: str = "", page: PageNumber = 1) -> Response:
         with console.reading(request) as (session, signed, now):
             query = q.strip()
+            skip = (page - 1) * DEVICE_PAGE
+            # One more than a page: whether there is a next page, without counting them all.
             if query:
-                found = devices.search_devices(session, signed.actor, query)
-                if found and (len(found) == 1 or found[0].serial.upper() == query.upper()):
+                found = devices.search_devices(
+                    session, signed.actor, query, limit=DEVICE_PAGE + 1, offset=skip
+                )
+                if (
+                    page == 1
+                    and found
+                    and (len(found) == 1 or found[0].serial.upper() == query.upper())
+                ):
                     return console.redirect(f"{PREFIX}/devices/{quote(found[0].serial)}")
             else:
                 found = devices.list_devices(
-                    session, signed.actor, after=None, limit=50, account=None
+                    session,
+                    signed.actor,
+                    after=None,
+                    limit=DEVICE_PAGE + 1,
+                    account=None,
+                    offset=skip,
                 )
+            shown = found[:DEVICE_PAGE]
+
+            def page_link(number: int) -> str:
+                wanted = {"q": query} if query else {}
+                if number > 1:
+                    wanted["page"] = str(number)
+                return f"{PREFIX}/devices" + (f"?{urlencode(wanted)}" if wanted else "")
+
             return render(
                 request,
                 "devices.html",
                 signed=signed,
-                title="Devices",
+                title="Devices" if page == 1 else f"Devices, page {page}",
                 q=query,
                 results=[
-                    {**devices.device_view(d, now), "state": device_status(d, now)} for d in found
+                    {**devices.device_view(d, now), "state": device_status(d, now)} for d in shown
                 ],
                 total=devices.count_devices(session, signed.actor.tenant_id),
+                page=page,
+                first=skip + 1,
+                last=skip + len(shown),
+                previous_page=page_link(page - 1) if page > 1 else None,
+                next_page=page_link(page + 1) if len(found) > DEVICE_PAGE else None,
+                first_page=page_link(1),
+                page_size=DEVICE_PAGE,
             )
 
     @router.get("/devices/{serial}")
     def device_page(request: Request, serial: str, before_id: BeforeId = None) -> Response:
         return console.device_page(request, serial, before_id=before_id)
+
+    @router.post("/devices/{serial}/account")
+    def set_account(request: Request, serial: str, csrf: Csrf = "", account: Text = "") -> Response:
+        wanted = account.strip()
+        try:
+            with console.writing(request, csrf) as (session, signed, now):
+                # The checks and audit entry (device.update) of PATCH /devices/{serial}.
+                devices.update_device(session, signed.actor, serial, now, account=wanted or None)
+        except InvalidError as error:
+            return console.device_page(request, serial, status=error.status, error=error)
+        return console.device_page(
+            request,
+            serial,
+            notice=(
+                f"Customer reference set to {wanted}."
+                if wanted
+                else "Customer reference removed: the device belongs to no customer."
+            ),
+        )
 
     @router.post("/devices/{serial}/confirm")
     def confirm_token(
@@ -623,12 +718,16 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
         days: Text = "",
         until: Text = "",
         reset: Text = "",
+        lock: Text = "",
     ) -> Response:
         try:
-            with console.writing(request, csrf) as (session, signed, _now):
-                spec, fields = _spec_from_form(type, days, until, reset)
-                require(signed.actor, spec.permission)
+            with console.writing(request, csrf) as (session, signed, now):
+                spec, fields = _spec_from_form(type, days, until, reset, lock)
+                tokens.authorize(signed.actor, spec)
                 device = devices.get_device(session, signed.actor, serial)
+                # Refused here, before the confirmation: a token worth nothing, a lock
+                # nobody asked for.
+                tokens.plan_tokens(device, spec, now)
                 return render(
                     request,
                     "confirm_token.html",
@@ -636,8 +735,10 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
                     title="Confirm the token",
                     device=devices.device_view(device),
                     summary=_describe(spec, fields),
+                    time=tokens.explain(device, spec, now),
                     fields=fields,
                     reset=spec.reset,
+                    lock=spec.lock,
                     idempotency_key=f"console-{uuid.uuid4()}",
                 )
         except InvalidError as error:
@@ -652,11 +753,12 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
         days: Text = "",
         until: Text = "",
         reset: Text = "",
+        lock: Text = "",
         idempotency_key: Text = "",
     ) -> Response:
         try:
             with console.writing(request, csrf) as (session, signed, now):
-                spec, _fields = _spec_from_form(type, days, until, reset)
+                spec, _fields = _spec_from_form(type, days, until, reset, lock)
                 outcome = tokens.issue_tokens(
                     session,
                     signed.actor,
@@ -677,6 +779,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
                     warnings=outcome.body["warnings"],
                     replayed=outcome.replayed,
                     device=outcome.body["device"],
+                    time=outcome.body.get("time"),
                 )
         except InvalidError as error:
             return console.device_page(request, serial, status=error.status, error=error)
@@ -863,6 +966,11 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
                 raise InvalidError("enter the serial of the device to apply the payment to")
             device = devices.get_device(session, signed.actor, serial.strip())
             tariff = devices.tariff_for(session, device)
+            worth = None
+            if tariff is not None and tariff[1] == payment.currency:
+                worth = payments.payment_worth(
+                    Decimal(payment.amount), tariff[0], payment.currency, device.time_divider
+                )
             return render(
                 request,
                 "confirm_apply.html",
@@ -871,6 +979,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
                 payment=body["payment"],
                 device=devices.device_view(device),
                 tariff=tariff,
+                worth=worth,
             )
 
     @router.post("/payments/{payment_id}/apply")
@@ -892,6 +1001,7 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
                 replayed=False,
                 device=body["device"],
                 payment=body["payment"],
+                time=body.get("time"),
             )
 
     # -- audit log -------------------------------------------------------------------
@@ -944,7 +1054,8 @@ def install_console(app: FastAPI, ctx: ServerContext) -> None:
                 title="Audit log",
                 error=error,
                 entries=[
-                    {**audit.entry_view(e), "details_text": _details(e.details)} for e in entries
+                    {**audit.entry_view(e), "detail_lines": _detail_lines(e.details)}
+                    for e in entries
                 ],
                 actions=audit.audit_actions(session, signed.actor),
                 filters=filters,
@@ -1029,21 +1140,39 @@ def _day_start(text: str, what: str) -> dt.datetime:
     return moment - dt.timedelta(days=1) if len(text.strip()) == 10 else moment
 
 
-def _details(text: str) -> str:
-    """An audit entry's details on one line (`key=value, ...`)."""
+# Details stored as [before, after] (count.withdraw).
+_BEFORE_AFTER = frozenset({"count_issued", "count_reported"})
+# An import names up to 1000 serials: the page shows the first ones.
+_LIST_SHOWN = 20
+
+
+def _detail_value(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        if name in _BEFORE_AFTER and len(value) == 2:
+            return f"{value[0]} → {value[1]}"
+        shown = ", ".join(_detail_value("", v) for v in value[:_LIST_SHOWN])
+        extra = len(value) - _LIST_SHOWN
+        return shown + (f" … and {extra} more" if extra > 0 else "")
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')}: {_detail_value(k, v)}" for k, v in value.items())
+    return str(value)
+
+
+def _detail_lines(text: str) -> list[tuple[str, str]]:
+    """An audit entry's details as (name, value) lines for a definition list."""
     try:
         data = json.loads(text)
     except ValueError:
-        return text
+        return [("details", text)] if text else []
     if not isinstance(data, dict):
-        return str(data)
-    parts = []
-    for name, value in data.items():
-        if value is None or value == [] or value == {}:
-            continue
-        shown = json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
-        parts.append(f"{name}={shown}")
-    return ", ".join(parts)
+        return [("details", _detail_value("", data))]
+    return [
+        (name.replace("_", " "), _detail_value(name, value))
+        for name, value in data.items()
+        if value is not None and value != [] and value != {}
+    ]
 
 
 __all__ = ["COOKIE", "PREFIX", "Console", "install_console"]

@@ -101,6 +101,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "tokens.issue": _WRITERS,
     "tokens.counter_sync": frozenset({Role.TECHNICIAN}),
     "tokens.reset": frozenset({Role.TECHNICIAN}),
+    # Set Time 0 on purpose takes a customer's time away at once.
+    "tokens.lock": frozenset({Role.ADMIN, Role.TECHNICIAN}),
     "payments.write": _WRITERS,
     "counts.report": frozenset({Role.ADMIN, Role.OPERATOR, Role.TECHNICIAN}),
     # A count above the last one issued moves the server's count up, for good: only
@@ -120,6 +122,7 @@ _WHAT = {
     "tokens.issue": "issue time tokens",
     "tokens.counter_sync": "issue counter sync tokens",
     "tokens.reset": "issue the reset token (Counter Sync at count 0)",
+    "tokens.lock": "lock a device (Set Time 0)",
     "payments.write": "record or apply payments",
     "counts.report": "report device counts",
     "counts.server_behind": "report a count above the last one issued (server_behind)",
@@ -129,6 +132,10 @@ _WHAT = {
     "api_keys.manage": "manage API keys",
     "audit.read": "read the audit log",
 }
+
+
+def allowed(actor: Actor, permission: str) -> bool:
+    return actor.role in PERMISSIONS[permission]
 
 
 def require(actor: Actor, permission: str) -> None:

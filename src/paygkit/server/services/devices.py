@@ -197,8 +197,16 @@ def get_device(session: Session, actor: Actor, serial: str, *, lock: bool = Fals
 
 
 def list_devices(
-    session: Session, actor: Actor, *, after: str | None, limit: int, account: str | None
+    session: Session,
+    actor: Actor,
+    *,
+    after: str | None,
+    limit: int,
+    account: str | None,
+    offset: int = 0,
 ) -> list[Device]:
+    """The tenant's devices by serial: after `after` (the API's pages), or skipping `offset`
+    (the console's numbered pages)."""
     require(actor, "read")
     query = select(Device).where(Device.tenant_id == actor.tenant_id)
     if after:
@@ -207,10 +215,12 @@ def list_devices(
     if account is not None:
         bounds.check_text(account, "the account", max_length=bounds.ACCOUNT_LENGTH)
         query = query.where(Device.account == account)
-    return list(session.scalars(query.order_by(Device.serial).limit(limit)))
+    return list(session.scalars(query.order_by(Device.serial).offset(offset).limit(limit)))
 
 
-def search_devices(session: Session, actor: Actor, text: str, *, limit: int = 50) -> list[Device]:
+def search_devices(
+    session: Session, actor: Actor, text: str, *, limit: int = 50, offset: int = 0
+) -> list[Device]:
     """Devices whose serial or account (the customer reference) starts with `text`.
 
     Case does not matter; an exact serial comes first, then the others by serial.
@@ -229,6 +239,7 @@ def search_devices(session: Session, actor: Actor, text: str, *, limit: int = 50
             | func.upper(Device.account).startswith(wanted, autoescape=True),
         )
         .order_by((func.upper(Device.serial) != wanted), Device.serial)
+        .offset(offset)
         .limit(limit)
     )
     return list(session.scalars(query))

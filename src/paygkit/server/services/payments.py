@@ -13,6 +13,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import select
@@ -44,6 +45,9 @@ from paygkit.server.services.tokens import (
     IssueSpec,
     _make_tokens,
     days_text,
+    duration_text,
+    number_text,
+    plural,
     token_view,
 )
 
@@ -119,8 +123,15 @@ def payment_view(payment: Payment, device: Device | None) -> dict[str, Any]:
 
 
 def payment_body(
-    session: Session, payment: Payment, *, replayed: bool, warnings: list[str] | None = None
+    session: Session,
+    payment: Payment,
+    *,
+    replayed: bool,
+    warnings: list[str] | None = None,
+    time: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The answer about a payment; `time` (what the money bought, rounding shown) when
+    it was just applied."""
     device = session.get(Device, payment.device_id) if payment.device_id is not None else None
     tokens = (
         list(
@@ -139,6 +150,8 @@ def payment_body(
         "warnings": warnings or [],
         "replayed": replayed,
     }
+    if time is not None:
+        body["time"] = time
     if device is not None:
         body["device"] = device_view(device)
     return body
@@ -160,6 +173,42 @@ def _same(payment: Payment, data: PaymentInput) -> list[str]:
 def _units_for(amount: Decimal, price: Decimal, time_divider: int) -> int:
     """Whole time units the money buys (rounded down: never more time than paid for)."""
     return math.floor(amount * time_divider / price)
+
+
+def payment_worth(
+    amount: Decimal, price: Decimal, currency: str, time_divider: int
+) -> dict[str, Any]:
+    """What the money buys, rounding shown: "45 KES at 40 KES a day = 1.125 days = 4.5 units
+    at 4 units a day, rounded down to 4 units = 1 day"."""
+    days = Fraction(amount) / Fraction(price)
+    exact = days * time_divider
+    units = _units_for(amount, price, time_divider)
+    text = (
+        f"{amount} {currency} at {price} {currency} a day = {plural(number_text(days), 'day')}"
+        f" = {plural(number_text(exact), 'unit')} at {plural(time_divider, 'unit')} a day"
+    )
+    if exact != units:
+        text += f", rounded down to {plural(units, 'unit')}"
+    text += f" = {duration_text(units, time_divider)}"
+    return {
+        "units_exact": number_text(exact),
+        "units": units,
+        "rounded": exact != units,
+        "units_per_day": time_divider,
+        "unit_length": duration_text(1, time_divider),
+        "duration": duration_text(units, time_divider),
+        "unit_price": number_text(Fraction(price) / time_divider, 6),
+        "text": text,
+    }
+
+
+def _too_little(amount: Decimal, price: Decimal, currency: str, time_divider: int) -> str:
+    """Why a payment worth less than one unit gives no token (a token uses up a count)."""
+    worth = payment_worth(amount, price, currency, time_divider)
+    return (
+        f"{amount} {currency} buys less than one time unit ({worth['text']}); one unit "
+        f"({worth['unit_length']}) costs {worth['unit_price']} {currency}"
+    )
 
 
 def _match(session: Session, tenant_id: int, data: PaymentInput) -> tuple[Device | None, str]:
@@ -204,8 +253,10 @@ def _apply(
     device: Device,
     price: Decimal,
     now: dt.datetime,
-) -> list[str]:
-    units = _units_for(Decimal(payment.amount), price, device.time_divider)
+) -> tuple[list[str], dict[str, Any]]:
+    """Issue the payment's tokens: (warnings, what the money bought)."""
+    worth = payment_worth(Decimal(payment.amount), price, payment.currency, device.time_divider)
+    units = worth["units"]
     records, warnings = _make_tokens(
         session,
         actor,
@@ -222,7 +273,7 @@ def _apply(
     payment.units = units
     payment.request_id = records[0].request_id
     payment.applied_at = now
-    return warnings
+    return warnings, worth
 
 
 def record_payment(
@@ -268,11 +319,13 @@ def record_payment(
     if device is not None:
         price, reason = _price(session, device, data.currency)
     warnings: list[str] = []
+    worth = None
     if device is not None and price is not None:
+        # A token worth 0 units would still use up a count: a person decides instead.
         if _units_for(Decimal(data.amount), price, device.time_divider) == 0:
-            reason = f"{data.amount} {data.currency} buys less than one time unit"
+            reason = _too_little(Decimal(data.amount), price, data.currency, device.time_divider)
         else:
-            warnings = _apply(session, actor, keyring, payment, device, price, now)
+            warnings, worth = _apply(session, actor, keyring, payment, device, price, now)
     if payment.status == "orphan":
         payment.orphan_reason = reason
         payment.device_id = device.id if device is not None else None
@@ -290,7 +343,7 @@ def record_payment(
         orphan_reason=payment.orphan_reason,
     )
     status = 201 if payment.status == "applied" else 202
-    return status, payment_body(session, payment, replayed=False, warnings=warnings)
+    return status, payment_body(session, payment, replayed=False, warnings=warnings, time=worth)
 
 
 def apply_orphan(
@@ -321,10 +374,16 @@ def apply_orphan(
             reason, f"set a tariff in {payment.currency} for the device or its model"
         )
     if _units_for(Decimal(payment.amount), price, device.time_divider) == 0:
-        raise InvalidError(f"{payment.amount} {payment.currency} buys less than one time unit")
-    warnings = _apply(session, actor, keyring, payment, device, price, now)
+        raise InvalidError(
+            _too_little(Decimal(payment.amount), price, payment.currency, device.time_divider)
+            + "; a token worth nothing would still use up a count on the device, so none "
+            "is issued",
+            "settle this payment outside the server (refund it, or give the time with the "
+            "customer's next payment); it stays in the orphan queue",
+        )
+    warnings, worth = _apply(session, actor, keyring, payment, device, price, now)
     audit(session, actor, "payment.apply", f"payment:{payment.id}", now, serial=serial)
-    return payment_body(session, payment, replayed=False, warnings=warnings)
+    return payment_body(session, payment, replayed=False, warnings=warnings, time=worth)
 
 
 def list_payments(

@@ -30,6 +30,7 @@ from paygkit.server.services.common import (
     Actor,
     ConflictError,
     InvalidError,
+    allowed,
     audit,
     iso,
     require,
@@ -49,6 +50,9 @@ MAX_UNITS_PER_TOKEN = 995
 MAX_TOKENS_PER_REQUEST = 20
 COUNTER_SYNC_WINDOW = 100
 MAX_COUNT = 2**31 - 1
+# Set Time 0 locks a device at once: asked for on purpose only ("lock": true), by the
+# people who answer for a device's state (an operator's slip must not lock a customer out).
+LOCK_REQUEST = '{"type": "set_days", "days": 0, "lock": true}'
 
 
 class IssueKind(enum.StrEnum):
@@ -75,16 +79,29 @@ class IssueSpec:
     on_window: WindowPolicy = WindowPolicy.WARN
     # Raw time units instead of days (payments: money buys whole units).
     units: int | None = None
+    # Set Time 0 on purpose: set_days with days 0 (or none) only.
+    lock: bool = False
 
     def check(self) -> None:
+        days_given = self.days is not None and self.days != 0
+        if self.lock and (self.kind is not IssueKind.SET_DAYS or days_given):
+            raise InvalidError(
+                "'lock' goes with set_days and days 0 only: it issues Set Time 0, "
+                "which locks the device at once",
+                f"to lock the device send {LOCK_REQUEST}; to give time, leave 'lock' out",
+            )
         if self.units is not None:
             if self.kind is not IssueKind.ADD_DAYS or self.days is not None or self.units < 0:
                 raise InvalidError("units go with add_days only, instead of days")
+            if self.units == 0:
+                raise InvalidError(
+                    "0 time units: the token would add no time and still use up a count"
+                )
             check_token_count(self.units)
         elif self.kind in (IssueKind.ADD_DAYS, IssueKind.SET_DAYS):
-            if self.days is None:
+            if self.days is None and not self.lock:
                 raise InvalidError(f"{self.kind.value} needs 'days'", 'e.g. {"days": 7}')
-            days = self.days if isinstance(self.days, Decimal) else Decimal(str(self.days))
+            days = _days_asked(self)
             if not days.is_finite() or days < 0:
                 raise InvalidError(
                     "days must be a finite number of at least 0",
@@ -110,6 +127,8 @@ class IssueSpec:
 
     @property
     def permission(self) -> str:
+        if self.lock:
+            return "tokens.lock"
         if self.reset:
             return "tokens.reset"
         if self.kind is IssueKind.COUNTER_SYNC:
@@ -123,8 +142,24 @@ class IssueSpec:
             "units": self.units,
             "until": iso(self.until),
             "reset": self.reset,
+            "lock": self.lock,
             "on_window": self.on_window.value,
         }
+
+
+def _days_asked(spec: IssueSpec) -> Decimal:
+    """The days of add/set (a lock may leave them out: 0)."""
+    days = spec.days if spec.days is not None else Decimal(0)
+    return days if isinstance(days, Decimal) else Decimal(str(days))
+
+
+def authorize(actor: Actor, spec: IssueSpec) -> None:
+    """Refuse (403) an actor whose role may not issue what `spec` asks for."""
+    require(actor, spec.permission)
+
+
+def may_lock(actor: Actor) -> bool:
+    return allowed(actor, "tokens.lock")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,19 +201,161 @@ def _set_then_add(units: int) -> list[tuple[TokenType, int | None]]:
     return plan
 
 
+def _exact_units(span: dt.timedelta, time_divider: int) -> Fraction:
+    return Fraction(span / dt.timedelta(microseconds=1)) * time_divider / Fraction(86_400_000_000)
+
+
 def _ceil_units(span: dt.timedelta, time_divider: int) -> int:
-    return max(
-        0,
-        math.ceil(
-            Fraction(span / dt.timedelta(microseconds=1)) * time_divider / Fraction(86_400_000_000)
-        ),
+    return max(0, math.ceil(_exact_units(span, time_divider)))
+
+
+def plural(amount: int | str, word: str) -> str:
+    return f"{amount} {word}" if str(amount) in ("1", "1.0") else f"{amount} {word}s"
+
+
+def number_text(value: Fraction, places: int = 3) -> str:
+    """A fraction as a short decimal ("1.2"); "about" when it is not exact in `places`."""
+    shown = format(
+        (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal(10) ** -places),
+        "f",
+    )
+    shown = shown.rstrip("0").rstrip(".") if "." in shown else shown
+    return shown if Fraction(Decimal(shown)) == value else f"about {shown}"
+
+
+def duration_text(units: int, time_divider: int) -> str:
+    """What `units` are worth as time: "6 h", "1 day 12 h", "8 min 14 s"."""
+    seconds = round(Fraction(units * 86_400, time_divider))
+    if seconds == 0:
+        return "no time"
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [plural(days, "day")] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes else []
+    # Seconds only where they matter (short units: dividers that do not divide a day evenly).
+    parts += [f"{secs} s"] if secs and not days else []
+    return " ".join(parts)
+
+
+def _minimum_days(time_divider: int) -> str:
+    return number_text(Fraction(1, time_divider), 6)
+
+
+def explain(device: Device, spec: IssueSpec, now: dt.datetime) -> dict[str, Any] | None:
+    """What the request is worth in the device's time units, rounding shown.
+
+    e.g. "0.3 days = 1.2 units at 4 units a day, rounded to 1 unit = 6 h".  None for
+    the tokens that carry no time (disable_payg, counter_sync).
+    """
+    divider = device.time_divider
+    per_day = f"at {plural(divider, 'unit')} a day"
+    asked: str | None = None
+    if spec.kind is IssueKind.ADD_DAYS and spec.units is not None:
+        units, exact, lead = spec.units, Fraction(spec.units), ""
+    elif spec.kind in (IssueKind.ADD_DAYS, IssueKind.SET_DAYS):
+        days = _days_asked(spec)
+        exact = Fraction(days) * divider
+        units = days_to_units(days, divider)
+        asked = plural(format(days.normalize(), "f"), "day")
+        lead = asked + (" from now" if spec.kind is IssueKind.SET_DAYS else "")
+    elif spec.kind is IssueKind.ACTIVE_UNTIL:
+        assert spec.until is not None
+        start, adds = _until_start(device, spec.until, now)
+        gap = max(spec.until - start, dt.timedelta(0))
+        exact = max(Fraction(0), _exact_units(gap, divider))
+        units = _ceil_units(gap, divider)
+        asked = f"until {_when(spec.until)}"
+        since = f"after {_when(start)}, the furthest date issued" if adds else "from now"
+        lead = f"{asked}: {_span(gap)} {since}"
+    else:
+        return None
+    text = f"{lead} = " if lead else ""
+    text += f"{plural(number_text(exact), 'unit')} {per_day}"
+    rounded = exact != units
+    if rounded:
+        way = "rounded up" if spec.kind is IssueKind.ACTIVE_UNTIL else "rounded"
+        text += f", {way} to {plural(units, 'unit')}"
+    text += f" = {duration_text(units, divider)}"
+    return {
+        "requested": asked,
+        "units_exact": number_text(exact),
+        "units": units,
+        "rounded": rounded,
+        "units_per_day": divider,
+        "unit_length": duration_text(1, divider),
+        "duration": duration_text(units, divider),
+        "text": text,
+    }
+
+
+def _when(moment: dt.datetime) -> str:
+    shape = "%Y-%m-%d %H:%M UTC" if moment.second == 0 else "%Y-%m-%d %H:%M:%S UTC"
+    return moment.astimezone(dt.UTC).strftime(shape)
+
+
+def _span(gap: dt.timedelta) -> str:
+    minutes = int(gap.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [plural(days, "day")] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes or not parts else []
+    return " ".join(parts)
+
+
+def _until_start(device: Device, target: dt.datetime, now: dt.datetime) -> tuple[dt.datetime, bool]:
+    """Where active_until counts from, and whether it adds time (else: Set Time from now).
+
+    As the reference server: Add Time when the date is beyond the furthest date the
+    device can reach with the tokens issued so far, else Set Time from now.  A
+    disabled device needs a Set Time to lock again.
+    """
+    furthest = max(now, device.furthest_until or now)
+    if device.payg_enabled and target > furthest:
+        return furthest, True
+    return now, False
+
+
+def _refuse_worthless(device: Device, spec: IssueSpec, units: int, now: dt.datetime) -> None:
+    """A token worth 0 units still uses up a count; Set Time 0 locks the customer out."""
+    if units > 0 or spec.lock:
+        return
+    divider = device.time_divider
+    worth = explain(device, spec, now)
+    assert worth is not None
+    least = f"{_minimum_days(divider)} day (1 unit = {duration_text(1, divider)})"
+    details = {"units": 0, "units_per_day": divider, "time": worth["text"]}
+    if spec.kind is IssueKind.ADD_DAYS:
+        raise InvalidError(
+            f"{worth['text']}: the token would add no time and still use up a count on the "
+            "device; nothing was issued",
+            f"ask for at least {least}",
+            details,
+        )
+    if spec.kind is IssueKind.SET_DAYS:
+        what = f"{worth['text']}: that is a Set Time 0 token"
+    else:
+        assert spec.until is not None
+        what = f"{_when(spec.until)} is not in the future: that is a Set Time 0 token"
+    raise InvalidError(
+        f"{what}, which locks the device at once; nothing was issued",
+        f"to lock the device on purpose send {LOCK_REQUEST} (admin or technician; audited "
+        f"as token.lock); to give time, ask for at least {least}"
+        + (" or a date in the future" if spec.kind is IssueKind.ACTIVE_UNTIL else ""),
+        details,
     )
 
 
 def plan_tokens(
     device: Device, spec: IssueSpec, now: dt.datetime
 ) -> list[tuple[TokenType, int | None]]:
-    """The tokens (type, units) that carry out the request, in the order to enter them."""
+    """The tokens (type, units) that carry out the request, in the order to enter them.
+
+    Refuses (before anything is made) a token worth nothing, and a Set Time 0 not
+    asked for with "lock".
+    """
     divider = device.time_divider
     if spec.kind is IssueKind.DISABLE_PAYG:
         return [(TokenType.DISABLE_PAYG, None)]
@@ -190,21 +367,19 @@ def plan_tokens(
         else:
             assert spec.days is not None
             units = days_to_units(spec.days, divider)
+        _refuse_worthless(device, spec, units, now)
         return [(TokenType.ADD_TIME, u) for u in _split_units(units)]
     if spec.kind is IssueKind.SET_DAYS:
-        assert spec.days is not None
-        return _set_then_add(days_to_units(spec.days, divider))
-    # active_until, as the reference server: Add Time when the date is beyond the
-    # furthest date the device can reach with the tokens issued so far, else Set
-    # Time from now.  A disabled device needs a Set Time to lock again.
+        units = days_to_units(_days_asked(spec), divider)
+        _refuse_worthless(device, spec, units, now)
+        return _set_then_add(units)
     assert spec.until is not None
-    target = spec.until
-    furthest = max(now, device.furthest_until or now)
-    if device.payg_enabled and target > furthest:
-        return [
-            (TokenType.ADD_TIME, u) for u in _split_units(_ceil_units(target - furthest, divider))
-        ]
-    return _set_then_add(_ceil_units(target - now, divider))
+    start, adds = _until_start(device, spec.until, now)
+    units = _ceil_units(spec.until - start, divider)
+    _refuse_worthless(device, spec, units, now)
+    if adds:
+        return [(TokenType.ADD_TIME, u) for u in _split_units(units)]
+    return _set_then_add(units)
 
 
 def _apply_to_state(device: Device, token: GeneratedToken, now: dt.datetime) -> None:
@@ -298,7 +473,7 @@ def issue_tokens(
     idempotency_key: str | None = None,
 ) -> IssueOutcome:
     spec.check()
-    require(actor, spec.permission)
+    authorize(actor, spec)
     device = get_device(session, actor, serial, lock=True)
     print_ = ""
     if idempotency_key is not None:
@@ -308,12 +483,15 @@ def issue_tokens(
             status, body = stored
             return IssueOutcome(status, {**body, "replayed": True}, replayed=True)
 
+    # Explained before the tokens move the device's furthest date (active_until).
+    worth = explain(device, spec, now)
     records, warnings = _make_tokens(
         session, actor, keyring, device, spec, now, source=source, payment_id=payment_id
     )
     body = {
         "serial": device.serial,
         "request_id": records[0].request_id,
+        "time": worth,
         "tokens": [token_view(r, device.time_divider) for r in records],
         "device": device_view(device, now),
         "warnings": warnings,
@@ -401,7 +579,7 @@ def _make_tokens(
     audit(
         session,
         actor,
-        "token.issue",
+        "token.lock" if spec.lock else "token.issue",
         f"device:{device.serial}",
         now,
         request=spec.to_json(),
