@@ -56,7 +56,7 @@ def test_the_simulator_passes_with_exit_status_0_and_writes_every_report(tmp_pat
         "--json", str(report),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "the device must be at count 1" in result.stdout
+    assert "starting from the count the device shows" in result.stdout
     assert "PASS G12  Late days are not counted" in result.stdout
     assert "PASS CS0" in result.stdout
     assert "PASS XO1" in result.stdout
@@ -163,13 +163,55 @@ def test_a_run_that_cannot_start_exits_2_with_one_line(args: tuple[str, ...], me
     assert message in line
 
 
-def test_a_device_at_another_count_is_refused_with_the_count_it_is_at() -> None:
+def test_a_device_at_another_count_than_the_count_given_is_refused_with_its_count() -> None:
     sim = SimulatedDevice(RamMemory())
     sim.provision(serial="SLT1", starting_code=516959010, key=bytes.fromhex(KEY), count=5)
     with faulty.tcp_server(lambda: faulty.device_session(sim)) as target:
-        line = one_line_error(run(*DEVICE, "--target", target))
+        line = one_line_error(run(*DEVICE, "--target", target, "--count", "1"))
         assert "at count 5, but the procedure starts at count 1" in line
+        assert "--count 5" in line
+        assert "leave --count out" in line
         assert run(*DEVICE, "--target", target, "--count", "5", "--suite", "G1").exit_code == 0
+
+
+# --- issue 13: a wrong key stops the run; the count comes from the device ------------------
+
+
+def test_a_wrong_key_stops_at_the_first_genuine_token_refused() -> None:
+    wrong = "00112233445566778899aabbccddeeff"
+    sim = SimulatedDevice(RamMemory())
+    sim.provision(serial="SLT1", starting_code=516959010, key=bytes.fromhex(KEY), count=1)
+    with faulty.tcp_server(lambda: faulty.device_session(sim)) as target:
+        result = run("--key", wrong, "--starting-code", "516959010", "--target", target)
+    assert result.exit_code == 1, result.output
+    failed = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("FAIL ")}
+    assert failed == {"G2"}, result.stdout  # not one per case (34 before)
+    assert "Stopped: the device refused a genuine token (Set Time 1 day" in result.stdout
+    assert "the key or the starting code is probably wrong" in result.stdout
+    assert "not run: the run stopped at G2" in result.stdout
+    assert wrong not in result.output
+
+
+def test_a_certified_device_is_certified_again_from_the_count_it_shows(tmp_path: Path) -> None:
+    sim = SimulatedDevice(RamMemory())
+    with faulty.tcp_server(lambda: faulty.device_session(sim)) as target:
+        csv = ("--csv", str(REFERENCE_CSV), "--serial", "SLT240000002", "--target", target)
+        first = run(*csv, "--suite", "G1,G2,U1")
+        assert first.exit_code == 0, first.output
+        left = sim.status().count
+        assert left > 1
+        assert f"The device is left at count {left}" in first.stdout
+        # Again, as the operator would type it: no --count needed, none refused.
+        report = tmp_path / "r.json"
+        again = run(*csv, "--suite", "G1", "--json", str(report))
+        assert again.exit_code == 0, again.output
+        assert f"The device was at count {left} (read with STATUS)" in again.stdout
+        assert json.loads(report.read_text())["parameters"]["starting_count"] == left
+        # --count goes with --csv: the row holds the factory's count, not today's.
+        now = sim.status().count
+        given = run(*csv, "--suite", "G1", "--count", str(now))
+        assert given.exit_code == 0, given.output
+        assert f"the device must be at count {now}" in given.stdout
 
 
 def test_list_shows_every_case_and_what_it_checks() -> None:

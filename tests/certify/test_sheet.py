@@ -5,6 +5,7 @@ simulator (waiting period on, as shipped) must give what the sheet says."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import io
 import re
@@ -12,7 +13,15 @@ import re
 import pytest
 
 from paygkit.certify import CertParams, select_cases
-from paygkit.certify.sheet import CSV_COLUMNS, Sheet, build_sheet, sheet_csv, sheet_html
+from paygkit.certify.sheet import (
+    CSV_COLUMNS,
+    Sheet,
+    _sheet_order,
+    build_sheet,
+    duration_words,
+    sheet_csv,
+    sheet_html,
+)
 from paygkit.device.host import DeviceLink
 from paygkit.device.memory import RamMemory
 from paygkit.device.simulator import SimulatedDevice
@@ -170,3 +179,68 @@ def test_replaying_the_sheet_by_keypad_gives_what_it_says(variant: dict[str, obj
                 link.power_on()
         assert checked > 60
         assert link.status().int("count") == sheet.end_count
+
+
+# --- issue 13: the long waits last, and how long it all takes ---------------------------------
+
+
+def test_long_waits_come_last_and_the_sheet_says_how_long_it_takes() -> None:
+    _, sheet = sheet_for()
+    order = [case.id for case in sheet.cases]
+    long = [case.id for case in sheet.long_cases]
+    assert {"G12", "WP2"} <= set(long)
+    # Before: G12 (48 hours) sat in the middle of the G suite, WP2 mid-sheet.
+    assert order[-len(long) :] == long
+    times = [case.seconds for case in sheet.long_cases]
+    assert times == sorted(times)
+    by_id = {case.id: case for case in sheet.cases}
+    assert by_id["G12"].wait_seconds == 48 * 3600
+    # WP2 waits 2, 4, ... 256 minutes, then 512 three times (the reference cap).
+    assert by_id["WP2"].wait_seconds == (2 + 4 + 8 + 16 + 32 + 64 + 128 + 256 + 3 * 512) * 60
+    assert by_id["G1"].wait_seconds == 0
+    assert 0 < by_id["G1"].seconds < 600
+    assert sheet.seconds == sum(case.seconds for case in sheet.cases)
+    assert sheet.seconds > sheet.wait_seconds >= (48 + 34) * 3600
+
+    table = rows(sheet)
+    assert table[0]["Time"] == f"about {duration_words(sheet.seconds)} in all"
+    assert "The long waits come last" in table[0]["Notes"]
+    first_rows = {row["Case"]: row["Time"] for row in table[1:-1] if row["Step"] == "1"}
+    assert first_rows["G12"] == "about 2 d 00 h"
+    assert all(row["Time"] == "" for row in table[1:-1] if row["Step"] != "1")
+
+    page = sheet_html(sheet)
+    top = page.split("<h2>Before you begin</h2>")[0]
+    assert f"about {duration_words(sheet.seconds)} in all" in top
+    assert "Time per case" in top
+    assert 'href="#case-WP2"' in top
+    assert html.escape("G12 ") in page
+    assert "(about 2 d 00 h)</h2>" in page
+
+
+def test_a_case_never_comes_before_the_cases_it_requires() -> None:
+    cases = select_cases()
+    _, sheet = sheet_for()
+    placed = {case.id: index for index, case in enumerate(sheet.cases)}
+    for case in cases:
+        for required in case.requires:
+            if case.id in placed and required in placed:
+                assert placed[required] < placed[case.id], (required, case.id)
+
+
+def test_a_dependent_of_a_long_case_follows_it_to_the_end() -> None:
+    base = {case.id: case for case in select_cases()}
+    dependent = dataclasses.replace(base["G1"], id="G1X", requires=("G12",))
+    order = _sheet_order([dependent, base["G12"], base["G2"]], {"G12": 48 * 3600})
+    assert [case.id for case in order] == ["G2", "G12", "G1X"]
+
+
+def test_duration_words() -> None:
+    assert [duration_words(s) for s in (0, 59, 61, 3600, 90000, 48 * 3600 + 30)] == [
+        "0 min",
+        "1 min",
+        "2 min",
+        "1 h 00 min",
+        "1 d 01 h",
+        "2 d 00 h",
+    ]

@@ -259,7 +259,7 @@ def test_explain_steps_option_and_restricted() -> None:
 
 
 def test_explain_and_demo_stay_readable_in_a_narrow_terminal() -> None:
-    narrow = {"COLUMNS": "80"}
+    narrow: dict[str, str | None] = {"COLUMNS": "80"}
     result = run("token", "explain", *DEVICE, "--count", "1", "--units", "1", env=narrow)
     assert result.exit_code == 0, result.output
     assert "1e d0 2b 23 1e d0 2b 23" in result.stdout
@@ -364,3 +364,133 @@ def test_demo() -> None:
     assert f"Engine: {default_engine().name}" in out
     # The demo's device result for the first token is what decode says.
     assert decode(device, first.digits, last_count=1).token_type is TokenType.ADD_TIME
+
+
+# --- issue 13: one name for the time divider -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("token", "generate"),
+        ("token", "decode"),
+        ("token", "explain"),
+        ("factory", "batch"),
+        ("device", "simulate"),
+        ("certify",),
+    ],
+)
+def test_every_command_shows_time_divider_and_hides_its_old_name(command: tuple[str]) -> None:
+    shown = run(*command, "--help")
+    assert shown.exit_code == 0, shown.output
+    assert "--time-divider" in shown.output
+    assert "--divider" not in shown.output.replace("--time-divider", "")
+
+
+def test_the_old_name_divider_still_works_and_a_clash_is_refused(tmp_path: Path) -> None:
+    new = run("token", "generate", *DEVICE, "--count", "1", "--days", "1", "--time-divider", "4")
+    old = run("token", "generate", *DEVICE, "--count", "1", "--days", "1", "--divider", "4")
+    assert new.exit_code == old.exit_code == 0, old.output
+    assert new.stdout == old.stdout
+    devices = tmp_path / "d.csv"
+    batch = run("factory", "batch", "1", "--prefix", "T", "--time-divider", "4", "-o", str(devices))
+    assert batch.exit_code == 0, batch.output
+    assert ",4," in devices.read_text().splitlines()[1]
+    clash = run(
+        "token", "generate", *DEVICE, "--count", "1", "--days", "1",
+        "--time-divider", "2", "--divider", "4",
+    )  # fmt: skip
+    assert clash.exit_code == 2
+    assert "--divider 4 and --time-divider 2 disagree" in clash.output
+
+
+# --- issue 13: help without type noise, zero-time tokens ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        (),
+        ("server", "run"),
+        ("certify",),
+        ("device", "simulate"),
+        ("factory", "batch"),
+        ("factory", "flash"),
+        ("token", "generate"),
+    ],
+    ids=lambda command: " ".join(command) or "paygkit",
+)
+def test_help_shows_flags_without_a_value_type(command: tuple[str, ...]) -> None:
+    result = run(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "--help" in result.stdout
+    # A flag takes no value: `--force <bool>` reads as if it wanted `--force true`.
+    assert "<bool>" not in result.stdout
+    assert "[default: False]" not in result.stdout
+    assert "[default: True]" not in result.stdout
+
+
+def test_help_still_shows_the_value_options_take() -> None:
+    result = run("token", "generate", "--help")
+    assert "<add|set|disable|sync>" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [("add", "gives no time (0 units)"), ("set", "Set Time 0 locks the device")],
+)
+def test_a_zero_day_token_is_made_but_says_what_it_does(kind: str, says: str) -> None:
+    result = run("token", "generate", *DEVICE, "--count", "1", "--type", kind, "--days", "0")
+    assert result.exit_code == 0, result.output
+    assert says in result.stdout
+    as_json = run(
+        "token", "generate", *DEVICE, "--count", "1", "--type", kind, "--days", "0", "--json"
+    )
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["units"] == 0  # stdout stays the JSON
+    assert says in as_json.stderr
+    one_day = run("token", "generate", *DEVICE, "--count", "1", "--type", kind, "--days", "1")
+    assert "Warning" not in one_day.output
+
+
+def _device_list(path: Path, *serials: str) -> Path:
+    from paygkit.factory.devicelist import DeviceRecord, device_list_csv
+
+    records = [
+        DeviceRecord(serial, 516959010 + n, bytes([n + 1]) * 16) for n, serial in enumerate(serials)
+    ]
+    path.write_text(device_list_csv(records))
+    return path
+
+
+def test_certify_finds_a_serial_typed_in_lower_case(tmp_path: Path) -> None:
+    devices = _device_list(tmp_path / "d.csv", "SLT2200000001", "SLT2200000002")
+    sheet = tmp_path / "sheet.html"
+    found = run("certify", "--csv", str(devices), "--serial", "slt2200000002", "--manual",
+                "--suite", "G1", "--sheet-html", str(sheet))  # fmt: skip
+    assert found.exit_code == 0, found.output
+    assert "SLT2200000002" in sheet.read_text()
+    missing = run("certify", "--csv", str(devices), "--serial", "slt22", "--manual")
+    assert "is not in" in assert_one_line_error(missing)
+
+
+def test_certify_asks_for_the_case_when_two_serials_differ_only_in_it(tmp_path: Path) -> None:
+    devices = _device_list(tmp_path / "d.csv", "AB1", "ab1")
+    exact = run("certify", "--csv", str(devices), "--serial", "ab1", "--manual", "--suite", "G1",
+                "--sheet-csv", str(tmp_path / "s.csv"))  # fmt: skip
+    assert exact.exit_code == 0, exact.output
+    line = assert_one_line_error(
+        run("certify", "--csv", str(devices), "--serial", "Ab1", "--manual", "--suite", "G1")
+    )
+    assert "AB1, ab1" in line
+    assert "exactly as in the list" in line
+
+
+def test_certify_manual_says_how_long_the_sheet_takes(tmp_path: Path) -> None:
+    result = run("certify", *DEVICE, "--manual", "--suite", "G,WP",
+                 "--sheet-csv", str(tmp_path / "s.csv"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Time needed: about " in result.stdout
+    assert "The long waits come last: WP5" in result.stdout
+    table = result.stdout.split("Time needed")[0]
+    assert table.index("G12") > table.index("WP4")  # G12's 48 hours after the quick cases

@@ -470,3 +470,84 @@ def test_simulate_accept_reset_token_option(tmp_path: Path) -> None:
     assert "Reset token  accepted" in simulate()  # kept, like the other settings
     assert "Reset token" not in simulate("--refuse-reset-token")
     assert saved() is False
+
+
+# --- what a person gets wrong at the prompt (issue 13) -----------------------------------------
+
+
+def _set_up() -> InteractiveSimulator:
+    ui = InteractiveSimulator(SimulatedDevice())
+    ui.handle(f"#{SERIAL};{STARTING_CODE:09d};{KEY_HEX}")
+    ui.handle("CONFIG waiting=off")
+    return ui
+
+
+def test_digits_typed_without_a_star_get_a_hint() -> None:
+    ui = _set_up()
+    ui.handle(add(1, 7))  # the token's digits, without * and #
+    text = render(ui)
+    assert "start a token with *, end it with #" in text
+    assert "Active       NO" in text  # nothing was entered
+    ui.handle(f"*{add(1, 7)}#")
+    text = render(ui)
+    assert "start a token with *" not in text  # the hint is about the last line only
+    assert "Active       YES" in text
+    # Digits that continue a token begun on an earlier line are no mistake.
+    ui.handle("*12")
+    ui.handle("34")
+    assert "start a token with *" not in render(ui)
+
+
+def test_a_character_that_is_not_a_keypad_key_is_named() -> None:
+    ui = _set_up()
+    ui.handle("*30225901x#")
+    text = render(ui)
+    assert "'x' is not a keypad key" in text
+    assert "UNKNOWN_COMMAND" not in text
+    assert "nothing was pressed" in text
+    assert ui.sim.status().invalid_attempts == 0
+    ui.handle("12a4b#")
+    assert "'a', 'b' are not keypad keys" in render(ui)
+    ui.handle("bogus")  # a word is still a protocol command
+    assert "ERR UNKNOWN_COMMAND" in render(ui)
+
+
+def test_simulate_refuses_a_state_file_that_holds_another_device(tmp_path: Path) -> None:
+    state = tmp_path / "device.bin"
+    app = typer.Typer()
+    app.add_typer(device_cmd.app, name="device")
+    other_key = "3" * 32
+
+    def simulate(*options: str, key: str = KEY_HEX) -> tuple[int, str]:
+        result = CliRunner().invoke(
+            app,
+            ["device", "simulate", "--state", str(state), *options],
+            input="quit\n",
+            env={"PAYGKIT_KEY": key, "COLUMNS": "200"},
+        )
+        return result.exit_code, result.output
+
+    code, output = simulate("--serial", SERIAL)
+    assert code == 0, output
+    assert SERIAL in output
+    # Before: a note the panel wiped at once, and the old device ran under the new options.
+    code, output = simulate("--serial", "OTHER1", key=other_key)
+    assert code == 2, output
+    assert f"already holds device {SERIAL}" in output
+    assert "the --serial, --key (or PAYGKIT_KEY) given differ from it" in output
+    assert "--reset-state" in output
+    assert "--state" in output
+    assert other_key not in output
+    code, output = simulate("--serial", SERIAL, key=other_key)
+    assert code == 2, output
+    assert "the --key (or PAYGKIT_KEY) given differs from it" in output
+    code, output = simulate("--serial", SERIAL)  # the same device: opened as before
+    assert code == 0, output
+    code, output = simulate("--serial", "OTHER1", "--reset-state", key=other_key)
+    assert code == 0, output
+    assert "OTHER1" in output
+    assert SERIAL not in output
+    with SimulatedDevice.open(state) as sim:
+        provisioning = sim.provisioning
+        assert provisioning is not None
+        assert provisioning.serial == "OTHER1"

@@ -465,7 +465,7 @@ def test_simulate_sets_up_a_blank_device_from_options(tmp_path: Path) -> None:
         "OPT1",
         "--starting-code",
         str(STARTING_CODE),
-        "--divider",
+        "--time-divider",
         "2",
         "--no-waiting",
         PAYGKIT_KEY=KEY_HEX,
@@ -476,13 +476,16 @@ def test_simulate_sets_up_a_blank_device_from_options(tmp_path: Path) -> None:
     assert (fields["serial"], fields["divider"], fields["provisioned"]) == ("OPT1", "2", "1")
     assert config[0] == "CONFIG waiting=off tamper=report keypad_timeout=30"
     assert KEY_HEX not in (run.stdout + run.stderr).lower()
-    # Set-up options on a device that is set up leave it as it is, with a note.
+    # Set-up options for another device on a device that is set up are refused,
+    # and the device is left as it is.
     again = simulate(
         state, "STATUS\n", "--serve", "stdio", "--serial", "OTHER", PAYGKIT_KEY=KEY_HEX
     )
-    assert again.returncode == 0, again.stderr
-    assert parse_line(answers(again.stdout)[0][0])["serial"] == "OPT1"
+    assert again.returncode == 2, again.stderr
     assert "already holds device OPT1" in again.stderr
+    assert "--reset-state" in again.stderr
+    kept = simulate(state, "STATUS\n", "--serve", "stdio")
+    assert parse_line(answers(kept.stdout)[0][0])["serial"] == "OPT1"
 
 
 @pytest.mark.parametrize(

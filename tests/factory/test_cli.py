@@ -10,7 +10,13 @@ from typer.testing import CliRunner, Result
 
 from paygkit.cli.main import app
 from paygkit.device.host import open_link
-from paygkit.factory.devicelist import COLUMNS, DeviceRecord, device_list_csv, read_device_list
+from paygkit.factory.devicelist import (
+    COLUMNS,
+    DeviceRecord,
+    device_list_csv,
+    read_device_list,
+    serial_matches,
+)
 from paygkit.token import generate
 from tests.device.servers import pty_simulator
 
@@ -245,3 +251,65 @@ def test_flash_to_an_in_process_simulator(tmp_path: Path) -> None:
                  str(tmp_path / "log.csv"), "--reference-form", stdin=f"{serial}\n")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (tmp_path / "log.csv").read_text().startswith("time,operator,port,serial")
+
+
+# --- issue 13: the re-flash question and a missing port -------------------------------------
+
+
+def test_flash_question_is_on_its_own_line_and_a_scan_is_not_a_no(tmp_path: Path) -> None:
+    devices, log = tmp_path / "d.csv", tmp_path / "flash.jsonl"
+    assert run("batch", "2", "--prefix", "F", "-o", str(devices)).exit_code == 0
+    first, second = (r.serial for r in read_device_list(devices).records)
+    with pty_simulator() as (path, _):
+        flashed = run("flash", "--csv", str(devices), "--port", path, "--log", str(log),
+                      stdin=f"{first}\n")  # fmt: skip
+        assert flashed.exit_code == 0, flashed.output
+        # The operator scans the next device while the question waits: asked again, then no.
+        again = run("flash", "--csv", str(devices), "--port", path, "--log", str(log),
+                    stdin=f"{first}\n{second}\nn\n")  # fmt: skip
+    lines = again.stderr.splitlines()
+    question = next(i for i, line in enumerate(lines) if "was flashed already" in line)
+    assert lines[question - 1] == ""  # set apart from what came before
+    assert lines[question].startswith(f"{first} was flashed already")
+    assert f"Flash {first} again? yes: send its setup" in lines[question]
+    assert lines[question + 1].startswith("Type y or n, then Enter [y/N]: ")
+    assert f"'{second}' is not y or n; answer the question first" in again.stderr
+    assert sum("[y/N]" in line for line in lines) == 2
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(e["serial"], e["result"]) for e in entries] == [(first, "ok"), (first, "skipped")]
+
+
+def test_flash_says_a_missing_port_before_any_serial(tmp_path: Path) -> None:
+    devices, log = tmp_path / "d.csv", tmp_path / "flash.jsonl"
+    assert run("batch", "1", "--prefix", "F", "-o", str(devices)).exit_code == 0
+    serial = read_device_list(devices).records[0].serial
+    port = str(tmp_path / "ttyUSB9")
+    result = run("flash", "--csv", str(devices), "--port", port, "--log", str(log),
+                 stdin=f"{serial}\n")  # fmt: skip
+    message = one_line_error(result)
+    assert f"cannot open the port {port}" in message
+    assert "--port" in message
+    assert "scan or type" not in result.stderr
+    assert not log.exists()  # no device was tried
+
+
+# --- issue 13: serials typed in lower case -----------------------------------------------------
+
+
+def test_flash_finds_a_serial_scanned_in_lower_case(tmp_path: Path) -> None:
+    devices = tmp_path / "d.csv"
+    assert run("batch", "1", "--prefix", "SLT22", "-o", str(devices)).exit_code == 0
+    serial = read_device_list(devices).records[0].serial
+    result = run("flash", "--csv", str(devices), "--port", "sim:", "--log",
+                 str(tmp_path / "log.csv"), stdin=f"{serial.lower()}\n")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"{serial}: OK, read-back matches" in result.stderr
+
+
+def test_serial_matches_is_exact_first_then_blind_to_case() -> None:
+    listed = ["SLT1", "slt1", "ABC2", "Mixed3"]
+    assert serial_matches("slt1", listed) == ["slt1"]  # the exact one wins
+    assert serial_matches("abc2", listed) == ["ABC2"]
+    assert serial_matches(" MIXED3 ", listed) == ["Mixed3"]
+    assert serial_matches("Slt1", listed) == ["SLT1", "slt1"]  # the caller asks which
+    assert serial_matches("ABC", listed) == []  # a prefix is no serial

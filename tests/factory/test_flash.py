@@ -18,8 +18,10 @@ from paygkit.factory.flash import (
     FlashLog,
     FlashOptions,
     FlashStation,
+    PortError,
     Result,
     compare_read_back,
+    yes_or_no,
 )
 from paygkit.token import generate
 from tests.device.servers import pty_simulator, scripted_pty
@@ -311,6 +313,10 @@ def test_the_same_serial_is_not_flashed_twice_without_confirmation(tmp_path: Pat
         assert device.setups == 1
         assert "SLT1 was flashed already" in questions[0]
         assert "by alice" in questions[0]
+        assert (
+            "Flash SLT1 again? yes: send its setup to the device on the port again"
+            in (questions[0])
+        )
         # A later session reads the log: still asked; a yes flashes again.
         with station([RECORD], path, log, confirm=lambda q: True) as flasher:
             assert flasher.flash("SLT1").result is Result.OK
@@ -355,11 +361,41 @@ def test_scanned_input_unknown_serials_and_quit(tmp_path: Path) -> None:
     assert FlashLog(log).flashed().keys() == {"SLT1", "SLT2"}
 
 
-def test_a_port_that_cannot_be_opened(tmp_path: Path) -> None:
-    with station([RECORD], str(tmp_path / "no-such-tty"), None, retries=1) as flasher:
+def test_a_port_that_cannot_be_opened_is_not_retried(tmp_path: Path) -> None:
+    with station([RECORD], str(tmp_path / "no-such-tty"), None, retries=2) as flasher:
         outcome = flasher.flash("SLT1")
-    assert (outcome.result, outcome.attempts) == (Result.LINK_ERROR, 2)
+    # Opening it again at once cannot help: one attempt, said plainly.
+    assert (outcome.result, outcome.attempts) == (Result.LINK_ERROR, 1)
     assert "no such port" in outcome.detail
+    assert "check the cable and --port" in outcome.detail
+
+
+def test_the_port_is_checked_before_any_serial(tmp_path: Path) -> None:
+    port = str(tmp_path / "no-such-tty")
+    with station([RECORD], port, None) as flasher, pytest.raises(PortError) as raised:
+        flasher.connect()
+    assert f"cannot open the port {port}" in str(raised.value)
+    device = FakeDevice()
+    with scripted_pty(device) as (path, _), station([RECORD], path, None) as flasher:
+        flasher.connect()
+        assert flasher.flash("SLT1").result is Result.OK
+
+
+@pytest.mark.parametrize(
+    ("answer", "meaning"),
+    [
+        ("y\n", True),
+        ("YES\r\n", True),
+        ("n\n", False),
+        ("no\n", False),
+        ("\n", False),  # Enter alone: the default, no
+        ("SLT2\n", None),  # a scanned serial is no answer: asked again
+        ("\x02SLT1\x03\r\n", None),
+        ("yess\n", None),
+    ],
+)
+def test_yes_or_no(answer: str, meaning: bool | None) -> None:
+    assert yes_or_no(answer) is meaning
 
 
 def test_compare_read_back_checks_every_field() -> None:

@@ -351,3 +351,90 @@ def test_commands_refuse_an_empty_postgresql_database(postgres: object, tmp_path
         assert not (tmp_path / "paygkit-master.key").exists()
     finally:
         postgres.drop_database("cli_empty")
+
+
+# --- issue 13: tokens worth nothing, API keys from the terminal, a busy port ---------------
+
+
+def test_token_refuses_no_time_and_unasked_locks_and_shows_the_rounding(tmp_path: Path) -> None:
+    assert run("init").exit_code == 0
+    assert run("import", str(REFERENCE_CSV)).exit_code == 0  # divider 4
+    for args, message in (
+        (("--days", "0"), "the token would add no time"),
+        (("--days", "0.1"), "0.1 days = 0.4 units at 4 units a day, rounded to 0 units"),
+        (("--set-days", "0"), "which locks the device at once"),
+        (("--until", "2020-01-01"), "is not in the future"),
+    ):
+        refused = run("token", "SLT240000002", *args)
+        assert refused.exit_code == 2, refused.output
+        assert message in refused.output
+        assert "nothing was issued" in refused.output
+    listed = run("token", "SLT240000002", "--days", "0.3")
+    assert listed.exit_code == 0, listed.output
+    assert "0.3 days = 1.2 units at 4 units a day, rounded to 1 unit = 6 h" in listed.output
+    locked = run("token", "SLT240000002", "--lock", "--json")
+    assert locked.exit_code == 0, locked.output
+    (token,) = json.loads(locked.output)["tokens"]
+    assert (token["type"], token["units"]) == ("set_time", 0)
+    assert json.loads(locked.output)["device"]["active"] is False
+
+
+def test_api_keys_are_listed_and_revoked_from_the_terminal(tmp_path: Path) -> None:
+    first = run("init")
+    assert first.exit_code == 0
+    created = run("api-key", "create", "--role", "operator", "--name", "shop 7")
+    assert created.exit_code == 0
+    operator_key = KEY_LINE.search(created.output)
+    assert operator_key
+    listed = run("api-key", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "first admin" in listed.output
+    assert "shop 7" in listed.output
+    assert operator_key.group(0) not in listed.output  # never the key itself
+    keys = json.loads(run("api-key", "list", "--json").output)["api_keys"]
+    assert [(k["id"], k["role"], k["revoked_at"]) for k in keys] == [
+        (1, "admin", None),
+        (2, "operator", None),
+    ]
+    revoked = run("api-key", "revoke", "2")
+    assert revoked.exit_code == 0, revoked.output
+    assert "Key 2 (shop 7, operator) is revoked" in revoked.output
+    assert json.loads(run("api-key", "list", "--json").output)["api_keys"][1]["revoked_at"]
+    again = run("api-key", "revoke", "2")
+    assert again.exit_code == 2
+    assert "already revoked" in again.output
+    missing = run("api-key", "revoke", "99")
+    assert missing.exit_code == 2
+    assert "paygkit server api-key list" in missing.output
+    last_admin = run("api-key", "revoke", "1")
+    assert last_admin.exit_code == 0
+    assert "no admin key is left" in last_admin.output
+
+
+def test_run_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("run", "--port", str(port))
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert f"port {port} on 127.0.0.1 is already in use" in lines[0]
+    assert "--port" in lines[0]
+    assert "Errno" not in result.output
+    assert not (tmp_path / "paygkit.db").exists()  # checked before anything is created
+
+
+def test_token_finds_a_serial_typed_in_lower_case(tmp_path: Path) -> None:
+    # As the console's search does: before, 'slt240000002' was "not found".
+    assert run("init").exit_code == 0
+    assert run("import", str(REFERENCE_CSV)).exit_code == 0
+    issued = run("token", "slt240000002", "--days", "1", "--json")
+    assert issued.exit_code == 0, issued.output
+    assert json.loads(issued.output)["device"]["serial"] == "SLT240000002"
+    shown = run("token", "slt240000002", "--days", "1")
+    assert shown.exit_code == 0, shown.output
+    assert "SLT240000002: active until" in shown.output
+    unknown = run("token", "slt24", "--days", "1")  # a prefix is no serial
+    assert unknown.exit_code == 2

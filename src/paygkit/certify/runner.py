@@ -20,6 +20,7 @@ case that moves the device's clock by itself (WP6) runs on a simulator only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ from paygkit.certify.steps import (
     step_expected,
 )
 from paygkit.device.host import Answer, AnswerLine, DeviceError, DeviceLink, LinkError
+from paygkit.factory.devicelist import serial_matches
 
 EntryMode = Literal["token", "keys"]
 
@@ -90,6 +92,8 @@ class Runner:
     `operator`: asked to let time pass or to power-cycle a real device; without
     one such cases are skipped.  `clock`: monotonic seconds (tests replace it).
     `on_case`: called with each finished case (progress output).
+    `count_from_device`: start from the count the device shows (STATUS) instead of
+    refusing a device at another count than `params.count`.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class Runner:
         operator: Operator | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_case: Callable[[CaseResult], None] | None = None,
+        count_from_device: bool = False,
     ) -> None:
         self.link = link
         self.params = params
@@ -118,6 +123,13 @@ class Runner:
         self._snapshot: AnswerLine | None = None
         self._last_wait = 0
         self._aborted: str | None = None
+        self.count_from_device = count_from_device
+        # Set when the device refuses a genuine token before accepting any: with a wrong
+        # key every case would fail the same way, so the rest are not run.
+        self.stopped: str | None = None
+        self._stopped_at = ""
+        self._case_id = ""
+        self._accepted = False
         # Dividers that do not divide a day leave a second of rounding per token
         # to the firmware's choice.
         self._slack = 0 if SECONDS_PER_DAY % params.time_divider == 0 else 4
@@ -144,12 +156,15 @@ class Runner:
             self._lines = report.preparation
             self.prepare()
             report.device = dict(self.device)
+            report.parameters = self.params.public()  # the count may come from the device
             for case in cases:
                 result = self._run_case(case)
                 report.cases.append(result)
                 if self.on_case is not None:
                     self.on_case(result)
             self._lines = []
+            if self.stopped is not None:
+                self.notes.append(f"Stopped: {self.stopped}.")
             report.server_count = self.plan.issued
             if self._aborted is None:
                 try:
@@ -299,16 +314,22 @@ class Runner:
         params = self.params
         if status.get("provisioned") == "0":
             raise CertificationError("the device is still not set up after SETUP")
-        if params.serial is not None and status.get("serial") not in (None, params.serial):
+        shown = status.get("serial")
+        # A serial is typed or scanned in either case (devicelist.serial_matches).
+        if (
+            params.serial is not None
+            and shown is not None
+            and not serial_matches(params.serial, [shown])
+        ):
             raise CertificationError(
-                f"the device is {status.get('serial')}, not {params.serial}: connect the right "
+                f"the device is {shown}, not {params.serial}: connect the right "
                 "device or give its serial number"
             )
         divider = status.get("divider")
         if divider is not None and divider != str(params.time_divider):
             raise CertificationError(
                 f"the device has time divider {divider}, the parameters say "
-                f"{params.time_divider}: check --divider (or the device list's Time Divider)"
+                f"{params.time_divider}: check --time-divider (or the device list's Time Divider)"
             )
         restricted = status.get("restricted")
         if restricted is not None and restricted != ("1" if params.restricted else "0"):
@@ -318,11 +339,19 @@ class Runner:
                 "--restricted (or the device list's Restricted Digit Mode)"
             )
         count = _number(status, "count")
-        if count != params.count:
+        if count != params.count and self.count_from_device:
+            # A certified device is left at a high count; the next run starts from there.
+            self.params = dataclasses.replace(params, count=count)
+            self.plan = Plan(self.params)
+            self.notes.append(
+                f"The device is at count {count} (read with STATUS): the procedure starts there."
+            )
+        elif count != params.count:
             raise CertificationError(
                 f"the device is at count {count}, but the procedure starts at count "
                 f"{params.count}: a new device is at count 1; for a device that has received "
-                f"tokens give its current count (--count {count}, or the device list's Count)"
+                f"tokens give its current count (--count {count}), or leave --count out to "
+                "start from the count the device shows"
             )
 
     # -- one case -----------------------------------------------------------------------------
@@ -332,6 +361,7 @@ class Runner:
             case.id, case.suite, case.title, case.checks, case.optional, security=case.security
         )
         self._lines = result.transcript
+        self._case_id = case.id
         begin = time.perf_counter()
         try:
             self._case(case, result)
@@ -349,6 +379,12 @@ class Runner:
     def _case(self, case: Case, result: CaseResult) -> None:
         if self._aborted is not None:
             return self._skip(result, "not run: the link to the device failed in an earlier case")
+        if self.stopped is not None:
+            return self._skip(
+                result,
+                f"not run: the run stopped at {self._stopped_at}, where the device refused a "
+                "genuine token (the key or the starting code is probably wrong)",
+            )
         reason = case.applies(self.params)
         if reason is not None:
             return self._skip(result, reason)
@@ -502,6 +538,15 @@ class Runner:
             _fail(f"expected one RESULT line, the device sent {len(results)}", str(answer.final))
         result = results[0]
         observed = str(result)
+        if result.value == Outcome.APPLIED:
+            self._accepted = True
+        elif self._refused_genuine(step, result):
+            self._stopped_at = self._case_id
+            self.stopped = (
+                f"the device refused a genuine token ({step.what}) as INVALID and has accepted "
+                "none in this run: the key or the starting code is probably wrong (check --key "
+                "and --starting-code, or the device list row)"
+            )
         _compare_result(step.expect, result, observed, self._last_wait)
         if result.value in (Outcome.INVALID, Outcome.MALFORMED):
             wait = _number(result, "wait")
@@ -515,6 +560,17 @@ class Runner:
         if result.value == Outcome.APPLIED:
             self._move_anchor(result)
         return observed
+
+    def _refused_genuine(self, step: Enter, result: AnswerLine) -> bool:
+        """A token made to be applied, refused as not a token of this device, while no
+        token of the run has been applied yet (a device that took one has the right key)."""
+        wanted = step.expect.outcomes
+        return (
+            result.value == Outcome.INVALID
+            and Outcome.APPLIED in wanted
+            and Outcome.INVALID not in wanted
+            and not self._accepted
+        )
 
     def _move_anchor(self, result: AnswerLine) -> None:
         """Remember when the countdown last started, for the tolerance on a real device."""

@@ -1,8 +1,10 @@
 """The manual procedure: a printable sheet for devices that only have a keypad.
 
-The same cases and steps as the automatic run, made from the same parameters
-and in the same order, written for a person: each step says what to press
-(tokens in groups of three), what the device must do, and has boxes to tick.
+The same cases and steps as the automatic run, made from the same parameters,
+written for a person: each step says what to press (tokens in groups of three),
+what the device must do, and has boxes to tick.  The cases with long waits (G12's
+48 hours, WP2's waiting periods of up to 512 minutes) come last, after the cases
+they start from, and the sheet says how long each case and the whole sheet take.
 Steps only the protocol can do (a digit the keypad has no key for, switching
 the waiting period) are left out, and so are cases made of them and cases
 only a simulator can do (moving the clock of a device that is off).  The
@@ -24,6 +26,7 @@ from paygkit.certify.plan import NotApplicableError, Plan
 from paygkit.certify.steps import (
     Check,
     Enter,
+    Outcome,
     PowerCycle,
     Step,
     Wait,
@@ -31,6 +34,7 @@ from paygkit.certify.steps import (
     keys_words,
     needs_clock,
 )
+from paygkit.device.state import WaitingPeriod
 
 CSV_COLUMNS = (
     "Case",
@@ -43,7 +47,16 @@ CSV_COLUMNS = (
     "Pass",
     "Fail",
     "Notes",
+    "Time",  # last: sheets read by column position keep working
 )
+
+
+# Hands-on time for a step at the keypad: reading it, typing up to 15 digits, looking at
+# the LED and ticking a box.  An estimate, for planning the day.
+STEP_SECONDS = 20
+# A case that waits this long or more goes to the end of the sheet: the operator does the
+# quick cases first and leaves the long waits running (overnight, or at the next visit).
+LONG_WAIT_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,8 @@ class SheetCase:
     checks: str
     optional: bool
     steps: tuple[SheetStep, ...]
+    seconds: int = 0  # about how long the case takes: waits and power cycles, plus steps
+    wait_seconds: int = 0  # of which waiting (reference waiting periods)
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,94 @@ class Sheet:
     end_count: int
     cases: tuple[SheetCase, ...]
     left_out: tuple[tuple[str, str, str], ...]  # (id, title, why)
+
+    @property
+    def seconds(self) -> int:
+        """About how long the whole sheet takes."""
+        return sum(case.seconds for case in self.cases)
+
+    @property
+    def wait_seconds(self) -> int:
+        return sum(case.wait_seconds for case in self.cases)
+
+    @property
+    def long_cases(self) -> tuple[SheetCase, ...]:
+        return tuple(case for case in self.cases if case.wait_seconds >= LONG_WAIT_SECONDS)
+
+
+def duration_words(seconds: int) -> str:
+    """'2 d 01 h', '8 h 32 min', '14 min' (whole minutes, rounded up)."""
+    minutes = -(-seconds // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours:02d} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min"
+
+
+def _step_seconds(steps: Sequence[Step]) -> tuple[int, int]:
+    """(all, waiting) seconds for these steps, with the reference waiting periods."""
+    period = WaitingPeriod()
+    invalid = 0
+    total = waiting = 0
+    for step in steps:
+        if isinstance(step, Enter):
+            total += STEP_SECONDS
+            if step.expect.invalid is not None:
+                invalid = step.expect.invalid
+            elif Outcome.APPLIED in step.expect.outcomes:
+                invalid = 0
+        elif isinstance(step, Check):
+            total += STEP_SECONDS
+        elif isinstance(step, Wait):
+            # Until unblocked: at most the wait the last invalid token started.
+            seconds = period.seconds_after(invalid) if step.until_unblocked else step.seconds
+            total += seconds
+            waiting += seconds
+        elif isinstance(step, PowerCycle):
+            total += STEP_SECONDS + step.off_seconds
+            waiting += step.off_seconds
+    return total, waiting
+
+
+def _sheet_order(cases: Sequence[Case], waits: dict[str, int]) -> list[Case]:
+    """Quick cases in procedure order, then the long waits, shortest first.
+
+    A case never goes before a case it requires: it is at least as late as they are.
+    """
+    by_id = {case.id: case for case in cases}
+    position = {case.id: index for index, case in enumerate(cases)}
+    keys: dict[str, int] = {}
+
+    def key(case: Case) -> int:
+        if case.id not in keys:
+            own = waits.get(case.id, 0)
+            keys[case.id] = own if own >= LONG_WAIT_SECONDS else 0
+            for required in case.requires:
+                if required in by_id:
+                    keys[case.id] = max(keys[case.id], key(by_id[required]))
+        return keys[case.id]
+
+    pending = sorted(cases, key=lambda case: (key(case), position[case.id]))
+    placed: list[Case] = []
+    done: set[str] = set()
+    while pending:
+        # The first case whose requirements are on the sheet already (a tie in the sort
+        # key can put a dependent first when it is listed first).
+        index = next(
+            (
+                i
+                for i, case in enumerate(pending)
+                if all(r in done or r not in by_id for r in case.requires)
+            ),
+            0,  # requirements in a circle: nothing can go first, keep the order
+        )
+        case = pending.pop(index)
+        placed.append(case)
+        done.add(case.id)
+    return placed
 
 
 def _sheet_step(number: int, step: Step) -> SheetStep | None:
@@ -99,7 +202,20 @@ def _sheet_step(number: int, step: Step) -> SheetStep | None:
 
 
 def build_sheet(params: CertParams, cases: Sequence[Case]) -> Sheet:
-    """The sheet for these device parameters: every case that can be done by hand, in order."""
+    """The sheet for these device parameters: every case that can be done by hand.
+
+    The tokens depend on the order (each is made after the ones before it), so the
+    sheet is made once to learn each case's waits, then again in the sheet's order.
+    """
+    first = _build_sheet(params, cases)
+    waits = {case.id: case.wait_seconds for case in first.cases}
+    ordered = _sheet_order(cases, waits)
+    if [case.id for case in ordered] == [case.id for case in cases]:
+        return first
+    return _build_sheet(params, ordered)
+
+
+def _build_sheet(params: CertParams, cases: Sequence[Case]) -> Sheet:
     plan = Plan(params)
     built: list[SheetCase] = []
     left_out: list[tuple[str, str, str]] = []
@@ -136,8 +252,20 @@ def build_sheet(params: CertParams, cases: Sequence[Case]) -> Sheet:
             row = _sheet_step(len(rows) + 1, step)
             if row is not None:
                 rows.append(row)
+        seconds, wait_seconds = _step_seconds(
+            [step for step in steps if not isinstance(step, Waiting)]
+        )
         built.append(
-            SheetCase(case.id, case.suite, case.title, case.checks, case.optional, tuple(rows))
+            SheetCase(
+                case.id,
+                case.suite,
+                case.title,
+                case.checks,
+                case.optional,
+                tuple(rows),
+                seconds=seconds,
+                wait_seconds=wait_seconds,
+            )
         )
     return Sheet(
         serial=params.serial,
@@ -169,14 +297,35 @@ def _instructions(sheet: Sheet) -> list[str]:
         "more than two invalid tokens in a row.",
         f"When you are done, the server's count for this device is {sheet.end_count}: store "
         "it in the device list before making tokens for the device.",
+        time_summary(sheet),
     ]
+
+
+def time_summary(sheet: Sheet) -> str:
+    """How long the sheet takes, and where the long waits are."""
+    text = (
+        f"Time needed: about {duration_words(sheet.seconds)} in all, "
+        f"{duration_words(sheet.wait_seconds)} of it waiting (each case says its own; "
+        f"typing and checking counted at {STEP_SECONDS} seconds a step)."
+    )
+    long = sheet.long_cases
+    if long:
+        text += (
+            " The long waits come last: "
+            + ", ".join(f"{case.id} about {duration_words(case.seconds)}" for case in long)
+            + ": start them when you can leave the device for that long."
+        )
+    return text
 
 
 # --- CSV ---------------------------------------------------------------------------------------
 
 
 def sheet_csv(sheet: Sheet) -> str:
-    """The sheet as CSV: one row per step, empty Pass / Fail / Notes columns to fill in."""
+    """The sheet as CSV: one row per step, empty Pass / Fail / Notes columns to fill in.
+
+    Time: the whole sheet's on the START row, each case's on its first step.
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -191,7 +340,8 @@ def sheet_csv(sheet: Sheet) -> str:
             f"The device is at count {sheet.start_count}",
             "",
             "",
-            "",
+            time_summary(sheet),
+            f"about {duration_words(sheet.seconds)} in all",
         ]
     )
     for case in sheet.cases:
@@ -209,6 +359,7 @@ def sheet_csv(sheet: Sheet) -> str:
                     "",
                     "",
                     "",
+                    f"about {duration_words(case.seconds)}" if step.number == 1 else "",
                 ]
             )
     writer.writerow(
@@ -220,6 +371,7 @@ def sheet_csv(sheet: Sheet) -> str:
             "The server's count",
             "",
             f"Store count {sheet.end_count} for this device in the device list",
+            "",
             "",
             "",
             "",
@@ -275,11 +427,14 @@ def sheet_html(sheet: Sheet) -> str:
         f"<dt>Digits</dt><dd>{_e(digits)}</dd>",
         f"<dt>Start at count</dt><dd>{_e(sheet.start_count)}</dd>",
         f"<dt>Server count after</dt><dd>{_e(sheet.end_count)}</dd>",
+        f"<dt>Time needed</dt><dd>about {_e(duration_words(sheet.seconds))} in all, "
+        f"{_e(duration_words(sheet.wait_seconds))} of it waiting</dd>",
         "<dt>Tested by / date</dt><dd>______________________________</dd>",
         "</dl>",
         "<ul>",
         *(f"<li>{_e(text)}</li>" for text in _instructions(sheet)),
         "</ul>",
+        *_time_table(sheet),
         "<h2>Before you begin</h2>",
         "<table><thead><tr><th>Do</th><th>Keys to type</th><th>Expected</th>"
         "<th>Pass</th><th>Fail</th></tr></thead>",
@@ -308,11 +463,29 @@ def sheet_html(sheet: Sheet) -> str:
     return "\n".join(parts)
 
 
+def _time_table(sheet: Sheet) -> list[str]:
+    rows = [
+        f'<tr><td><a href="#case-{_e(case.id)}">{_e(case.id)}</a></td><td>{_e(case.title)}</td>'
+        f"<td>about {_e(duration_words(case.seconds))}</td>"
+        f"<td>{_e(duration_words(case.wait_seconds)) if case.wait_seconds else '-'}</td></tr>"
+        for case in sheet.cases
+    ]
+    return [
+        "<h2>Time per case</h2>",
+        "<table><thead><tr><th>Case</th><th>Title</th><th>Time</th><th>Of it waiting</th>"
+        "</tr></thead>",
+        *rows,
+        f"<tr><th></th><th>All cases</th><th>about {_e(duration_words(sheet.seconds))}</th>"
+        f"<th>{_e(duration_words(sheet.wait_seconds))}</th></tr></table>",
+    ]
+
+
 def _case_html(case: SheetCase) -> str:
     optional = " (optional)" if case.optional else ""
     parts = [
         f'<section class="case" id="case-{_e(case.id)}">',
-        f"<h2>{_e(case.id)} {_e(case.title)}{optional}</h2>",
+        f"<h2>{_e(case.id)} {_e(case.title)}{optional} "
+        f"(about {_e(duration_words(case.seconds))})</h2>",
         f'<p class="why">{_e(case.checks)}</p>',
         "<table><thead><tr><th>#</th><th>Do</th><th>What</th><th>Keys to type</th>"
         "<th>Expected</th><th>Pass</th><th>Fail</th></tr></thead>",

@@ -13,6 +13,7 @@ follow on a device that only has a keypad.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -42,8 +43,14 @@ from paygkit.certify.report import (
     report_html,
     report_json,
 )
-from paygkit.certify.sheet import build_sheet, sheet_csv, sheet_html
-from paygkit.cli.token_cmd import KEY_ENV
+from paygkit.certify.sheet import (
+    build_sheet,
+    duration_words,
+    sheet_csv,
+    sheet_html,
+    time_summary,
+)
+from paygkit.cli.token_cmd import KEY_ENV, DividerAliasOption, time_divider_of
 from paygkit.device.host import LinkError, open_link
 from paygkit.device.protocol import redact
 
@@ -52,8 +59,10 @@ FAILED_EXIT_CODE = 1
 DEFAULT_SHEET_HTML = Path("certification-sheet.html")
 DEFAULT_SHEET_CSV = Path("certification-sheet.csv")
 
-# Options that a device-list row replaces; giving them with --csv is a mistake.
-_ROW_OPTIONS = ("key", "starting_code", "divider", "restricted", "count")
+# Options that a device-list row replaces; giving them with --csv is a mistake.  Not
+# --count: the row holds the factory's count, and a device that was certified or used
+# is at another one.
+_ROW_OPTIONS = ("key", "starting_code", "time_divider", "divider", "restricted")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -84,6 +93,26 @@ def _given_on_command_line(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
+def _listed_serial(csv_file: Path, typed: str) -> str | None:
+    """The serial as the device list spells it, for one typed in another case; else None."""
+    # Imported here, as in params_from_device_list: only --csv needs the factory's reader.
+    from paygkit.factory.devicelist import DeviceListError, read_device_list, serial_matches
+
+    try:
+        report = read_device_list(csv_file)
+    except DeviceListError:
+        return None  # params_from_device_list has said what is wrong with the list
+    matches = serial_matches(typed, [record.serial for record in report.records])
+    if len(matches) > 1:
+        raise _fail(
+            f"{typed!r} names {len(matches)} devices of {csv_file} that differ only in case "
+            f"({', '.join(matches[:5])}); give --serial exactly as in the list"
+        )
+    if len(matches) == 1 and matches[0] != typed:
+        return matches[0]
+    return None
+
+
 def _params(
     ctx: typer.Context,
     *,
@@ -112,17 +141,33 @@ def _params(
             )
         if not serial:
             raise _fail("--csv needs --serial: the serial number of the device to certify")
-        return params_from_device_list(
-            csv_file,
-            serial,
-            accepts_reset_token=accepts_reset_token,
-            seed=seed,
-            sequence_length=sequence_length,
-        )
+        try:
+            row = params_from_device_list(
+                csv_file,
+                serial,
+                accepts_reset_token=accepts_reset_token,
+                seed=seed,
+                sequence_length=sequence_length,
+            )
+        except ParamsError:
+            # The list is read again only when the serial as typed is not in it.
+            listed = _listed_serial(csv_file, serial)
+            if listed is None:
+                raise
+            row = params_from_device_list(
+                csv_file,
+                listed,
+                accepts_reset_token=accepts_reset_token,
+                seed=seed,
+                sequence_length=sequence_length,
+            )
+        if _given_on_command_line(ctx, "count"):
+            return dataclasses.replace(row, count=count)
+        return row
     if not key:
         raise _fail(
             f"give the device's parameters: --csv FILE --serial S, or --key (or {KEY_ENV}) "
-            "with --starting-code, --divider, --restricted and --count as needed"
+            "with --starting-code, --time-divider, --restricted and --count as needed"
         )
     return CertParams.create(
         key,
@@ -170,9 +215,13 @@ def _manual(
     table.add_column("Case", no_wrap=True)
     table.add_column("Title")
     table.add_column("Steps", justify="right")
+    table.add_column("Time", justify="right")
     for case in sheet.cases:
-        table.add_row(case.id, escape(case.title), str(len(case.steps)))
+        table.add_row(
+            case.id, escape(case.title), str(len(case.steps)), duration_words(case.seconds)
+        )
     console.print(table)
+    console.print(escape(time_summary(sheet)))
     for case_id, title, why in sheet.left_out:
         console.print(f"[yellow]Not on the sheet[/] {case_id} {escape(title)}: {escape(why)}")
     console.print(
@@ -253,10 +302,10 @@ def certify(
             help="The 9-digit starting code; derived from the key when left out.",
         ),
     ] = None,
-    divider: Annotated[
-        int,
-        typer.Option("--divider", "--time-divider", metavar="N", help="Value units per day."),
+    time_divider: Annotated[
+        int, typer.Option("--time-divider", metavar="N", help="Value units per day.")
     ] = 1,
+    divider: DividerAliasOption = None,
     restricted: Annotated[
         bool, typer.Option("--restricted", help="The device uses restricted digits (keys 1-4).")
     ] = False,
@@ -265,7 +314,10 @@ def certify(
         typer.Option(
             "--count",
             metavar="N",
-            help="The count the device is at (1 for a new device; the device list's Count).",
+            help=(
+                "The count the device must be at. Default: the count the device shows "
+                "(STATUS); a blank device is set up at the device list's Count, or 1."
+            ),
         ),
     ] = 1,
     test_code: Annotated[
@@ -374,7 +426,7 @@ def certify(
             serial=serial,
             key=key,
             starting_code=starting_code,
-            divider=divider,
+            divider=time_divider_of(time_divider, divider),
             restricted=restricted,
             count=count,
             accepts_reset_token=accepts_reset_token,
@@ -391,9 +443,15 @@ def certify(
         raise _fail("--timeout must be a positive number of seconds")
 
     operator = ConsoleOperator(console) if interactive else None
+    from_device = not _given_on_command_line(ctx, "count")
+    where = (
+        "starting from the count the device shows"
+        if from_device
+        else f"the device must be at count {params.count}"
+    )
     console.print(
-        f"Certifying {escape(target)} ({len(cases)} cases); the device must be at count "
-        f"{params.count}. Random sequence seed {params.seed} (--seed {params.seed} replays it)."
+        f"Certifying {escape(target)} ({len(cases)} cases); {where}. Random sequence seed "
+        f"{params.seed} (--seed {params.seed} replays it)."
     )
     try:
         with open_link(target, timeout=timeout) as link:
@@ -403,12 +461,25 @@ def certify(
                 entry="keys" if keypad else "token",
                 operator=operator,
                 on_case=lambda result: console.print(case_line(result)),
+                count_from_device=from_device,
             )
             report = runner.run(cases)
     except (CertificationError, LinkError) as error:
         raise _fail(str(error)) from None
     console.print()
+    if runner.params.count != params.count:
+        console.print(
+            f"The device was at count {runner.params.count} (read with STATUS): the procedure "
+            "started there."
+        )
+    if runner.stopped is not None:
+        console.print(f"[bold red]Stopped[/]: {escape(runner.stopped)}.")
     print_summary(report, console, table=False)
+    if report.device_count is not None:
+        console.print(
+            f"The device is left at count {report.device_count}: a next run starts from the "
+            f"count the device shows (or give --count {report.device_count})."
+        )
     if report_html_path is not None:
         _write(report_html_path, report_html(report), console, "HTML report")
     if junit_path is not None:

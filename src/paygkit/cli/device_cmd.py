@@ -29,11 +29,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from paygkit.cli.token_cmd import KEY_ENV
+from paygkit.cli.keyfiles import warn_if_in_git_work_tree
+from paygkit.cli.token_cmd import KEY_ENV, DividerAliasOption, time_divider_of
 from paygkit.device.firmware import OutcomeKind, TokenOutcome
-from paygkit.device.ports import Feedback, Led
+from paygkit.device.ports import Feedback, FeedbackKind, Led
 from paygkit.device.protocol import ProtocolSession, format_tamper, redact
-from paygkit.device.simulator import SimulatedDevice, SimulatorFileError
+from paygkit.device.simulator import PoweredOffError, SimulatedDevice, SimulatorFileError
 from paygkit.device.state import DeviceConfig, TamperResponse
 from paygkit.device.storage import StorageError
 from paygkit.device.transport import (
@@ -55,6 +56,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+KEYPAD_LINE_CHARS = frozenset("*#0123456789 ")
+# The firmware's short key-press messages, said in full for someone at a prompt.
+KEYPAD_HINTS = {
+    "Press * to start a token": (
+        "Digits typed without * were ignored: start a token with *, end it with # "
+        "(e.g. *123456789#)"
+    ),
+}
 
 INTERACTIVE_HELP = (
     "Keys: * starts a token, digits, # ends it (# alone shows the status); "
@@ -123,8 +133,9 @@ class InteractiveSimulator:
 
     def __init__(self, sim: SimulatedDevice) -> None:
         self.sim = sim
-        self.session = ProtocolSession(sim)
+        self.session = ProtocolSession(sim, feedback=self)
         self.answer: list[str] = []
+        self.hints: list[str] = []  # what went wrong with the last line, in plain words
         self.finished = False
 
     @staticmethod
@@ -142,11 +153,48 @@ class InteractiveSimulator:
             return "POWER ON"
         if text.startswith("+"):
             return f"ADVANCE {text[1:].strip()}"
-        if text and set(text) <= set("*#0123456789 "):
+        if text and set(text) <= KEYPAD_LINE_CHARS:
             return f"KEYS {text}"
         return text
 
+    @staticmethod
+    def keypad_problem(line: str) -> str | None:
+        """Why a line meant for the keypad cannot be typed on it; None when it can.
+
+        No protocol command starts with '*' or a digit, so such a line is keypad input;
+        without this, a mistyped token would come back as an unexplained unknown command.
+        """
+        text = line.strip()
+        if not text or not (text[0] == "*" or text[0].isdigit()):
+            return None
+        wrong = [ch for ch in dict.fromkeys(text) if ch not in KEYPAD_LINE_CHARS]
+        if not wrong:
+            return None
+        shown = ", ".join(repr(ch) for ch in wrong)
+        noun = "is not a keypad key" if len(wrong) == 1 else "are not keypad keys"
+        return (
+            f"{shown} {noun}: the keypad has *, # and 0-9; nothing was pressed. "
+            "Type the token again, e.g. *123456789#"
+        )
+
+    def drain_feedback(self) -> list[Feedback]:
+        # The protocol drops key-press feedback from its answers; the firmware's hints
+        # among it (digits before *, a key a restricted keypad lacks) are kept for the panel.
+        feedback = self.sim.drain_feedback()
+        for item in feedback:
+            if item.kind is FeedbackKind.KEY_PRESS and not item.text.startswith("*"):
+                hint = KEYPAD_HINTS.get(item.text, item.text)
+                if hint not in self.hints:
+                    self.hints.append(hint)
+        return feedback
+
     def handle(self, line: str) -> None:
+        self.hints = []
+        problem = self.keypad_problem(line)
+        if problem is not None:
+            self.answer = []
+            self.hints = [problem]
+            return
         command = self.command_for(line)
         if command is None:
             self.finished = True
@@ -155,6 +203,7 @@ class InteractiveSimulator:
             self.answer = list(INTERACTIVE_HELP)
         else:
             self.answer = self.session.handle_line(command)
+            self.drain_feedback()  # hints the last key gave after the protocol's last look
 
     def panel(self) -> Panel:
         sim = self.sim
@@ -201,6 +250,9 @@ class InteractiveSimulator:
         table.add_row("Last result", outcome_text(sim.last_outcome))
         table.add_row("Last LED", feedback_text(sim.last_feedback))
         parts: list[Table | Text] = [table]
+        if self.hints:
+            parts.append(Text(""))
+            parts.append(Text("\n".join(self.hints), style="bold yellow"))
         if self.answer:
             parts.append(Text(""))
             parts.append(Text("\n".join(self.answer), style="dim"))
@@ -283,6 +335,7 @@ def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
 def _provision_on_start(
     sim: SimulatedDevice,
     *,
+    state: Path,
     serial: str | None,
     key: str | None,
     starting_code: int | None,
@@ -304,15 +357,30 @@ def _provision_on_start(
             f"setting up a device needs its key: --key, or the environment variable {KEY_ENV}",
             param_hint="'--key'",
         )
+    raw_key = parse_key(key)
     current = sim.provisioning
     if current is not None:
-        if current.serial != serial:
-            _note(
-                f"The state file already holds device {current.serial}; it keeps its identity "
-                "(delete the state file, or send WIPE, to set up another device)."
+        # A set-up device keeps its identity, as a real one does; carrying on with it when
+        # other --serial/--key were asked for would give tokens for the wrong device.
+        differs = [
+            name
+            for name, wanted, held in (
+                ("--serial", serial, current.serial),
+                (f"--key (or {KEY_ENV})", raw_key, current.key),
+                ("--starting-code", starting_code, current.starting_code),
+            )
+            if wanted is not None and wanted != held
+        ]
+        if differs:
+            raise _fail(
+                f"the state file {state} already holds device {current.serial}; the "
+                f"{', '.join(differs)} given {'differs' if len(differs) == 1 else 'differ'} "
+                "from it. A set-up device keeps its identity, so nothing was changed: to "
+                "simulate the new device, give another state file (--state NEW.bin), or start "
+                "this one afresh with --reset-state (its memory is erased: its count and time "
+                "are lost)"
             )
         return
-    raw_key = parse_key(key)
     code = starting_code if starting_code is not None else derive_starting_code(raw_key)
     sim.provision(
         serial=serial,
@@ -379,6 +447,14 @@ def _serve(sim: SimulatedDevice, mode: ServeMode) -> None:
             serve_pty(ProtocolSession(sim, newline="\r\n"), stop=stop, link=mode.link, ready=opened)
 
 
+def _holds_key(sim: SimulatedDevice) -> bool:
+    """Whether the device is set up (its memory holds its key); False while it is off."""
+    try:
+        return sim.provisioning is not None
+    except PoweredOffError:
+        return False
+
+
 @app.command()
 def simulate(
     state: Annotated[
@@ -390,6 +466,15 @@ def simulate(
             "are kept next to it in FILE.sim.json.",
         ),
     ] = DEFAULT_STATE_FILE,
+    reset_state: Annotated[
+        bool,
+        typer.Option(
+            "--reset-state",
+            help="Erase the device's memory first (count, time, identity; the clock and "
+            "settings stay), so that --serial and --key set up a new device. Without it, a "
+            "state file that holds another device is refused.",
+        ),
+    ] = False,
     serve: Annotated[
         str | None,
         typer.Option(
@@ -402,7 +487,13 @@ def simulate(
     ] = None,
     serial: Annotated[
         str | None,
-        typer.Option("--serial", show_default=False, help="Set up a blank device: its serial."),
+        typer.Option(
+            "--serial",
+            metavar="SERIAL",
+            show_default=False,
+            help="Set up a blank device: its serial. A state file that holds another device "
+            "is refused (see --reset-state); the same device is simply opened.",
+        ),
     ] = None,
     key: Annotated[
         str | None,
@@ -424,15 +515,19 @@ def simulate(
             help="Set up a blank device: its starting code (derived from the key if omitted).",
         ),
     ] = None,
-    divider: Annotated[
-        int, typer.Option("--divider", metavar="N", help="Set up: time divider (units per day).")
+    time_divider: Annotated[
+        int,
+        typer.Option("--time-divider", metavar="N", help="Set up: time divider (units per day)."),
     ] = 1,
+    divider: DividerAliasOption = None,
     restricted: Annotated[
         bool, typer.Option("--restricted", help="Set up: restricted digit mode (keys 1-4).")
     ] = False,
     test_code: Annotated[
         str | None,
-        typer.Option("--test-code", show_default=False, help="Set up: the batch test code."),
+        typer.Option(
+            "--test-code", metavar="DIGITS", show_default=False, help="Set up: the batch test code."
+        ),
     ] = None,
     count: Annotated[
         int, typer.Option("--count", metavar="N", help="Set up: the count to start at.")
@@ -473,20 +568,28 @@ def simulate(
         raise _fail(str(error)) from None
     except OSError as error:
         raise _fail(f"cannot open the state file {state}: {error.strerror or error}") from None
+    # The memory file holds the device key in clear text once the device is set up (here
+    # with --serial, or later over the protocol, e.g. by `paygkit factory flash`).
+    warned = _holds_key(sim)
     try:
         config = _config(sim.config, waiting, tamper, accept_reset_token)
         if config is not None:
             sim.configure(config)
+        if reset_state:
+            sim.wipe()
         _provision_on_start(
             sim,
+            state=state,
             serial=serial,
             key=key,
             starting_code=starting_code,
-            divider=divider,
+            divider=time_divider_of(time_divider, divider),
             restricted=restricted,
             test_code=test_code,
             count=count,
         )
+        if not warned and _holds_key(sim):
+            warned = warn_if_in_git_work_tree(state, "a device key")
         if mode is None:
             run_interactive(sim, Console(highlight=False))
         else:
@@ -497,5 +600,8 @@ def simulate(
         # ProvisioningError and the token layer's errors: checked input, no key in them.
         raise _fail(str(error)) from None
     finally:
+        warned = warned or not _holds_key(sim)
         sim.close()
+        if not warned:
+            warn_if_in_git_work_tree(state, "a device key")
     sys.stdout.flush()

@@ -30,6 +30,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from paygkit.cli.keyfiles import warn_if_in_git_work_tree
+from paygkit.cli.token_cmd import DividerAliasOption, time_divider_of
 from paygkit.device.host import LinkError
 from paygkit.device.protocol import redact
 from paygkit.factory.batch import (
@@ -52,7 +54,7 @@ from paygkit.factory.devicelist import (
     read_device_list,
     write_private,
 )
-from paygkit.factory.flash import FlashLog, FlashOptions, FlashStation, Result
+from paygkit.factory.flash import FlashLog, FlashOptions, FlashStation, Result, yes_or_no
 from paygkit.factory.sealed import (
     Content,
     SealError,
@@ -178,7 +180,9 @@ def batch_command(
     quantity: Annotated[int, typer.Argument(metavar="N", help="How many devices.")],
     prefix: Annotated[
         str,
-        typer.Option("--prefix", show_default=False, help="Serial number prefix, e.g. SLT22."),
+        typer.Option(
+            "--prefix", metavar="TEXT", show_default=False, help="Serial number prefix, e.g. SLT22."
+        ),
     ],
     output: Annotated[
         str,
@@ -217,14 +221,18 @@ def batch_command(
             "--count-start", metavar="1|random", help="Starting count: 1, or random 1-10."
         ),
     ] = "1",
-    divider: Annotated[
-        int, typer.Option("--divider", metavar="N", help="Time divider (units per day), 1-255.")
+    time_divider: Annotated[
+        int,
+        typer.Option("--time-divider", metavar="N", help="Time divider (units per day), 1-255."),
     ] = 1,
+    divider: DividerAliasOption = None,
     restricted: Annotated[
         bool, typer.Option("--restricted", help="Restricted digit mode (keys 1-4).")
     ] = False,
-    model: Annotated[str, typer.Option("--model", help="Hardware model.")] = "",
-    version: Annotated[str, typer.Option("--version", help="Firmware version.")] = "",
+    model: Annotated[str, typer.Option("--model", metavar="TEXT", help="Hardware model.")] = "",
+    version: Annotated[
+        str, typer.Option("--version", metavar="TEXT", help="Firmware version.")
+    ] = "",
     test_code: Annotated[
         str | None,
         typer.Option(
@@ -283,7 +291,7 @@ def batch_command(
         prefix=prefix,
         digits=digits,
         count_start=CountStart(count_start),
-        time_divider=divider,
+        time_divider=time_divider_of(time_divider, divider),
         restricted=restricted,
         hardware_model=model,
         version=version,
@@ -336,6 +344,8 @@ def batch_command(
     if test_code is not None:
         redrawn = f"; {batch.redrawn} device(s) got new parameters" if batch.redrawn else ""
         _note(f"test code {test_code}: {batch.test_code_note}{redrawn}")
+    if output != "-" and not encrypted:
+        warn_if_in_git_work_tree(Path(output), "device keys")
 
 
 # --- verify ------------------------------------------------------------------------------------
@@ -460,6 +470,7 @@ def decrypt_command(
     _write_output(output, opened.data, overwrite)
     if output != "-":
         _note(f"decrypted {file} -> {output} ({opened.content.name})", "green")
+        warn_if_in_git_work_tree(Path(output), "device keys")
 
 
 @app.command("encrypt")
@@ -501,6 +512,7 @@ def new_key_file_command(
     except SealError as error:
         raise _fail(str(error)) from None
     _note(f"wrote {file}; send it to the receiver by another channel than the list", "green")
+    warn_if_in_git_work_tree(file, "a transport key")
 
 
 # --- flash -------------------------------------------------------------------------------------
@@ -536,7 +548,9 @@ def flash_command(
     ],
     operator: Annotated[
         str | None,
-        typer.Option("--operator", show_default=False, help="Who flashes (default: login)."),
+        typer.Option(
+            "--operator", metavar="NAME", show_default=False, help="Who flashes (default: login)."
+        ),
     ] = None,
     log: Annotated[
         Path,
@@ -594,9 +608,24 @@ def flash_command(
         _note(text, styles.get(style, ""))
 
     def confirm(question: str) -> bool:
-        _err().print(f"[yellow]{escape(question)}[/] [y/N] ", end="")
-        answer = next(lines, "")
-        return answer.strip().lower() in ("y", "yes")
+        # On lines of its own, escaped (Rich took "[y/N]" for markup and dropped it), and
+        # read straight from stdin: the serial prompt must not land on the question's line.
+        console = _err()
+        console.print()
+        console.print(escape(question), style="bold yellow")
+        while True:
+            console.print(escape("Type y or n, then Enter [y/N]: "), end="")
+            line = sys.stdin.readline()
+            if not sys.stdin.isatty():
+                console.print()  # nothing echoed the answer's line end
+            answer = yes_or_no(line)
+            if answer is not None or not line:
+                return bool(answer)
+            # A barcode scanned onto the question is not a "no": that device would be skipped.
+            console.print(
+                escape(f"{line.strip()[:40]!r} is not y or n; answer the question first"),
+                style="red",
+            )
 
     station = FlashStation(
         report.records,
@@ -611,6 +640,7 @@ def flash_command(
     )
     try:
         with station:
+            station.connect()  # a wrong --port is said now, not after the first scan
             _note(f"{len(report.records)} devices in {csv_file}; flashing on {port} as {who}")
             summary = station.run(lines)
     except (LinkError, OSError) as error:

@@ -67,6 +67,32 @@ def _click_failure(error: Exception) -> tuple[str, str | None, int] | None:
     return str(format_message()), hint, exit_code
 
 
+def _help_without_flag_types() -> None:
+    """Show on/off options in the help without a value type.
+
+    typer 0.2x writes a flag's Python type next to it (`--force <bool>`, `--help <bool>`),
+    as if it took a value: someone reading the help then types `--force true`, which fails.
+    A flag takes no value, so its type column stays empty (click's plain help does the same).
+    typer builds every option, --help included, from one class, so this is done once here.
+    """
+    option = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if option is None or shown is None or getattr(shown, "flags_untyped", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) and not getattr(self, "count", False):
+            return None
+        result: str | None = shown(self, ctx)
+        return result
+
+    display_type_rich.flags_untyped = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_help_without_flag_types()
+
+
 class OneLineErrorGroup(TyperGroup):
     """The top-level group: turns input errors into one line and exit status 2."""
 

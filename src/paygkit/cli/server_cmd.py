@@ -3,6 +3,8 @@
     paygkit server init                      database, master key, first admin API key
     paygkit server run                       init if needed, then serve HTTP (uvicorn)
     paygkit server api-key create --role R   a new API key (shown once)
+    paygkit server api-key list              the tenant's API keys (never the keys themselves)
+    paygkit server api-key revoke ID         revoke a key (its console sessions end too)
     paygkit server import devices.csv        import the factory's device list (--dry-run)
     paygkit server token SERIAL --days 7     issue tokens as the local admin
     paygkit server rotate-master-key         re-encrypt every device key under a new key
@@ -22,8 +24,10 @@ are imported inside the commands, so the rest of the CLI works without the
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
+import socket
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -140,6 +144,7 @@ def _open(settings: Settings, *, create: bool) -> tuple[Database, Keyring, bool,
     With `create` (init and run only) a missing database is created, and a
     missing master key too, but only when the database holds nothing sealed.
     """
+    from paygkit.cli.keyfiles import warn_if_in_git_work_tree
     from paygkit.server.crypto import Keyring, MasterKeyError, create_private, load_keyring
     from paygkit.server.db import Database
     from paygkit.server.services import keys
@@ -165,6 +170,7 @@ def _open(settings: Settings, *, create: bool) -> tuple[Database, Keyring, bool,
                 )
             if create:
                 created = create_private(settings.master_key_file, Keyring.generate().dump())
+                warn_if_in_git_work_tree(settings.master_key_file, "the master key")
         keyring = load_keyring(settings.master_key_file, settings.master_key_hex)
         keys.verify_keyring(db, keyring, _now())
     except BaseException:
@@ -237,7 +243,7 @@ def init(
 @app.command()
 def run(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="server processes")] = 1,
     database: DatabaseOption = None,
     master_key_file: MasterKeyOption = None,
@@ -247,6 +253,8 @@ def run(
     """Start the HTTP server (initialising the database and master key on first run)."""
     import uvicorn
 
+    # Before anything is created or printed: uvicorn would only log "[Errno 98]" later.
+    _check_port(host, port)
     settings = _settings(database, master_key_file, data_dir)
     console = _console()
     try:
@@ -271,6 +279,40 @@ def run(
         workers=workers,
         log_level="info",
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse, in one line, an address the server cannot listen on."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError):
+        raise _fail(
+            f"cannot listen on --host {host}: it is not an address of this machine; "
+            "use e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every network)"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn binds: a port left in TIME_WAIT by a server just stopped is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise _fail(
+                    f"port {port} on {host} is already in use (another paygkit server, or "
+                    f"another program): stop it, or choose another port with --port, e.g. "
+                    f"--port {port + 1 if port < 65535 else 8080}"
+                ) from None
+            if error.errno == errno.EACCES:
+                raise _fail(
+                    f"port {port} on {host} needs administrator rights; choose a port above "
+                    "1023 with --port, e.g. --port 8000"
+                ) from None
+            raise _fail(
+                f"cannot listen on {host} port {port} ({error.strerror or error}); choose "
+                "another address with --host or port with --port"
+            ) from None
 
 
 @api_key_app.command("create")
@@ -299,6 +341,109 @@ def api_key_create(
     Console(stderr=True, highlight=False).print(
         f"{parsed.value} key {new.record.id} for tenant {escape(tenant)}: shown once, keep it safe."
     )
+
+
+@api_key_app.command("list")
+def api_key_list(
+    as_json: Annotated[bool, typer.Option("--json", help="the list as JSON")] = False,
+    database: DatabaseOption = None,
+    master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """The tenant's API keys: id, name, role, the key's first characters, when made and revoked."""
+    from paygkit.server.services import access
+
+    settings = _settings(database, master_key_file, data_dir)
+    try:
+        db, _, _, _ = _open(settings, create=False)
+        with db.write() as session:
+            actor = access.local_actor(session, tenant, _now())
+            keys = [_key_view(k) for k in access.list_api_keys(session, actor)]
+        db.dispose()
+    except _errors() as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps({"api_keys": keys}, indent=2))
+        return
+    console = _console()
+    if not keys:
+        console.print(
+            f"No API keys for tenant {escape(tenant)}: create one with "
+            "'paygkit server api-key create --role admin'."
+        )
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("Id", "Name", "Role", "Starts with", "Created", "Revoked"):
+        table.add_column(column)
+    for key in keys:
+        table.add_row(
+            str(key["id"]),
+            escape(key["name"]),
+            key["role"],
+            escape(key["prefix"]) + "...",
+            key["created_at"] or "-",
+            key["revoked_at"] or "-",
+        )
+    console.print(table)
+
+
+@api_key_app.command("revoke")
+def api_key_revoke(
+    key_id: Annotated[int, typer.Argument(help="the key's id (see 'api-key list')")],
+    database: DatabaseOption = None,
+    master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """Revoke an API key at once (audited); its console sessions end with it."""
+    from paygkit.server.models import Role
+    from paygkit.server.services import access
+
+    settings = _settings(database, master_key_file, data_dir)
+    try:
+        db, _, _, _ = _open(settings, create=False)
+        with db.write() as session:
+            actor = access.local_actor(session, tenant, _now())
+            record = access.revoke_api_key(session, actor, key_id, _now())
+            revoked = _key_view(record)
+            admins_left = [
+                k
+                for k in access.list_api_keys(session, actor)
+                if k.role == Role.ADMIN.value and k.revoked_at is None
+            ]
+        db.dispose()
+    except _errors() as error:
+        message = str(error)
+        if "no API key with id" in message:
+            message = (
+                f"no API key with id {key_id} for tenant {tenant}; "
+                "list the keys with 'paygkit server api-key list'"
+            )
+        raise _fail(message) from None
+    console = _console()
+    console.print(
+        f"Key {revoked['id']} ({escape(revoked['name'])}, {revoked['role']}) is revoked; "
+        "requests with it are refused from now on."
+    )
+    if not admins_left:
+        console.print(
+            "[yellow]warning[/]: no admin key is left for this tenant; create one with "
+            "'paygkit server api-key create --role admin'"
+        )
+
+
+def _key_view(record: Any) -> dict[str, Any]:
+    from paygkit.server.services.common import iso
+
+    return {
+        "id": record.id,
+        "name": record.name,
+        "role": record.role,
+        "prefix": record.prefix,
+        "created_at": iso(record.created_at),
+        "revoked_at": iso(record.revoked_at),
+    }
 
 
 @app.command("import")
@@ -438,6 +583,21 @@ def _print_report(report: dict[str, Any]) -> None:
         )
 
 
+def _stored_serial(session: Any, actor: Any, typed: str) -> str:
+    """The serial as the server stores it, for one typed in another case (as the console)."""
+    from paygkit.factory.devicelist import serial_matches
+    from paygkit.server.services import devices
+
+    found = devices.search_devices(session, actor, typed)
+    matches = serial_matches(typed, [device.serial for device in found])
+    if len(matches) > 1:
+        raise _fail(
+            f"{typed!r} names {len(matches)} devices that differ only in case "
+            f"({', '.join(matches[:5])}); type the serial exactly as stored"
+        )
+    return matches[0] if matches else typed
+
+
 @app.command()
 def token(
     serial: Annotated[str, typer.Argument(help="the device's serial number")],
@@ -450,6 +610,14 @@ def token(
     ] = None,
     disable: Annotated[bool, typer.Option("--disable", help="Disable PAYG (unlock)")] = False,
     sync: Annotated[bool, typer.Option("--sync", help="a Counter Sync token")] = False,
+    lock: Annotated[
+        bool,
+        typer.Option(
+            "--lock",
+            help="lock the device now (Set Time 0; audited as token.lock): --days 0, "
+            "--set-days 0 or a date in the past are refused without it",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the answer as JSON")] = False,
     database: DatabaseOption = None,
     master_key_file: MasterKeyOption = None,
@@ -469,11 +637,12 @@ def token(
             ("--until", until is not None),
             ("--disable", disable),
             ("--sync", sync),
+            ("--lock", lock),
         )
         if given
     ]
     if len(chosen) != 1:
-        raise _fail("give exactly one of --days, --set-days, --until, --disable, --sync")
+        raise _fail("give exactly one of --days, --set-days, --until, --disable, --sync, --lock")
     settings = _settings(database, master_key_file, data_dir)
     try:
         if days is not None or set_days is not None:
@@ -488,6 +657,8 @@ def token(
             spec = tokens.IssueSpec(
                 tokens.IssueKind.ACTIVE_UNTIL, until=parse_time(until, "--until")
             )
+        elif lock:
+            spec = tokens.IssueSpec(tokens.IssueKind.SET_DAYS, lock=True)
         elif disable:
             spec = tokens.IssueSpec(tokens.IssueKind.DISABLE_PAYG)
         else:
@@ -498,6 +669,7 @@ def token(
             # CLI user may act as one.
             role = Role.TECHNICIAN if sync else Role.ADMIN
             actor = access.local_actor(session, tenant, _now(), role)
+            serial = _stored_serial(session, actor, serial)
             outcome = tokens.issue_tokens(
                 session, actor, keyring, serial, spec, _now(), source="cli"
             )
@@ -509,6 +681,8 @@ def token(
         typer.echo(json.dumps(body, indent=2))
         return
     console = _console()
+    if body.get("time"):
+        console.print(escape(body["time"]["text"]))
     for item in body["tokens"]:
         value = f"{item['days']} day(s)" if item["days"] is not None else ""
         console.print(

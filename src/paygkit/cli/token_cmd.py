@@ -92,6 +92,26 @@ TimeDividerOption = Annotated[
     int,
     typer.Option("--time-divider", metavar="N", help="Value units per day (1 = days, 24 = hours)."),
 ]
+# The former name of --time-divider in the factory, device and certify commands: still
+# taken (scripts and printed work instructions use it), no longer shown.
+DividerAliasOption = Annotated[
+    int | None, typer.Option("--divider", metavar="N", hidden=True, show_default=False)
+]
+
+
+def time_divider_of(time_divider: int, alias: int | None, default: int = 1) -> int:
+    """--time-divider, or its hidden alias --divider; both, with different values, refused."""
+    if alias is None:
+        return time_divider
+    if time_divider not in (default, alias):
+        raise typer.BadParameter(
+            f"--divider {alias} and --time-divider {time_divider} disagree; give "
+            "--time-divider only (--divider is its old name)",
+            param_hint="'--time-divider'",
+        )
+    return alias
+
+
 RestrictedOption = Annotated[
     bool,
     typer.Option("--restricted", help="The device uses the restricted digit set (keys 1-4)."),
@@ -265,12 +285,13 @@ def generate_command(
     days: DaysOption = None,
     units: UnitsOption = None,
     time_divider: TimeDividerOption = 1,
+    divider: DividerAliasOption = None,
     restricted: RestrictedOption = False,
     extended: ExtendedOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Make the next token for a device and print the count to store."""
-    device = _device(key, starting_code, time_divider, restricted)
+    device = _device(key, starting_code, time_divider_of(time_divider, divider), restricted)
     token = generate(
         device,
         count=count,
@@ -279,8 +300,14 @@ def generate_command(
         units=units,
         extended=extended,
     )
+    warning = zero_time_warning(token)
     if as_json:
         typer.echo(json.dumps(generated_json(token)))
+        if warning:
+            # On stderr: the JSON on stdout stays what scripts parse.
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"Warning: {warning}", style="yellow", markup=False
+            )
         return
     console = _console()
     console.print(_big_token(token.grouped))
@@ -294,6 +321,26 @@ def generate_command(
             ]
         )
     )
+    if warning:
+        console.print(f"Warning: {warning}", style="bold yellow", markup=False)
+
+
+def zero_time_warning(token: GeneratedToken) -> str | None:
+    """What a 0-unit token does, said plainly: it is allowed (device makers test with it)
+    but easy to make by mistake, and Set Time 0 switches the customer's device off."""
+    if token.units != 0:
+        return None
+    if token.token_type is TokenType.SET_TIME:
+        return (
+            "Set Time 0 locks the device: its time left becomes 0 and it stays inactive "
+            "until it gets a new token. Give --days (or --units) above 0 to set time instead."
+        )
+    if token.token_type is TokenType.ADD_TIME:
+        return (
+            "this token gives no time (0 units): the device only moves its count. "
+            "Give --days (or --units) above 0 to add time."
+        )
+    return None
 
 
 def _form_text(extended: bool, restricted: bool) -> str:
@@ -337,6 +384,7 @@ def decode_command(
         ),
     ] = "",
     time_divider: TimeDividerOption = 1,
+    divider: DividerAliasOption = None,
     restricted: RestrictedOption = False,
     accept_reset_token: Annotated[
         bool,
@@ -353,7 +401,7 @@ def decode_command(
     Exits with 0 when the device would accept the token and 1 when it would
     refuse it (already used or invalid), so scripts can test the outcome.
     """
-    device = _device(key, starting_code, time_divider, restricted)
+    device = _device(key, starting_code, time_divider_of(time_divider, divider), restricted)
     result = decode(
         device,
         token,
@@ -402,6 +450,7 @@ def explain_command(
     days: DaysOption = None,
     units: UnitsOption = None,
     time_divider: TimeDividerOption = 1,
+    divider: DividerAliasOption = None,
     restricted: RestrictedOption = False,
     extended: ExtendedOption = False,
     steps: Annotated[
@@ -412,7 +461,7 @@ def explain_command(
     ] = 8,
 ) -> None:
     """Show step by step how a token is made (for learning the protocol)."""
-    device = _device(key, starting_code, time_divider, restricted)
+    device = _device(key, starting_code, time_divider_of(time_divider, divider), restricted)
     story = explain(
         device,
         count=count,

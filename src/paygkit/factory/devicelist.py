@@ -184,6 +184,21 @@ def _serial_problem(serial: object) -> str | None:
     return None
 
 
+def serial_matches(typed: str, serials: Iterable[str]) -> list[str]:
+    """The serials `typed` names: itself when listed, else those equal to it but for case.
+
+    A serial is its exact text (SLT1 and slt1 may be two devices), but a person types
+    or scans it in either case, as the server console finds it: the exact serial wins,
+    and a case-blind match is taken only when it is the only one (more: ask for the case).
+    """
+    typed = typed.strip()
+    listed = list(serials)
+    if typed in listed:
+        return [typed]
+    folded = typed.upper()
+    return list(dict.fromkeys(serial for serial in listed if serial.upper() == folded))
+
+
 def _int_problem(name: str, value: object, low: int, high: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         return f"the {name} must be a whole number from {low} to {high}"

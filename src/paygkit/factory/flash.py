@@ -44,10 +44,26 @@ from paygkit.device.host import (
     ReadBack,
     open_link,
 )
-from paygkit.factory.devicelist import DeviceRecord
+from paygkit.factory.devicelist import DeviceRecord, serial_matches
 
 LOG_FIELDS = ("time", "operator", "port", "serial", "attempt", "result", "detail")
 QUIT_WORDS = frozenset({"q", "quit", "exit", "end"})
+YES_WORDS = frozenset({"y", "yes"})
+NO_WORDS = frozenset({"", "n", "no"})
+
+
+def yes_or_no(answer: str) -> bool | None:
+    """True for yes, False for no (Enter alone too), None for anything else.
+
+    On a scanning station the operator's next barcode may land on the question:
+    a serial is not a "no", so the caller asks again.
+    """
+    word = _clean_scan(answer).lower()
+    if word in YES_WORDS:
+        return True
+    if word in NO_WORDS:
+        return False
+    return None
 
 
 class Result(enum.StrEnum):
@@ -237,6 +253,10 @@ def _clean_scan(line: str) -> str:
     return "".join(ch for ch in line if " " <= ch <= "~").strip()
 
 
+class PortError(LinkError):
+    """The station's port cannot be opened: no attempt on any device can succeed."""
+
+
 class FlashStation:
     """Flashes devices one after the other through one port.
 
@@ -257,7 +277,6 @@ class FlashStation:
         link_factory: Callable[[], DeviceLink] | None = None,
     ) -> None:
         self.records = {record.serial: record for record in records}
-        self._folded = {serial.upper(): serial for serial in self.records}
         self.port = port
         self.operator = operator
         self.log = log
@@ -268,6 +287,7 @@ class FlashStation:
         self._link: DeviceLink | None = None
         self._flashed = log.flashed()
         self._set_up_already = False
+        self._port_failed = False
 
     def close(self) -> None:
         if self._link is not None:
@@ -282,8 +302,17 @@ class FlashStation:
 
     def _get_link(self) -> DeviceLink:
         if self._link is None or self._link.closed:
-            self._link = self._link_factory()
+            try:
+                self._link = self._link_factory()
+            except LinkError as error:
+                raise PortError(
+                    f"cannot open the port {self.port}: {error}; check the cable and --port"
+                ) from None
         return self._link
+
+    def connect(self) -> None:
+        """Open the port now: a wrong or missing port is said before any serial is scanned."""
+        self._get_link()
 
     def _record(self, serial: str, attempt: int, result: Result, detail: str) -> None:
         self.log.write(
@@ -291,11 +320,10 @@ class FlashStation:
         )
 
     def lookup(self, scanned: str) -> DeviceRecord | None:
-        record = self.records.get(scanned)
-        if record is None:
-            exact = self._folded.get(scanned.upper())
-            record = self.records.get(exact) if exact is not None else None
-        return record
+        """The device a scan names (either case; None when unknown or only its case differs
+        from two serials)."""
+        matches = serial_matches(scanned, self.records)
+        return self.records[matches[0]] if len(matches) == 1 else None
 
     def run(self, lines: Iterable[str]) -> FlashSummary:
         """Flash a device for each serial read from `lines`, until they end or 'quit'."""
@@ -322,8 +350,9 @@ class FlashStation:
         if before is not None and not self.options.force:
             question = (
                 f"{serial} was flashed already ({before.get('time', '?')} by "
-                f"{before.get('operator') or '?'} on {before.get('port') or '?'}); "
-                "flash it again?"
+                f"{before.get('operator') or '?'} on {before.get('port') or '?'}). "
+                f"Flash {serial} again? yes: send its setup to the device on the port again; "
+                "no: skip it"
             )
             if not self._confirm(question):
                 detail = "flashed before; not confirmed"
@@ -346,8 +375,14 @@ class FlashStation:
                 }
                 self._say(f"{serial}: OK, read-back matches (attempt {attempt})", "ok")
                 return FlashOutcome(serial, result, attempt, detail)
-            # A device that holds a setup refuses every further attempt.
-            final = result not in _RETRY or attempt == attempts or self._set_up_already
+            # A device that holds a setup refuses every further attempt, and a port that
+            # cannot be opened will not open on the next try either.
+            final = (
+                result not in _RETRY
+                or attempt == attempts
+                or self._set_up_already
+                or self._port_failed
+            )
             label = "FAILED" if final else f"attempt {attempt} of {attempts} failed"
             self._say(f"{serial}: {label}: {result.value}: {detail}", "error")
             if final:
@@ -357,9 +392,11 @@ class FlashStation:
     def _attempt(
         self, record: DeviceRecord, previous: tuple[Result, str] | None
     ) -> tuple[Result, str]:
+        self._port_failed = False
         try:
             link = self._get_link()
-        except LinkError as error:
+        except PortError as error:
+            self._port_failed = True
             return Result.LINK_ERROR, str(error)
         try:
             if not self.options.reference_form:
