@@ -359,7 +359,7 @@ def api_key_list(
         db, _, _, _ = _open(settings, create=False)
         with db.write() as session:
             actor = access.local_actor(session, tenant, _now())
-            keys = [_key_view(k) for k in access.list_api_keys(session, actor)]
+            keys = [access.api_key_view(k) for k in access.list_api_keys(session, actor)]
         db.dispose()
     except _errors() as error:
         raise _fail(str(error)) from None
@@ -406,7 +406,7 @@ def api_key_revoke(
         with db.write() as session:
             actor = access.local_actor(session, tenant, _now())
             record = access.revoke_api_key(session, actor, key_id, _now())
-            revoked = _key_view(record)
+            revoked = access.api_key_view(record)
             admins_left = [
                 k
                 for k in access.list_api_keys(session, actor)
@@ -431,19 +431,6 @@ def api_key_revoke(
             "[yellow]warning[/]: no admin key is left for this tenant; create one with "
             "'paygkit server api-key create --role admin'"
         )
-
-
-def _key_view(record: Any) -> dict[str, Any]:
-    from paygkit.server.services.common import iso
-
-    return {
-        "id": record.id,
-        "name": record.name,
-        "role": record.role,
-        "prefix": record.prefix,
-        "created_at": iso(record.created_at),
-        "revoked_at": iso(record.revoked_at),
-    }
 
 
 @app.command("import")

@@ -697,7 +697,8 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
     @app.get("/api-keys", tags=["access"])
     def list_api_keys(request: Request) -> dict[str, Any]:
         with read(request) as (session, actor, _now):
-            return {"api_keys": [_key_view(k) for k in access.list_api_keys(session, actor)]}
+            keys = access.list_api_keys(session, actor)
+            return {"api_keys": [access.api_key_view(k) for k in keys]}
 
     @app.post("/api-keys", tags=["access"], status_code=201)
     def create_api_key(request: Request, body: ApiKeyCreate) -> dict[str, Any]:
@@ -705,12 +706,12 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
         role = access.parse_role(body.role)
         with write(request) as (session, actor, now):
             new = access.create_api_key(session, actor, role, body.name, now)
-            return {**_key_view(new.record), "key": new.key}
+            return {**access.api_key_view(new.record), "key": new.key}
 
     @app.delete("/api-keys/{key_id}", tags=["access"])
     def revoke_api_key(request: Request, key_id: IdPath) -> dict[str, Any]:
         with write(request) as (session, actor, now):
-            return _key_view(access.revoke_api_key(session, actor, key_id, now))
+            return access.api_key_view(access.revoke_api_key(session, actor, key_id, now))
 
     @app.get("/audit", tags=["access"])
     def audit_log(
@@ -736,17 +737,6 @@ def _routes(app: FastAPI, ctx: ServerContext) -> None:
 
 def _idempotency(key: str | None) -> str | None:
     return idempotency.check_key(key)
-
-
-def _key_view(record: Any) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "name": record.name,
-        "role": record.role,
-        "prefix": record.prefix,
-        "created_at": iso(record.created_at),
-        "revoked_at": iso(record.revoked_at),
-    }
 
 
 __all__ = ["NotFoundError", "ServerContext", "create_app", "create_app_from_env", "parse_time"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from paygkit.server.services.common import (
     NotFoundError,
     UnauthorizedError,
     audit,
+    iso,
     require,
 )
 
@@ -103,6 +105,18 @@ def list_api_keys(session: Session, actor: Actor) -> list[ApiKey]:
             select(ApiKey).where(ApiKey.tenant_id == actor.tenant_id).order_by(ApiKey.id)
         )
     )
+
+
+def api_key_view(record: ApiKey) -> dict[str, Any]:
+    """What the API and the CLI show of a key: never the key, only its first characters."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "role": record.role,
+        "prefix": record.prefix,
+        "created_at": iso(record.created_at),
+        "revoked_at": iso(record.revoked_at),
+    }
 
 
 def revoke_api_key(session: Session, actor: Actor, key_id: int, now: dt.datetime) -> ApiKey:
