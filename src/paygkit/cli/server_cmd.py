@@ -29,6 +29,8 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -40,9 +42,13 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from paygkit.server.config import Settings
     from paygkit.server.crypto import Keyring
     from paygkit.server.db import Database
+    from paygkit.server.models import Role
+    from paygkit.server.services.common import Actor
 
 USAGE_EXIT_CODE = 2
 # Where an encrypted device list says how it was encrypted (paygkit.factory.sealed).
@@ -177,6 +183,29 @@ def _open(settings: Settings, *, create: bool) -> tuple[Database, Keyring, bool,
         db.dispose()
         raise
     return db, keyring, created, applied
+
+
+@contextmanager
+def _as_local(
+    settings: Settings, tenant: str, role: Role | None = None
+) -> Iterator[tuple[Session, Actor, Keyring]]:
+    """One writing transaction at the server's terminal, acting for `tenant`.
+
+    The database must exist (only init and run create one); every known error,
+    raised opening it or inside the block, ends the command with its one line.
+    """
+    from paygkit.server.services import access
+
+    try:
+        db, keyring, _, _ = _open(settings, create=False)
+        try:
+            with db.write() as session:
+                extra = () if role is None else (role,)
+                yield session, access.local_actor(session, tenant, _now(), *extra), keyring
+        finally:
+            db.dispose()
+    except _errors() as error:
+        raise _fail(str(error)) from None
 
 
 def _now() -> dt.datetime:
@@ -329,14 +358,11 @@ def api_key_create(
 
     settings = _settings(database, master_key_file, data_dir)
     try:
-        db, _, _, _ = _open(settings, create=False)
         parsed = access.parse_role(role)
-        with db.write() as session:
-            actor = access.local_actor(session, tenant, _now())
-            new = access.create_api_key(session, actor, parsed, name, _now())
-        db.dispose()
     except _errors() as error:
         raise _fail(str(error)) from None
+    with _as_local(settings, tenant) as (session, actor, _):
+        new = access.create_api_key(session, actor, parsed, name, _now())
     typer.echo(new.key)
     Console(stderr=True, highlight=False).print(
         f"{parsed.value} key {new.record.id} for tenant {escape(tenant)}: shown once, keep it safe."
@@ -355,14 +381,8 @@ def api_key_list(
     from paygkit.server.services import access
 
     settings = _settings(database, master_key_file, data_dir)
-    try:
-        db, _, _, _ = _open(settings, create=False)
-        with db.write() as session:
-            actor = access.local_actor(session, tenant, _now())
-            keys = [access.api_key_view(k) for k in access.list_api_keys(session, actor)]
-        db.dispose()
-    except _errors() as error:
-        raise _fail(str(error)) from None
+    with _as_local(settings, tenant) as (session, actor, _):
+        keys = [access.api_key_view(k) for k in access.list_api_keys(session, actor)]
     if as_json:
         typer.echo(json.dumps({"api_keys": keys}, indent=2))
         return
@@ -614,7 +634,7 @@ def token(
     """Issue tokens for a device as the local admin (recorded and audited like the API)."""
     from paygkit.server.api import parse_time
     from paygkit.server.models import Role
-    from paygkit.server.services import access, tokens
+    from paygkit.server.services import tokens
 
     chosen = [
         name
@@ -650,19 +670,14 @@ def token(
             spec = tokens.IssueSpec(tokens.IssueKind.DISABLE_PAYG)
         else:
             spec = tokens.IssueSpec(tokens.IssueKind.COUNTER_SYNC)
-        db, keyring, _, _ = _open(settings, create=False)
-        with db.write() as session:
-            # Counter Sync is a technician's task; at the server's terminal the
-            # CLI user may act as one.
-            role = Role.TECHNICIAN if sync else Role.ADMIN
-            actor = access.local_actor(session, tenant, _now(), role)
-            serial = _stored_serial(session, actor, serial)
-            outcome = tokens.issue_tokens(
-                session, actor, keyring, serial, spec, _now(), source="cli"
-            )
-        db.dispose()
     except _errors() as error:
         raise _fail(str(error)) from None
+    # Counter Sync is a technician's task; at the server's terminal the CLI user
+    # may act as one.
+    role = Role.TECHNICIAN if sync else Role.ADMIN
+    with _as_local(settings, tenant, role) as (session, actor, keyring):
+        stored = _stored_serial(session, actor, serial)
+        outcome = tokens.issue_tokens(session, actor, keyring, stored, spec, _now(), source="cli")
     body = outcome.body
     if as_json:
         typer.echo(json.dumps(body, indent=2))
@@ -677,7 +692,7 @@ def token(
         )
     device = body["device"]
     console.print(
-        f"{escape(serial)}: active until {device['active_until'] or '-'}"
+        f"{escape(stored)}: active until {device['active_until'] or '-'}"
         + ("" if device["payg_enabled"] else " (PAYG disabled)")
     )
     for warning in body["warnings"]:
