@@ -28,7 +28,7 @@ from paygkit.factory.devicelist import (
     parse_device_list,
 )
 from paygkit.factory.sealed import Content, seal, unseal
-from paygkit.token import default_engine
+from paygkit.token import default_backend
 
 
 def timed(name: str, results: dict[str, float], work: Callable[[], Any]) -> Any:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the timings here")
     args = parser.parse_args(argv)
     n = 1000 if args.quick else args.devices
-    print(f"paygkit factory, {n:,} devices, engine {default_engine().name}, "
+    print(f"paygkit factory, {n:,} devices, backend {default_backend().name}, "
           f"Python {platform.python_version()}")  # fmt: skip
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as directory:

@@ -37,11 +37,11 @@ from rich.table import Table
 from paygkit.token import (
     DeviceParams,
     GeneratedToken,
-    PythonEngine,
+    PythonBackend,
     TokenRequest,
     TokenType,
     decode,
-    default_engine,
+    default_backend,
     generate,
     generate_batch,
 )
@@ -65,8 +65,8 @@ class WrongOutputError(Exception):
 class Settings:
     """How much to measure; the full run stays well under a minute on 2 cores."""
 
-    rounds: int  # interleaved rounds for the C engine against the reference
-    fallback_rounds: int  # rounds for the pure-Python engine against the reference
+    rounds: int  # interleaved rounds for the C backend against the reference
+    fallback_rounds: int  # rounds for the pure-Python backend against the reference
     bulk_devices: int
     bulk_rounds: int
     reference_sample: int  # tokens the reference makes per bulk round
@@ -254,13 +254,13 @@ def mistyped_token(device: Device, rng: random.Random) -> tuple[str, str]:
 
 
 def bench_generate(
-    device: Device, days: int, rounds: int, budget_s: float, engine: PythonEngine | None
+    device: Device, days: int, rounds: int, budget_s: float, backend: PythonBackend | None
 ) -> tuple[Timing, Timing]:
     """Seconds per token at COUNT for paygkit and the reference."""
-    name = "generate" + ("_python" if engine else "_c")
+    name = "generate" + ("_python" if backend else "_c")
 
     def ours() -> GeneratedToken:
-        return generate(device.params, count=COUNT, days=days, engine=engine)
+        return generate(device.params, count=COUNT, days=days, backend=backend)
 
     def theirs() -> tuple[int, str]:
         return reference_generate(device, COUNT, days)
@@ -278,21 +278,21 @@ def bench_decode(
     good: str,
     rounds: int,
     budget_s: float,
-    engine: PythonEngine | None,
+    backend: PythonBackend | None,
 ) -> tuple[Timing, Timing]:
     """Seconds per decode of an invalid token at last count COUNT."""
-    name = "decode_invalid" + ("_python" if engine else "_c")
+    name = "decode_invalid" + ("_python" if backend else "_c")
     used = tuple(range(COUNT - 16, COUNT + 1, 2))
 
     def ours() -> object:
-        return decode(device.params, typo, last_count=COUNT, used_counts=used, engine=engine)
+        return decode(device.params, typo, last_count=COUNT, used_counts=used, backend=backend)
 
     def theirs() -> object:
         return reference_decode(device, typo, COUNT, used)
 
     # Both must refuse the typo and both must accept the token it came from,
     # or the two sides would not be doing the same work.
-    mine = decode(device.params, typo, last_count=COUNT, used_counts=used, engine=engine)
+    mine = decode(device.params, typo, last_count=COUNT, used_counts=used, backend=backend)
     reference = reference_decode(device, typo, COUNT, used)
     check(
         mine.token_type is TokenType.INVALID,
@@ -302,7 +302,7 @@ def bench_decode(
         reference[1] == openpaygo.TokenType.INVALID,
         f"{name}: the reference took the typo {typo} as {reference}",
     )
-    accepted = decode(device.params, good, last_count=COUNT, used_counts=used, engine=engine)
+    accepted = decode(device.params, good, last_count=COUNT, used_counts=used, backend=backend)
     reference = reference_decode(device, good, COUNT, used)
     check(
         (accepted.token_type, accepted.count, accepted.units) == (TokenType.ADD_TIME, COUNT + 2, 7)
@@ -341,18 +341,18 @@ def bench_bulk(settings: Settings, rng: random.Random) -> list[CaseResult]:
 
     # The kernel alone (no checks, no result objects) shows how much of the
     # batch time is the C loop and how much is generate_batch's Python code.
-    engine = default_engine()
+    backend = default_backend()
     keys = b"".join(device.params.key for device in devices)
     starts = [
         device.starting_code - device.starting_code % 1000 + (device.starting_code + value) % 1000
         for device, value in zip(devices, days, strict=True)
     ]
     steps = [made.count for made in two]
-    ends = engine.std_walk_many(keys, starts, steps, 2)
+    ends = backend.std_walk_many(keys, starts, steps, 2)
     check(
         [end - end % 1000 + start % 1000 for end, start in zip(ends, starts, strict=True)]
         == [int(made.digits) for made in two],
-        "bulk: the engine's batch walk disagrees with generate_batch",
+        "bulk: the backend's batch walk disagrees with generate_batch",
     )
 
     def reference_sample() -> None:
@@ -363,7 +363,7 @@ def bench_bulk(settings: Settings, rng: random.Random) -> list[CaseResult]:
         [
             sampler(lambda: generate_batch(requests, threads=2), 1),
             sampler(lambda: generate_batch(requests, threads=1), 1),
-            sampler(lambda: engine.std_walk_many(keys, starts, steps, 2), 1),
+            sampler(lambda: backend.std_walk_many(keys, starts, steps, 2), 1),
             sampler(reference_sample, 1),
         ],
         settings.bulk_rounds,
@@ -376,7 +376,7 @@ def bench_bulk(settings: Settings, rng: random.Random) -> list[CaseResult]:
         ("bulk_threads1", "generate_batch", 1, one_timing, None),
         (
             "bulk_kernel_threads2",
-            f"{engine.name} engine's std_walk_many alone",
+            f"{backend.name} backend's std_walk_many alone",
             2,
             kernel_timing,
             None,
@@ -426,8 +426,8 @@ def run_cases(settings: Settings) -> list[CaseResult]:
     rng = random.Random(SEED)
     device = random_device(rng)
     good, typo = mistyped_token(device, rng)
-    fallback = PythonEngine()
-    default = f"{default_engine().name} engine, the default"
+    fallback = PythonBackend()
+    default = f"{default_backend().name} backend, the default"
     budget = settings.sample_budget_s
     results = [
         speedup_case(
@@ -446,13 +446,13 @@ def run_cases(settings: Settings) -> list[CaseResult]:
         # One call of the fallback lasts milliseconds: one call per sample.
         speedup_case(
             "generate_python",
-            f"generate one token at count {COUNT} (PythonEngine)",
+            f"generate one token at count {COUNT} (PythonBackend)",
             *bench_generate(device, 7, settings.fallback_rounds, 0.0, fallback),
             FALLBACK_RATIO_TARGET,
         ),
         speedup_case(
             "decode_invalid_python",
-            f"decode an invalid token at last count {COUNT} (PythonEngine)",
+            f"decode an invalid token at last count {COUNT} (PythonBackend)",
             *bench_decode(device, typo, good, settings.fallback_rounds, 0.0, fallback),
             FALLBACK_RATIO_TARGET,
         ),
@@ -512,7 +512,7 @@ def metadata(quick: bool, settings: Settings, elapsed_s: float) -> dict[str, Any
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "paygkit": version("paygkit"),
-        "paygkit_engine": default_engine().name,
+        "paygkit_engine": default_backend().name,
         "openpaygo": version("openpaygo"),
         "elapsed_s": elapsed_s,
     }
@@ -541,15 +541,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = Console(width=130)
     settings = QUICK if args.quick else FULL
     enforced = args.fail_on_targets and not args.quick
-    engine = default_engine().name
+    backend = default_backend().name
     console.print(
-        f"paygkit engine: {engine}, cores: {os.cpu_count()}, "
-        f"mode: {'quick' if args.quick else 'full'} (targets assume the C engine on 2 cores)"
+        f"paygkit backend: {backend}, cores: {os.cpu_count()}, "
+        f"mode: {'quick' if args.quick else 'full'} (targets assume the C backend on 2 cores)"
     )
-    if engine != "c":
+    if backend != "c":
         console.print(
             "[yellow]warning[/yellow]: the C extension is not in use, so the *_c and bulk "
-            "cases measure the pure-Python engine"
+            "cases measure the pure-Python backend"
         )
     started = time.perf_counter()
     try:

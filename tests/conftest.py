@@ -1,18 +1,17 @@
-"""Shared fixtures: the published test vectors and both chain engines."""
+"""Shared fixtures: the published test vectors and both chain backends."""
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from paygkit.token import ChainEngine, PythonEngine, load_c_engine
+from paygkit.token import ChainBackend, PythonBackend, load_c_backend
+from tests.reference import REFERENCE_DIR, VECTORS_FILE
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
-VECTORS_FILE = REFERENCE_DIR / "test_tokens.jsonl"
+__all__ = ["REFERENCE_DIR", "VECTORS_FILE", "load_vectors"]
 
 
 def load_vectors() -> list[dict[str, Any]]:
@@ -20,11 +19,11 @@ def load_vectors() -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def _engines() -> list[Any]:
-    compiled = load_c_engine()
+def _backends() -> list[Any]:
+    compiled = load_c_backend()
     if compiled is None and os.environ.get("PAYGKIT_REQUIRE_C_EXT") == "1":
         raise RuntimeError("PAYGKIT_REQUIRE_C_EXT=1 but paygkit.token._chain is not built")
-    params: list[Any] = [pytest.param(PythonEngine(), id="python")]
+    params: list[Any] = [pytest.param(PythonBackend(), id="python")]
     if os.environ.get("PAYGKIT_PURE_PYTHON") != "1":
         params.append(
             pytest.param(
@@ -36,8 +35,8 @@ def _engines() -> list[Any]:
     return params
 
 
-@pytest.fixture(params=_engines())
-def engine(request: pytest.FixtureRequest) -> ChainEngine:
-    """Each test using this runs once per available engine."""
-    engine: ChainEngine = request.param
-    return engine
+@pytest.fixture(params=_backends())
+def backend(request: pytest.FixtureRequest) -> ChainBackend:
+    """Each test using this runs once per available backend."""
+    backend: ChainBackend = request.param
+    return backend

@@ -18,7 +18,7 @@ from paygkit.compat import (
     decode_token,
     generate_token,
 )
-from paygkit.token import DeviceParams, default_engine
+from paygkit.token import DeviceParams, default_backend
 from tests.conftest import load_vectors
 from tests.token.strategies import raw_token
 
@@ -48,7 +48,7 @@ def _first_token_starting_with(zero: str, *, restricted: bool = False) -> tuple[
 def _special_token_at(units: int, count: int, *, extended: bool = False) -> str:
     """A 998/999 token at any count parity, as the reference's test procedure makes them."""
     device = DeviceParams.create(KEY, STARTING_CODE)
-    return raw_token(device, units, count, extended=extended, engine=default_engine())
+    return raw_token(device, units, count, extended=extended, backend=default_backend())
 
 
 # --- the API surface ------------------------------------------------------------

@@ -9,9 +9,9 @@ device must accept each count at most once in its life, never lower its
 count, never take a Counter Sync at or below its count, and never credit
 more time than the distinct Add Time tokens it accepted.
 
-The same machine runs against the token core on each engine and against the
-firmware model (whose engine is the default one: `make test` runs the suite
-once on the C engine and once on the pure-Python fallback).
+The same machine runs against the token core on each backend and against the
+firmware model (whose backend is the default one: `make test` runs the suite
+once on the C backend and once on the pure-Python fallback).
 """
 
 from __future__ import annotations
@@ -35,18 +35,18 @@ from paygkit.device.firmware import Device, OutcomeKind
 from paygkit.device.memory import RamMemory
 from paygkit.device.state import DeviceConfig, WaitingPeriod
 from paygkit.token import (
-    ChainEngine,
+    ChainBackend,
     DeviceParams,
     GeneratedToken,
-    PythonEngine,
+    PythonBackend,
     TokenType,
     decode,
     generate,
-    load_c_engine,
+    load_c_backend,
 )
 from tests.token.strategies import keys
 
-C_ENGINE = load_c_engine()
+C_ENGINE = load_c_backend()
 T0 = 1_700_000_000
 SECONDS_PER_DAY = 86_400
 
@@ -90,9 +90,9 @@ class DeviceUnderTest(Protocol):
 class CoreDevice:
     """The token core with the state a firmware would store."""
 
-    def __init__(self, params: DeviceParams, count: int, engine: ChainEngine) -> None:
+    def __init__(self, params: DeviceParams, count: int, backend: ChainBackend) -> None:
         self.params = params
-        self.engine = engine
+        self.backend = backend
         self._last_count = count
         self.used: tuple[int, ...] = ()
 
@@ -106,7 +106,7 @@ class CoreDevice:
             digits,
             last_count=self._last_count,
             used_counts=self.used,
-            engine=self.engine,
+            backend=self.backend,
         )
         if result.accepted:
             self._last_count, self.used = result.last_count, result.used_counts
@@ -175,9 +175,9 @@ class FirmwareDevice:
 
 
 class ExactlyOnce(RuleBasedStateMachine):
-    """Subclassed below for each engine and for the firmware model."""
+    """Subclassed below for each backend and for the firmware model."""
 
-    engine: ChainEngine | None = None
+    backend: ChainBackend | None = None
     firmware = False
     max_count = 400
 
@@ -209,8 +209,8 @@ class ExactlyOnce(RuleBasedStateMachine):
         if self.firmware:
             self.device = FirmwareDevice(self.params, start)
         else:
-            assert self.engine is not None
-            self.device = CoreDevice(self.params, start, self.engine)
+            assert self.backend is not None
+            self.device = CoreDevice(self.params, start, self.backend)
         self.highest_seen = start
 
     @rule(token_type=ISSUED_TYPES, units=st.integers(0, 995), skip=SKIPS)
@@ -223,7 +223,7 @@ class ExactlyOnce(RuleBasedStateMachine):
             count=count,
             token_type=token_type,
             units=units if token_type.carries_value else None,
-            engine=self.engine,
+            backend=self.backend,
         )
         self.server_count = made.count
         self.issued.append(made)
@@ -296,11 +296,11 @@ STATEFUL = settings(
 
 
 class CoreOnCEngine(ExactlyOnce):
-    engine = C_ENGINE
+    backend = C_ENGINE
 
 
 class CoreOnPythonEngine(ExactlyOnce):
-    engine = PythonEngine()
+    backend = PythonBackend()
     max_count = 120
 
 

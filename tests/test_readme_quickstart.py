@@ -168,7 +168,7 @@ def test_the_commands_are_found() -> None:
 
 @pytest.mark.skipif(
     os.environ.get("PAYGKIT_PURE_PYTHON") == "1",
-    reason="the README's commands are the same on either engine: checked once, on the default "
+    reason="the README's commands are the same on either backend: checked once, on the default "
     "one (make test's first pass); on the fallback the RS replay alone takes half a minute",
 )
 def test_readme_quickstart_runs_as_written(tmp_path: Path, background: Background) -> None:

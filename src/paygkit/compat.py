@@ -45,16 +45,22 @@ import enum
 import math
 from collections.abc import Iterable
 
-from paygkit.token import DeviceParams, ParameterError, TokenFormatError, decode, generate
-from paygkit.token import TokenType as CoreTokenType
-from paygkit.token.codec import (
+from paygkit.token import (
+    COUNTER_SYNC_VALUE,
+    DISABLE_PAYG_VALUE,
     EXTENDED_DIGITS,
     RESTRICTED_EXTENDED_DIGITS,
     RESTRICTED_STANDARD_DIGITS,
     STANDARD_DIGITS,
+    DeviceParams,
+    ParameterError,
+    TokenFormatError,
+    decode,
+    generate,
+    parse_key,
     typed_digits,
 )
-from paygkit.token.model import COUNTER_SYNC_VALUE, DISABLE_PAYG_VALUE, parse_key
+from paygkit.token import TokenType as CoreTokenType
 
 __all__ = [
     "OpenPAYGOTokenDecoder",

@@ -26,23 +26,23 @@ from paygkit.device.simulator import SimulatedDevice
 from paygkit.device.state import DeviceConfig, Provisioning, WaitingPeriod
 from paygkit.device.transport import serve_tcp
 from paygkit.token import (
-    ChainEngine,
+    ChainBackend,
     DecodeResult,
     DecodeWindows,
     DeviceParams,
     TokenType,
-    default_engine,
+    default_backend,
     format_token,
     parse_token,
 )
-from paygkit.token.codec import typed_digits
-from paygkit.token.model import COUNTER_SYNC_VALUE, DISABLE_PAYG_VALUE
-from paygkit.token.protocol import (
+from paygkit.token.coding import (
     EXTENDED_MODULUS,
     STANDARD_MODULUS,
     put_base,
     updated_used_counts,
 )
+from paygkit.token.digits import typed_digits
+from paygkit.token.model import COUNTER_SYNC_VALUE, DISABLE_PAYG_VALUE
 
 WAIT = 20.0  # seconds before a server that does not start counts as a failure
 SECONDS_PER_DAY = 86_400
@@ -67,7 +67,7 @@ class FaultySimulator(SimulatedDevice):
             memory=self._memory,
             feedback=self._feedback,
             config=self._config,
-            engine=self._engine,
+            backend=self._backend,
         )
 
 
@@ -194,7 +194,7 @@ def reference_rule_decode(
     last_count: int,
     used_counts: Iterable[int] = (),
     accept_reset_token: bool = False,
-    engine: ChainEngine | None = None,
+    backend: ChainBackend | None = None,
 ) -> DecodeResult:
     """`decode` as the reference decoder (openpaygo 0.6.3) decides what to accept.
 
@@ -212,7 +212,7 @@ def reference_rule_decode(
     units = (token_base - device.starting_code) % modulus
     sync = units == COUNTER_SYNC_VALUE and not parsed.extended
     search_to = last_count + (windows.counter_sync if sync else windows.forward)
-    chain = engine or default_engine()
+    chain = backend or default_backend()
     find = chain.ext_find if parsed.extended else chain.std_find
     start = put_base(device.starting_code, token_base, modulus)
     matches = find(device.key, start, parsed.value // modulus, search_to)

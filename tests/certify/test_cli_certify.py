@@ -15,12 +15,11 @@ from paygkit.cli.main import app
 from paygkit.device.memory import RamMemory
 from paygkit.device.simulator import SimulatedDevice
 from tests.certify import faulty
+from tests.reference import EXAMPLE_DEVICE_LIST
 
 KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
 DEVICE = ["--key", KEY, "--starting-code", "516959010"]
-REFERENCE_CSV = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "example_device_list.csv"
-)
+REFERENCE_CSV = EXAMPLE_DEVICE_LIST
 ENV: dict[str, str | None] = {"COLUMNS": "200", "PAYGKIT_KEY": None, "NO_COLOR": "1"}
 
 runner = CliRunner()

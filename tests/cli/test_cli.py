@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from paygkit import __version__
 from paygkit.cli.main import app
-from paygkit.token import DeviceParams, TokenType, decode, default_engine, generate
+from paygkit.token import DeviceParams, TokenType, decode, default_backend, generate
 
 KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
 STARTING_CODE = "516959010"
@@ -361,7 +361,7 @@ def test_demo() -> None:
     assert len(already) == 1
     assert first.grouped in already[0]
     assert len([line for line in out.splitlines() if "INVALID" in line]) == 1
-    assert f"Engine: {default_engine().name}" in out
+    assert f"Chain backend: {default_backend().name}" in out
     # The demo's device result for the first token is what decode says.
     assert decode(device, first.digits, last_count=1).token_type is TokenType.ADD_TIME
 

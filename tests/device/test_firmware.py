@@ -25,8 +25,8 @@ from paygkit.device.firmware import (
 )
 from paygkit.device.memory import RamMemory
 from paygkit.device.ports import Feedback, FeedbackKind, Led
+from paygkit.device.serial_number import SERIAL_MAX_LENGTH
 from paygkit.device.state import (
-    SERIAL_MAX_LENGTH,
     DeviceConfig,
     DeviceState,
     Provisioning,
@@ -35,7 +35,7 @@ from paygkit.device.state import (
     WaitingPeriod,
 )
 from paygkit.device.storage import LAYOUT_VERSION, SLOT_OFFSETS, StateStore
-from paygkit.token import DeviceParams, TokenType, decode, default_engine, generate
+from paygkit.token import DeviceParams, TokenType, decode, default_backend, generate
 from tests.device.powercut import PowerCut, PowerCutMemory
 from tests.device.test_storage import v1_record
 
@@ -58,7 +58,7 @@ class Rig:
         config: DeviceConfig | None = None,
         memory: Any = None,
         provision: bool = True,
-        engine: Any = None,
+        backend: Any = None,
         start: int = T0,
         **provisioning: Any,
     ) -> None:
@@ -67,7 +67,7 @@ class Rig:
         self.memory = memory if memory is not None else RamMemory()
         self.feedback = RecordingFeedback()
         self.config = config if config is not None else DeviceConfig()
-        self.engine = engine
+        self.backend = backend
         self.device = self._power_on()
         self.params = DeviceParams.create(
             KEY_HEX,
@@ -89,7 +89,7 @@ class Rig:
             memory=self.memory,
             feedback=self.feedback,
             config=self.config,
-            engine=self.engine,
+            backend=self.backend,
         )
 
     def advance(self, seconds: int) -> None:
@@ -617,11 +617,11 @@ def test_waiting_period_sequence_doubles_up_to_512_minutes() -> None:
     assert waits == [m * MINUTE for m in (0, 0, 2, 4, 8, 16, 32, 64, 128, 256, 512, 512, 512)]
 
 
-class CountingEngine:
-    """The default chain engine, counting decode searches."""
+class CountingBackend:
+    """The default chain backend, counting decode searches."""
 
     def __init__(self) -> None:
-        self._inner = default_engine()
+        self._inner = default_backend()
         self.name = "counting"
         self.finds = 0
 
@@ -638,18 +638,18 @@ class CountingEngine:
 
 
 def test_blocked_entries_are_not_decoded_counted_or_written() -> None:
-    engine = CountingEngine()
-    rig = Rig(engine=engine, test_code="2468")
+    backend = CountingBackend()
+    rig = Rig(backend=backend, test_code="2468")
     fail(rig, 3)
     bad = wrong_token(rig)
     good = rig.token(days=1)
-    finds, writes = engine.finds, rig.memory.write_count
+    finds, writes = backend.finds, rig.memory.write_count
     for text in (good, bad, "12", "2468"):
         outcome = rig.enter(text)
         assert outcome.kind is OutcomeKind.BLOCKED
         assert outcome.wait_seconds == 2 * MINUTE
         assert outcome.message == "Wait 2 min"
-    assert (engine.finds, rig.memory.write_count) == (finds, writes)
+    assert (backend.finds, rig.memory.write_count) == (finds, writes)
     assert rig.status.invalid_attempts == 3
     assert not rig.status.test_active
     rig.advance(2 * MINUTE - 1)
@@ -704,16 +704,16 @@ def test_the_wait_survives_a_power_cycle() -> None:
 def test_an_rtc_moved_forward_by_days_while_off_lets_no_try_through() -> None:
     """The brute force of the issue: 200 extra tries, each after a power cycle with the
     RTC moved days ahead.  None of them is even decoded."""
-    engine = CountingEngine()
-    rig = Rig(engine=engine)
+    backend = CountingBackend()
+    rig = Rig(backend=backend)
     fail(rig, 11)  # the longest wait, 512 minutes
     bad = wrong_token(rig)
-    finds = engine.finds
+    finds = backend.finds
     for _ in range(200):
         rig.reboot(off_seconds=3 * DAY)
         outcome = rig.enter(bad)
         assert (outcome.kind, outcome.wait_seconds) == (OutcomeKind.BLOCKED, 512 * MINUTE)
-    assert engine.finds == finds
+    assert backend.finds == finds
     assert rig.status.invalid_attempts == 11
 
 

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from paygkit.device import storage
 from paygkit.device.memory import DEFAULT_SIZE, FileMemory, MemoryFileError, RamMemory
+from paygkit.device.serial_number import SERIAL_MAX_LENGTH
 from paygkit.device.state import (
     MAX_TEST_CODE_USES,
     MAX_USED_COUNTS,
-    SERIAL_MAX_LENGTH,
     DeviceState,
     Provisioning,
     TamperFlag,

@@ -19,11 +19,10 @@ from typer.testing import CliRunner, Result
 
 from paygkit.cli.main import app
 from paygkit.device.firmware import OutcomeKind
+from tests.reference import EXAMPLE_DEVICE_LIST
 from tests.server.conftest import KEY, simulated_device
 
-REFERENCE_CSV = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / ("example_device_list.csv")
-)
+REFERENCE_CSV = EXAMPLE_DEVICE_LIST
 ENV: dict[str, str | None] = {
     "COLUMNS": "200",
     "NO_COLOR": "1",

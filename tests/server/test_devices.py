@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from pathlib import Path
 
 import pytest
 
+from tests.reference import EXAMPLE_DEVICE_LIST
 from tests.server.conftest import KEY, STARTING_CODE, Server, snapshot
 
-REFERENCE_CSV = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / ("example_device_list.csv")
-)
+REFERENCE_CSV = EXAMPLE_DEVICE_LIST
 HEADER = (
     "Serial Number,Starting Code,Key,Count,Time Divider,Restricted Digit Mode,"
     "Hardware Model,Version,Test Code\n"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from paygkit.token import ChainEngine, DeviceParams, TokenType, format_token, parse_token
+from paygkit.token import ChainBackend, DeviceParams, TokenType, format_token, parse_token
 
 MAX_STANDARD_UNITS = 995
 MAX_EXTENDED_UNITS = 999_999
@@ -66,7 +66,7 @@ def make_device(key: bytes, starting_code: int | None, restricted: bool) -> Devi
 
 
 def raw_token(
-    device: DeviceParams, units: int, count: int, *, extended: bool, engine: ChainEngine
+    device: DeviceParams, units: int, count: int, *, extended: bool, backend: ChainBackend
 ) -> str:
     """The token at chain position `count` carrying `units`, parity and range unchecked.
 
@@ -77,7 +77,7 @@ def raw_token(
     modulus = EXTENDED_MODULUS if extended else STANDARD_MODULUS
     base = (device.starting_code + units) % modulus
     start = device.starting_code - device.starting_code % modulus + base
-    walk = engine.ext_walk if extended else engine.std_walk
+    walk = backend.ext_walk if extended else backend.std_walk
     end = walk(device.key, start, count)
     return format_token(
         end - end % modulus + base, extended=extended, restricted=device.restricted_digits

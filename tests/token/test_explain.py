@@ -10,10 +10,10 @@ import pytest
 
 import paygkit.token as token_pkg
 from paygkit.token import (
-    ChainEngine,
+    ChainBackend,
     DeviceParams,
     ParameterError,
-    PythonEngine,
+    PythonBackend,
     TokenExplanation,
     TokenType,
     explain,
@@ -59,12 +59,17 @@ def test_first_vector_story() -> None:
 )
 @pytest.mark.parametrize("count", [0, 1, 2, 9, 40])
 def test_final_digits_equal_generate(
-    restricted: bool, extended: bool, count: int, engine: ChainEngine
+    restricted: bool, extended: bool, count: int, backend: ChainBackend
 ) -> None:
     device = _device(restricted=restricted)
     for token_type, days in [(TokenType.ADD_TIME, 3), (TokenType.SET_TIME, 30)]:
         story = explain(
-            device, count=count, token_type=token_type, days=days, extended=extended, engine=engine
+            device,
+            count=count,
+            token_type=token_type,
+            days=days,
+            extended=extended,
+            backend=backend,
         )
         made = generate(device, count=count, token_type=token_type, days=days, extended=extended)
         assert story.digits == made.digits
@@ -96,7 +101,7 @@ def test_step_one_is_one_chain_step_standard() -> None:
     first = story.steps[0]
     assert first.count == 1
     assert first.input_code == story.masked_starting_code
-    assert first.output_code == PythonEngine().std_walk(device.key, story.masked_starting_code, 1)
+    assert first.output_code == PythonBackend().std_walk(device.key, story.masked_starting_code, 1)
     assert first.message == story.masked_starting_code.to_bytes(4, "big") * 2
     assert first.message_hex == " ".join(f"{b:02x}" for b in first.message)
     assert first.digest == siphash24(device.key, first.message)
@@ -113,19 +118,19 @@ def test_step_one_is_one_chain_step_extended() -> None:
     assert story.token_base == (STARTING_CODE % 1_000_000 + 12_345) % 1_000_000
     assert first.message == story.masked_starting_code.to_bytes(8, "big")
     assert first.folded == first.digest >> 24
-    assert first.output_code == PythonEngine().ext_walk(device.key, story.masked_starting_code, 1)
+    assert first.output_code == PythonBackend().ext_walk(device.key, story.masked_starting_code, 1)
 
 
-def test_steps_form_the_chain(engine: ChainEngine) -> None:
+def test_steps_form_the_chain(backend: ChainBackend) -> None:
     device = _device()
-    story = explain(device, count=40, days=2, max_steps_shown=12, engine=engine)
+    story = explain(device, count=40, days=2, max_steps_shown=12, backend=backend)
     assert [step.count for step in story.steps] == list(range(1, 13))
     for before, after in zip(story.steps, story.steps[1:], strict=False):
         assert after.input_code == before.output_code
     for step in story.steps:
-        assert step.output_code == PythonEngine().std_walk(device.key, step.input_code, 1)
+        assert step.output_code == PythonBackend().std_walk(device.key, step.input_code, 1)
     assert story.steps_skipped == story.new_count - 12
-    assert story.chain_end == engine.std_walk(
+    assert story.chain_end == backend.std_walk(
         device.key, story.masked_starting_code, story.new_count
     )
     assert story.token_value == story.chain_end - story.chain_end % 1000 + story.token_base

@@ -6,9 +6,9 @@ extended tokens go to both libraries.  Where the reference is knowingly wrong
 comparison; each normalisation is spelled out where it is applied.  Anything
 else that differs is a protocol disagreement.
 
-The properties run on the C engine with many examples and on the pure-Python
-engine with fewer and smaller counts (it hashes at about the reference's
-speed).  paygkit.compat always runs on the default engine.
+The properties run on the C backend with many examples and on the pure-Python
+backend with fewer and smaller counts (it hashes at about the reference's
+speed).  paygkit.compat always runs on the default backend.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from hypothesis import strategies as st
 
 from paygkit import compat
 from paygkit.token import (
-    ChainEngine,
+    ChainBackend,
     DecodeResult,
     DeviceParams,
-    PythonEngine,
+    PythonBackend,
     TokenType,
     decode,
     generate,
-    load_c_engine,
+    load_c_backend,
 )
 from tests.token.strategies import (
     MAX_EXTENDED_UNITS,
@@ -52,8 +52,8 @@ openpaygo = pytest.importorskip("openpaygo")
 
 pytestmark = pytest.mark.oracle
 
-C_ENGINE = load_c_engine()
-PY_ENGINE = PythonEngine()
+C_ENGINE = load_c_backend()
+PY_ENGINE = PythonBackend()
 needs_c = pytest.mark.skipif(C_ENGINE is None, reason="C extension not built")
 
 # The reference costs about 8 µs per hash step, so one example at count 300
@@ -83,7 +83,7 @@ _CORE_TO_INT = {
 }
 
 
-def _engine(name: str) -> ChainEngine:
+def _engine(name: str) -> ChainBackend:
     if name == "c":
         assert C_ENGINE is not None
         return C_ENGINE
@@ -217,7 +217,7 @@ def generate_cases(draw: st.DrawFn, max_count: int) -> GenerateCase:
     )
 
 
-def check_generate(engine: ChainEngine, case: GenerateCase) -> None:
+def check_generate(backend: ChainBackend, case: GenerateCase) -> None:
     try:
         expected = openpaygo.generate_token(
             secret_key=case.key.hex(),
@@ -283,7 +283,7 @@ def check_generate(engine: ChainEngine, case: GenerateCase) -> None:
         token_type=case.token_type,
         units=units,
         extended=case.extended,
-        engine=engine,
+        backend=backend,
     )
     assert (made.count, made.digits) == expected
 
@@ -301,7 +301,7 @@ def check_generate(engine: ChainEngine, case: GenerateCase) -> None:
             token_type=case.token_type,
             days=case.value,
             extended=case.extended,
-            engine=engine,
+            backend=backend,
         )
         assert (by_days.count, by_days.digits) == expected
 
@@ -376,14 +376,14 @@ def decode_cases(draw: st.DrawFn, max_count: int) -> DecodeCase:
     )
 
 
-def check_decode(engine: ChainEngine, case: DecodeCase) -> None:
+def check_decode(backend: ChainBackend, case: DecodeCase) -> None:
     device = make_device(case.key, case.starting_code, case.restricted)
     if case.random_text is not None:
         token = case.random_text
     else:
         assert case.token_count is not None
         token = raw_token(
-            device, case.units, case.token_count, extended=case.extended, engine=engine
+            device, case.units, case.token_count, extended=case.extended, backend=backend
         )
     units = carried_units(device, token)
     text = token
@@ -395,7 +395,7 @@ def check_decode(engine: ChainEngine, case: DecodeCase) -> None:
         if not case.extended or len(short) > standard_length:
             text = short
 
-    core = decode(device, token, last_count=case.last_count, used_counts=case.used, engine=engine)
+    core = decode(device, token, last_count=case.last_count, used_counts=case.used, backend=backend)
     got = compat.decode_token(
         text,
         case.key.hex(),
@@ -488,7 +488,7 @@ def sequence_cases(draw: st.DrawFn, max_count: int) -> SequenceCase:
     )
 
 
-def check_sequence(engine: ChainEngine, case: SequenceCase) -> None:
+def check_sequence(backend: ChainBackend, case: SequenceCase) -> None:
     device = make_device(case.key, case.starting_code, case.restricted)
     tokens = []
     server_count = case.server_count
@@ -499,7 +499,7 @@ def check_sequence(engine: ChainEngine, case: SequenceCase) -> None:
             token_type=request.token_type,
             units=request.units,
             extended=request.extended,
-            engine=engine,
+            backend=backend,
         )
         server_count = made.count
         tokens.append(made)
@@ -508,7 +508,7 @@ def check_sequence(engine: ChainEngine, case: SequenceCase) -> None:
     accepted: dict[int, int] = {}
     for index in case.entries:
         made = tokens[index]
-        core = decode(device, made.digits, last_count=last_count, used_counts=used, engine=engine)
+        core = decode(device, made.digits, last_count=last_count, used_counts=used, backend=backend)
         assert isinstance(core, DecodeResult)
         if index in accepted:
             # Unless the digits also occur at another count (a chain collision,
@@ -611,10 +611,10 @@ def test_special_values_found_at_the_same_distance(
 ) -> None:
     """Counter Sync is searched 100 counts ahead, others 64 ahead (paygkit: no sync behind)."""
     count = max(0, last_count + offset)
-    engine = _engine("c")
+    backend = _engine("c")
     device = make_device(key, starting_code, restricted)
-    token = raw_token(device, special, count, extended=False, engine=engine)
-    core = decode(device, token, last_count=last_count, used_counts=[last_count], engine=engine)
+    token = raw_token(device, special, count, extended=False, backend=backend)
+    core = decode(device, token, last_count=last_count, used_counts=[last_count], backend=backend)
     ref = call_reference_decode(token, key, last_count, [last_count], starting_code, 1, restricted)
     expected = expected_from_reference(ref, special, last_count)
     assert_core_agrees(core, expected, special)
@@ -625,11 +625,11 @@ def test_special_values_found_at_the_same_distance(
 @pytest.mark.parametrize("units", [5, 998, 999], ids=["add-set", "disable", "sync"])
 def test_window_edges_agree_with_reference(extended: bool, units: int) -> None:
     """Every edge of the decode windows, at both parities, with and without the count used."""
-    engine = _engine("c")
+    backend = _engine("c")
     key = bytes(range(16))
     device = make_device(key, 123_456_789, False)
     for token_count in (200, 201):
-        token = raw_token(device, units, token_count, extended=extended, engine=engine)
+        token = raw_token(device, units, token_count, extended=extended, backend=backend)
         for offset in (-101, -100, -99, -65, -64, -63, -1, 0, 1, 15, 16, 17, 63, 64, 65):
             last_count = token_count + offset
             # A used count above the last count is state only a backward
@@ -646,7 +646,9 @@ def test_window_edges_agree_with_reference(extended: bool, units: int) -> None:
                     # Reference fault: extended decoder, token matches no count.
                     assert extended
                     ref = (None, compat.TokenType.INVALID, None, None)
-                core = decode(device, token, last_count=last_count, used_counts=used, engine=engine)
+                core = decode(
+                    device, token, last_count=last_count, used_counts=used, backend=backend
+                )
                 expected = expected_from_reference(ref, units, last_count)
                 context = f"count {token_count}, last count {last_count}, used {used}"
                 assert _CORE_TO_INT[core.token_type] == expected[1], context
@@ -681,16 +683,16 @@ def test_state_left_by_a_backward_sync_is_read_as_its_highest_count() -> None:
     the state as last count 28 (the highest count ever accepted) and refuses
     both, and so never accepts a count twice.
     """
-    engine = _engine("c")
+    backend = _engine("c")
     key = bytes(range(16))
     device = make_device(key, 123_456_789, False)
     used = [12, 14, 20, 28]
     for units, token_count in ((5, 6), (5, 11), (998, 13)):
-        token = raw_token(device, units, token_count, extended=False, engine=engine)
+        token = raw_token(device, units, token_count, extended=False, backend=backend)
         ref = call_reference_decode(token, key, 3, list(used), 123_456_789, 1, False)
         assert ref[1] not in (compat.TokenType.INVALID, compat.TokenType.ALREADY_USED)
-        core = decode(device, token, last_count=3, used_counts=used, engine=engine)
+        core = decode(device, token, last_count=3, used_counts=used, backend=backend)
         assert core.token_type is TokenType.ALREADY_USED
-    fresh = raw_token(device, 5, 30, extended=False, engine=engine)
-    core = decode(device, fresh, last_count=3, used_counts=used, engine=engine)
+    fresh = raw_token(device, 5, 30, extended=False, backend=backend)
+    core = decode(device, fresh, last_count=3, used_counts=used, backend=backend)
     assert (core.token_type, core.last_count) == (TokenType.ADD_TIME, 30)

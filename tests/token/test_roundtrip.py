@@ -1,7 +1,7 @@
 """Every token paygkit makes, paygkit reads back: type, units and count.
 
 Standard, extended and restricted-digit tokens, any time divider, on both
-engines (the pure-Python one with small counts, as it hashes slowly).
+backends (the pure-Python one with small counts, as it hashes slowly).
 """
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paygkit.token import (
-    ChainEngine,
+    ChainBackend,
     DeviceParams,
-    PythonEngine,
+    PythonBackend,
     TokenType,
     decode,
     generate,
-    load_c_engine,
+    load_c_backend,
     parse_token,
 )
 from tests.token.strategies import TokenRequest, keys, starting_codes, token_requests
 
-C_ENGINE = load_c_engine()
+C_ENGINE = load_c_backend()
 
 ENGINES = [
-    pytest.param(PythonEngine(), 40, id="python"),
+    pytest.param(PythonBackend(), 40, id="python"),
     pytest.param(
         C_ENGINE,
         2000,
@@ -41,7 +41,7 @@ ROUNDTRIP_SETTINGS = settings(
 )
 
 
-@pytest.mark.parametrize(("engine", "max_count"), ENGINES)
+@pytest.mark.parametrize(("backend", "max_count"), ENGINES)
 @ROUNDTRIP_SETTINGS
 @given(
     data=st.data(),
@@ -51,7 +51,7 @@ ROUNDTRIP_SETTINGS = settings(
     restricted=st.booleans(),
 )
 def test_generated_tokens_decode_back(
-    engine: ChainEngine,
+    backend: ChainBackend,
     max_count: int,
     data: st.DataObject,
     key: bytes,
@@ -70,7 +70,7 @@ def test_generated_tokens_decode_back(
             count=count,
             token_type=request.token_type,
             extended=request.extended,
-            engine=engine,
+            backend=backend,
         )
     else:
         # Half the time through days, which must come back as the same units.
@@ -82,7 +82,7 @@ def test_generated_tokens_decode_back(
             days=Fraction(request.units, divider) if by_days else None,
             units=None if by_days else request.units,
             extended=request.extended,
-            engine=engine,
+            backend=backend,
         )
     assert made.units == request.units
     assert made.count > count
@@ -93,7 +93,7 @@ def test_generated_tokens_decode_back(
     if restricted:
         assert set(made.digits) <= set("1234")
 
-    result = decode(device, made.grouped, last_count=count, engine=engine)
+    result = decode(device, made.grouped, last_count=count, backend=backend)
     assert result.token_type is request.token_type
     assert result.units == request.units
     if result.count != made.count:
@@ -107,7 +107,7 @@ def test_generated_tokens_decode_back(
         parsed_value = parse_token(made.digits, restricted=restricted).value
         modulus = 10**6 if request.extended else 1000
         start = device.starting_code - device.starting_code % modulus + parsed_value % modulus
-        find = engine.ext_find if request.extended else engine.std_find
+        find = backend.ext_find if request.extended else backend.std_find
         matches = find(device.key, start, parsed_value // modulus, made.count)
         assert result.count == matches[0]
         assert made.count in matches
@@ -121,7 +121,7 @@ def test_generated_tokens_decode_back(
             made.digits,
             last_count=result.last_count,
             used_counts=result.used_counts,
-            engine=engine,
+            backend=backend,
         )
         if again.token_type is not TokenType.ALREADY_USED:
             # The token's digits also occur further along the chain (about one
@@ -131,7 +131,7 @@ def test_generated_tokens_decode_back(
             assert again.count > made.count
 
 
-@pytest.mark.parametrize(("engine", "max_count"), ENGINES)
+@pytest.mark.parametrize(("backend", "max_count"), ENGINES)
 @ROUNDTRIP_SETTINGS
 @given(
     key=keys,
@@ -141,7 +141,7 @@ def test_generated_tokens_decode_back(
     first=st.integers(0, 40),
 )
 def test_a_servers_tokens_decode_in_order(
-    engine: ChainEngine,
+    backend: ChainBackend,
     max_count: int,
     key: bytes,
     starting_code: int | None,
@@ -160,11 +160,11 @@ def test_a_servers_tokens_decode_in_order(
             token_type=request.token_type,
             units=request.units,
             extended=request.extended,
-            engine=engine,
+            backend=backend,
         )
         server_count = made.count
         result = decode(
-            device, made.digits, last_count=device_count, used_counts=used, engine=engine
+            device, made.digits, last_count=device_count, used_counts=used, backend=backend
         )
         assert (result.token_type, result.units, result.count) == (
             made.token_type,
@@ -175,9 +175,9 @@ def test_a_servers_tokens_decode_in_order(
     assert device_count == server_count
 
 
-@pytest.mark.parametrize(("engine", "max_count"), ENGINES)
+@pytest.mark.parametrize(("backend", "max_count"), ENGINES)
 def test_counter_sync_digits_found_earlier_on_the_chain(
-    engine: ChainEngine, max_count: int
+    backend: ChainBackend, max_count: int
 ) -> None:
     # Found by hypothesis: this extended Counter Sync token, made at count 21,
     # also matches at count 7.  The reference takes the first match and moves
@@ -185,10 +185,10 @@ def test_counter_sync_digits_found_earlier_on_the_chain(
     # device's count (SPEC 3.1), so the match at 21 is the one it accepts.
     device = DeviceParams.create(b"@\x16\x1e\xa2\xa6\x00\x88\x7f\xfc\xa37$\xf2\x8d\xf1\xc1")
     made = generate(
-        device, count=19, token_type=TokenType.COUNTER_SYNC, extended=True, engine=engine
+        device, count=19, token_type=TokenType.COUNTER_SYNC, extended=True, backend=backend
     )
     assert (made.count, made.digits) == (21, "925756898946")
-    result = decode(device, made.digits, last_count=19, engine=engine)
+    result = decode(device, made.digits, last_count=19, backend=backend)
     assert (result.token_type, result.count, result.last_count) == (
         TokenType.COUNTER_SYNC,
         21,

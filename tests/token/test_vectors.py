@@ -1,4 +1,4 @@
-"""The 80 published test vectors, generated and decoded on every engine."""
+"""The 80 published test vectors, generated and decoded on every backend."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from paygkit.token import ChainEngine, DeviceParams, TokenType, decode, generate
+from paygkit.token import ChainBackend, DeviceParams, TokenType, decode, generate
 from tests.conftest import load_vectors
 
 VECTORS = load_vectors()
@@ -33,22 +33,22 @@ def test_all_eighty_vectors_are_present() -> None:
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=_vector_id)
-def test_generate_matches_vector(vector: dict[str, Any], engine: ChainEngine) -> None:
+def test_generate_matches_vector(vector: dict[str, Any], backend: ChainBackend) -> None:
     made = generate(
         _device(vector),
         count=vector["count"],
         token_type=TokenType[vector["token_type"]],
         units=vector["value_raw"],
         extended=vector["extended_token"],
-        engine=engine,
+        backend=backend,
     )
     assert made.digits == vector["token"]
     assert made.count == vector["new_count"]
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=_vector_id)
-def test_decode_matches_vector(vector: dict[str, Any], engine: ChainEngine) -> None:
-    result = decode(_device(vector), vector["token"], last_count=vector["count"], engine=engine)
+def test_decode_matches_vector(vector: dict[str, Any], backend: ChainBackend) -> None:
+    result = decode(_device(vector), vector["token"], last_count=vector["count"], backend=backend)
     assert result.token_type is TokenType[vector["token_type"]]
     assert result.count == vector["new_count"]
     assert result.units == vector["value_raw"]

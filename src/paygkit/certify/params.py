@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paygkit.token import DeviceParams, ParameterError, TokenError, parse_key
-from paygkit.token.protocol import MAX_COUNT, derive_starting_code
+from paygkit.token import (
+    MAX_COUNT,
+    DeviceParams,
+    ParameterError,
+    TokenError,
+    derive_starting_code,
+    parse_key,
+)
 
 # The serial a blank simulator is set up with when none is given.
 DEFAULT_SERIAL = "CERT00000001"

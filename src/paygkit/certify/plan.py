@@ -29,9 +29,9 @@ from paygkit.token import (
     TokenType,
     decode,
     format_token,
+    from_restricted,
     generate,
 )
-from paygkit.token.codec import from_restricted
 
 SECONDS_PER_DAY = 86_400
 # A device further behind the tokens made so far than this has refused tokens it

@@ -28,7 +28,7 @@ from paygkit.token import (
     TokenError,
     TokenType,
     decode,
-    default_engine,
+    default_backend,
     generate,
     group_digits,
 )
@@ -220,7 +220,7 @@ def demo() -> None:
     started = time.perf_counter()
     console = Console(highlight=False)
     device = DeviceParams.create(DEMO_KEY, DEMO_STARTING_CODE)
-    engine = default_engine()
+    backend = default_backend()
 
     plan: list[tuple[TokenType, int | None]] = [
         (TokenType.ADD_TIME, 7),
@@ -233,7 +233,7 @@ def demo() -> None:
     made: list[GeneratedToken] = []
     count = 1
     for token_type, days in plan:
-        token = generate(device, count=count, token_type=token_type, days=days, engine=engine)
+        token = generate(device, count=count, token_type=token_type, days=days, backend=backend)
         made.append(token)
         count = token.count
 
@@ -243,7 +243,7 @@ def demo() -> None:
     rows: list[tuple[str, str, str, str, str, DecodeResult]] = []
     for number, token in enumerate(made, start=1):
         result = decode(
-            device, token.grouped, last_count=last_count, used_counts=used_counts, engine=engine
+            device, token.grouped, last_count=last_count, used_counts=used_counts, backend=backend
         )
         last_count, used_counts = result.last_count, result.used_counts
         rows.append(
@@ -294,7 +294,7 @@ def demo() -> None:
     console.print(table)
     console.print("Device state: the last count and used counts the device stores afterwards.")
     console.print(
-        f"Engine: [bold]{engine.name}[/] (paygkit.token.default_engine()); "
+        f"Chain backend: [bold]{backend.name}[/] (paygkit.token.default_backend()); "
         f"{len(made) + 2} decodes and {len(made)} tokens in {elapsed_ms:.1f} ms"
     )
     console.print(

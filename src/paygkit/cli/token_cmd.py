@@ -517,7 +517,7 @@ def render_explanation(console: Console, story: TokenExplanation) -> None:
     console.print(
         Text.assemble(
             ("How this token is made: ", "bold"),
-            f"{label}, {_form_text(story.extended, story.restricted)}, engine {story.engine}",
+            f"{label}, {_form_text(story.extended, story.restricted)}, backend {story.backend}",
         )
     )
 
@@ -625,8 +625,8 @@ def render_explanation(console: Console, story: TokenExplanation) -> None:
     console.print(rule)
     if story.steps_skipped:
         console.print(
-            f"... {story.steps_skipped} more step(s) not shown (run on the {story.engine} "
-            f"engine), up to count {story.new_count}"
+            f"... {story.steps_skipped} more step(s) not shown (run on the {story.backend} "
+            f"backend), up to count {story.new_count}"
         )
 
     console.print(

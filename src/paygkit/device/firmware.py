@@ -107,10 +107,10 @@ from paygkit.device.ports import (
     Memory,
     TickSource,
 )
+from paygkit.device.serial_number import SERIAL_MAX_LENGTH
 from paygkit.device.state import (
     MAX_TEST_CODE_USES,
     MAX_USED_COUNTS,
-    SERIAL_MAX_LENGTH,
     DeviceConfig,
     DeviceState,
     Provisioning,
@@ -119,7 +119,9 @@ from paygkit.device.state import (
 )
 from paygkit.device.storage import StateStore
 from paygkit.token import (
-    ChainEngine,
+    MAX_COUNT,
+    RESTRICTED_EXTENDED_DIGITS,
+    ChainBackend,
     DecodeResult,
     DeviceParams,
     ParameterError,
@@ -127,9 +129,8 @@ from paygkit.token import (
     TokenType,
     decode,
     parse_key,
+    typed_digits,
 )
-from paygkit.token.codec import RESTRICTED_EXTENDED_DIGITS, typed_digits
-from paygkit.token.protocol import MAX_COUNT
 
 SECONDS_PER_DAY = 86_400
 MAX_TYPED_DIGITS = RESTRICTED_EXTENDED_DIGITS  # the longest token (20 digits)
@@ -315,14 +316,14 @@ class Device:
         memory: Memory,
         feedback: FeedbackSink | None = None,
         config: DeviceConfig | None = None,
-        engine: ChainEngine | None = None,
+        backend: ChainBackend | None = None,
     ) -> None:
         self._config = config if config is not None else DeviceConfig()
         _check_config(self._config)
         self._clock = clock
         self._ticks = ticks
         self._feedback = feedback
-        self._engine = engine
+        self._backend = backend
         self._store = StateStore(memory)
         self._state = self._store.load()
         now, t = self._read_time()
@@ -432,7 +433,7 @@ class Device:
                 last_count=self._state.last_count,
                 used_counts=self._state.used_counts,
                 accept_reset_token=self._config.accept_reset_token,
-                engine=self._engine,
+                backend=self._backend,
             )
         except TokenFormatError as error:  # a length this device does not take
             return self._count_invalid(now, t, OutcomeKind.MALFORMED, f"Not a token: {error}")

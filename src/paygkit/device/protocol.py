@@ -22,8 +22,8 @@ from typing import Protocol, runtime_checkable
 from paygkit import __version__
 from paygkit.device.firmware import OutcomeKind, Status, TokenOutcome
 from paygkit.device.ports import Feedback, FeedbackKind
+from paygkit.device.serial_number import SERIAL_MAX_LENGTH
 from paygkit.device.state import (
-    SERIAL_MAX_LENGTH,
     DeviceConfig,
     Provisioning,
     TamperFlag,

@@ -32,7 +32,7 @@ from paygkit.device.memory import DEFAULT_SIZE, ERASED, FileMemory, RamMemory
 from paygkit.device.ports import Feedback, FeedbackKind, Memory
 from paygkit.device.state import DeviceConfig, Provisioning, TamperResponse
 from paygkit.device.storage import StateStore
-from paygkit.token import ChainEngine
+from paygkit.token import ChainBackend
 
 DEFAULT_RTC_START = 1_735_689_600  # 2025-01-01 00:00:00 UTC
 SIDECAR_SUFFIX = ".sim.json"
@@ -120,14 +120,14 @@ class SimulatedDevice:
         *,
         rtc: int = DEFAULT_RTC_START,
         config: DeviceConfig | None = None,
-        engine: ChainEngine | None = None,
+        backend: ChainBackend | None = None,
         sidecar: str | os.PathLike[str] | None = None,
     ) -> None:
         self._memory: Memory = memory if memory is not None else RamMemory(DEFAULT_SIZE)
         self._clock = ManualClock(rtc)
         self._ticks = ManualTicks()
         self._config = config if config is not None else DeviceConfig()
-        self._engine = engine
+        self._backend = backend
         self._sidecar = Path(sidecar) if sidecar is not None else None
         self._feedback = _FeedbackQueue()
         self._device: Device | None = None
@@ -141,7 +141,7 @@ class SimulatedDevice:
         path: str | os.PathLike[str],
         *,
         config: DeviceConfig | None = None,
-        engine: ChainEngine | None = None,
+        backend: ChainBackend | None = None,
         memory_size: int = DEFAULT_SIZE,
     ) -> SimulatedDevice:
         """A simulator whose memory is the file at `path` (created blank if missing).
@@ -162,7 +162,7 @@ class SimulatedDevice:
                 memory,
                 rtc=rtc,
                 config=config if config is not None else saved_config,
-                engine=engine,
+                backend=backend,
                 sidecar=side,
             )
         except BaseException:
@@ -236,7 +236,7 @@ class SimulatedDevice:
             memory=self._memory,
             feedback=self._feedback,
             config=self._config,
-            engine=self._engine,
+            backend=self._backend,
         )
 
     def reset(self) -> None:

@@ -14,7 +14,6 @@ from paygkit.token import DecodeWindows, DeviceParams
 
 MAX_USED_COUNTS = 64
 MAX_TEST_CODE_USES = 16
-SERIAL_MAX_LENGTH = 32
 
 
 class TamperResponse(enum.Enum):

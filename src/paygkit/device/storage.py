@@ -35,15 +35,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from paygkit.device.ports import Memory
+from paygkit.device.serial_number import SERIAL_MAX_LENGTH
 from paygkit.device.state import (
     MAX_TEST_CODE_USES,
     MAX_USED_COUNTS,
-    SERIAL_MAX_LENGTH,
     DeviceState,
     Provisioning,
     TamperFlag,
 )
-from paygkit.token.model import MAX_STARTING_CODE
+from paygkit.token import MAX_STARTING_CODE
 
 __all__ = [
     "COMMIT_MARK",
@@ -153,7 +153,7 @@ def _check_provisioning(prov: object) -> None:
     if not 1 <= len(prov.serial) <= SERIAL_MAX_LENGTH:
         raise _LayoutError(
             f"the serial {_shown(prov.serial)} is {len(prov.serial)} characters long; the "
-            f"layout holds 1 to {SERIAL_MAX_LENGTH} (state.SERIAL_MAX_LENGTH): use a shorter serial"
+            f"layout holds 1 to {SERIAL_MAX_LENGTH}: use a shorter serial"
         )
     if any(not _SERIAL_FIRST <= ord(c) <= _SERIAL_LAST for c in prov.serial):
         raise _LayoutError(

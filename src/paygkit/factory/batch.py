@@ -25,7 +25,7 @@ starting count + `test_code_counts` has a token, of any value, equal to it:
 - A test code whose length is not a token length of the device (standard
   keypad: 9 or 12 digits; restricted: 15 or 20) can never collide; nothing is
   checked.  `--test-code auto` makes such a code (8 digits).
-- Otherwise each device's chain is searched with the token engine's `find`
+- Otherwise each device's chain is searched with the token backend's `find`
   (one pass over the counts, all values at once, as a device decodes).  A
   device whose fresh parameters collide gets new ones (a new starting code,
   and a new key unless the key is shared) until none does, so the CSV never
@@ -54,7 +54,7 @@ from paygkit.factory.devicelist import (
     DeviceRecord,
     bad_test_code,
 )
-from paygkit.token import ChainEngine, TokenFormatError, default_engine, parse_token
+from paygkit.token import ChainBackend, TokenFormatError, default_backend, parse_token
 
 try:  # POSIX only; elsewhere the state file is not locked.
     import fcntl
@@ -304,7 +304,7 @@ def collisions_with_test_code(
     test_code: str,
     *,
     counts: int = DEFAULT_TEST_CODE_COUNTS,
-    engine: ChainEngine | None = None,
+    backend: ChainBackend | None = None,
 ) -> list[int]:
     """The counts (0 .. record.count + counts) at which a token of this device equals the code.
 
@@ -316,7 +316,7 @@ def collisions_with_test_code(
         parsed = parse_token(test_code, restricted=record.restricted)
     except TokenFormatError:
         return []
-    chain = engine or default_engine()
+    chain = backend or default_backend()
     modulus = _EXTENDED_MODULUS if parsed.extended else _STANDARD_MODULUS
     code = record.starting_code
     start = code - code % modulus + parsed.value % modulus
@@ -344,7 +344,7 @@ def make_batch(
     state_file: str | os.PathLike[str] | None = None,
     first_number: int | None = None,
     rng: RandomSource | None = None,
-    engine: ChainEngine | None = None,
+    backend: ChainBackend | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Batch:
     """Make the parameters of `spec.quantity` devices.
@@ -356,7 +356,7 @@ def make_batch(
     """
     spec.check()
     source = rng or SecretsSource()
-    chain = engine or default_engine()
+    chain = backend or default_backend()
     warnings: list[str] = []
     if first_number is not None and first_number < 0:
         raise BatchError("the first serial number must not be negative")
@@ -409,7 +409,7 @@ def make_batch(
                 test_code=spec.test_code,
             )
             if not check_code or not collisions_with_test_code(
-                record, spec.test_code or "", counts=spec.test_code_counts, engine=chain
+                record, spec.test_code or "", counts=spec.test_code_counts, backend=chain
             ):
                 break
             redrawn += attempt == 0

@@ -12,8 +12,33 @@ in a compiled loop when the C extension is built, in pure Python otherwise.
     <TokenType.ADD_TIME: 'add_time'>
 """
 
-from paygkit.token.codec import ParsedToken, format_token, parse_token
-from paygkit.token.engine import CEngine, ChainEngine, PythonEngine, default_engine, load_c_engine
+from paygkit.token.chain import (
+    CBackend,
+    ChainBackend,
+    PythonBackend,
+    default_backend,
+    derive_starting_code,
+    load_c_backend,
+)
+from paygkit.token.coding import (
+    TokenRequest,
+    decode,
+    generate,
+    generate_batch,
+    next_count,
+    reset_token,
+)
+from paygkit.token.digits import (
+    EXTENDED_DIGITS,
+    RESTRICTED_EXTENDED_DIGITS,
+    RESTRICTED_STANDARD_DIGITS,
+    STANDARD_DIGITS,
+    ParsedToken,
+    format_token,
+    from_restricted,
+    parse_token,
+    typed_digits,
+)
 from paygkit.token.errors import ParameterError, TokenError, TokenFormatError
 from paygkit.token.explain import (
     HashStep,
@@ -22,29 +47,33 @@ from paygkit.token.explain import (
     ValueExplanation,
     explain,
 )
+from paygkit.token.keys import hide_keys, parse_key
 from paygkit.token.model import (
+    COUNTER_SYNC_VALUE,
+    DISABLE_PAYG_VALUE,
+    MAX_COUNT,
+    MAX_STARTING_CODE,
     DecodeResult,
     DecodeWindows,
     DeviceParams,
     GeneratedToken,
     TokenType,
     group_digits,
-    parse_key,
 )
-from paygkit.token.protocol import (
-    TokenRequest,
-    days_to_units,
-    decode,
-    derive_starting_code,
-    generate,
-    generate_batch,
-    next_count,
-    reset_token,
-)
+from paygkit.token.units import SECONDS_PER_DAY, days_to_units
 
 __all__ = [
-    "CEngine",
-    "ChainEngine",
+    "COUNTER_SYNC_VALUE",
+    "DISABLE_PAYG_VALUE",
+    "EXTENDED_DIGITS",
+    "MAX_COUNT",
+    "MAX_STARTING_CODE",
+    "RESTRICTED_EXTENDED_DIGITS",
+    "RESTRICTED_STANDARD_DIGITS",
+    "SECONDS_PER_DAY",
+    "STANDARD_DIGITS",
+    "CBackend",
+    "ChainBackend",
     "DecodeResult",
     "DecodeWindows",
     "DeviceParams",
@@ -52,7 +81,7 @@ __all__ = [
     "HashStep",
     "ParameterError",
     "ParsedToken",
-    "PythonEngine",
+    "PythonBackend",
     "RestrictedConversion",
     "TokenError",
     "TokenExplanation",
@@ -62,16 +91,19 @@ __all__ = [
     "ValueExplanation",
     "days_to_units",
     "decode",
-    "default_engine",
+    "default_backend",
     "derive_starting_code",
     "explain",
     "format_token",
+    "from_restricted",
     "generate",
     "generate_batch",
     "group_digits",
-    "load_c_engine",
+    "hide_keys",
+    "load_c_backend",
     "next_count",
     "parse_key",
     "parse_token",
     "reset_token",
+    "typed_digits",
 ]

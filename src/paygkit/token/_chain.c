@@ -6,7 +6,7 @@
  * 8-byte block, which lets the hash be written for exactly that case: the key
  * schedule is done once per chain and no buffer is ever touched.
  *
- * Exposed to Python (the pure-Python engine in engine.py has the same API):
+ * Exposed to Python (the pure-Python backend in backend.py has the same API):
  *   siphash24(key, data) -> int
  *   std_walk(key, code, steps) -> int
  *   std_find(key, code, high, max_count) -> list[int]

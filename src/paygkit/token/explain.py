@@ -20,13 +20,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from paygkit.token.codec import (
+from paygkit.token.chain import ChainBackend, default_backend
+from paygkit.token.coding import (
+    EXTENDED_MODULUS,
+    STANDARD_MODULUS,
+    generate,
+    next_count,
+    put_base,
+    token_value,
+)
+from paygkit.token.digits import (
     RESTRICTED_EXTENDED_DIGITS,
     RESTRICTED_STANDARD_DIGITS,
     format_token,
     to_restricted,
 )
-from paygkit.token.engine import ChainEngine, default_engine
 from paygkit.token.errors import ParameterError
 from paygkit.token.model import (
     DeviceParams,
@@ -34,16 +42,8 @@ from paygkit.token.model import (
     TokenType,
     group_digits,
 )
-from paygkit.token.protocol import (
-    EXTENDED_MODULUS,
-    STANDARD_MODULUS,
-    Days,
-    generate,
-    next_count,
-    put_base,
-    token_value,
-)
 from paygkit.token.siphash import ext_fold, siphash24, std_fold, std_message
+from paygkit.token.units import Days
 
 STANDARD_FOLD_LIMIT = 999_999_999
 STANDARD_FOLD_SUBTRACT = 73_741_825
@@ -166,7 +166,7 @@ class TokenExplanation:
     restricted_conversion: RestrictedConversion | None
     digits: str
     token: GeneratedToken
-    engine: str
+    backend: str
 
     @property
     def base_digits(self) -> int:
@@ -295,12 +295,12 @@ def explain(
     units: int | None = None,
     extended: bool = False,
     max_steps_shown: int = 8,
-    engine: ChainEngine | None = None,
+    backend: ChainBackend | None = None,
 ) -> TokenExplanation:
     """Make the token `generate()` would make, recording every stage of the maths.
 
     The first `max_steps_shown` hash steps are recorded in full; the rest of
-    the chain runs on the engine and is only counted.  Raises the same
+    the chain runs on the backend and is only counted.  Raises the same
     ParameterError as `generate()` for a request it would refuse.
     """
     if (
@@ -312,7 +312,7 @@ def explain(
             f"max_steps_shown must be an integer between 0 and {MAX_STEPS_SHOWN}, "
             f"got {max_steps_shown!r}"
         )
-    chain = engine or default_engine()
+    chain = backend or default_backend()
     # generate() checks the whole request first, so explain refuses exactly what it refuses.
     token = generate(
         device,
@@ -321,7 +321,7 @@ def explain(
         days=days,
         units=units,
         extended=extended,
-        engine=chain,
+        backend=chain,
     )
     value = token_value(
         token_type, days=days, units=units, time_divider=device.time_divider, extended=extended
@@ -351,7 +351,7 @@ def explain(
     if digits != token.digits or new_count != token.count:
         raise RuntimeError(
             "internal error: the explained token differs from the generated one; "
-            "please report this with the engine name"
+            "please report this with the backend name"
         )
     return TokenExplanation(
         token_type=token_type,
@@ -375,5 +375,5 @@ def explain(
         restricted_conversion=conversion,
         digits=digits,
         token=token,
-        engine=chain.name,
+        backend=chain.name,
     )

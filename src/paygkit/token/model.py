@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from paygkit.token.chain import derive_starting_code
 from paygkit.token.errors import ParameterError
+from paygkit.token.keys import parse_key
 
 MAX_STARTING_CODE = 999_999_999
 MAX_ACTIVATION_UNITS = 995
 EXTENDED_MAX_UNITS = 999_999
 DISABLE_PAYG_VALUE = 998
 COUNTER_SYNC_VALUE = 999
+# Generating at counts near 2^31 would take hours and no device gets there;
+# the bound only keeps a typo from looking like a hang.  The one home of the
+# highest count: devices, the factory and the server import it.
+MAX_COUNT = 2**31 - 1
 RESERVED_VALUES = frozenset({996, 997})
-
-_HEX_KEY = re.compile(r"[0-9a-fA-F]{32}")
 
 
 class TokenType(enum.Enum):
@@ -62,30 +65,6 @@ def check_int(name: str, value: object, low: int, high: int, hint: str) -> int:
     if not low <= value <= high:
         raise ParameterError(f"{name} must be between {low} and {high}, got {value}; {hint}")
     return value
-
-
-def parse_key(key: str | bytes) -> bytes:
-    """A device key from its 32 hex characters (or 16 raw bytes).
-
-    The message of a refused key never repeats the key, since even a mistyped
-    key is mostly the real secret.
-    """
-    if isinstance(key, bytes | bytearray):
-        if len(key) != 16:
-            raise ParameterError(f"a raw key must be 16 bytes, got {len(key)} bytes")
-        return bytes(key)
-    if not isinstance(key, str):
-        raise ParameterError(f"the key must be 32 hex characters, not a {type(key).__name__}")
-    if _HEX_KEY.fullmatch(key):
-        return bytes.fromhex(key)
-    if len(key) != 32:
-        raise ParameterError(
-            f"the key must be 32 hex characters (16 bytes), got {len(key)} characters; "
-            "copy the Key column of the device list in full"
-        )
-    raise ParameterError(
-        "the key must be 32 hex characters (0-9, a-f); it contains other characters"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +136,6 @@ class DeviceParams:
         windows: DecodeWindows | None = None,
     ) -> DeviceParams:
         """Parameters from the values of a device list row."""
-        from paygkit.token.protocol import derive_starting_code
-
         raw_key = parse_key(key)
         if starting_code is None:
             starting_code = derive_starting_code(raw_key)

@@ -1,6 +1,6 @@
 """SipHash-2-4 and the two OpenPAYGO chain steps in pure Python.
 
-This is the engine of last resort (no C compiler, or forced for testing), so
+This is the backend of last resort (no C compiler, or forced for testing), so
 the chain steps are written out for their single 8-byte block: the key
 schedule is computed once per chain and every round is inlined.  That keeps
 the fallback faster than the reference library, whose general SipHash class

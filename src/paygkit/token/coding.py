@@ -7,63 +7,28 @@ Decoding walks the same chain from count 0 until the token's digits appear.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from fractions import Fraction
 
-from paygkit.token.codec import format_token, parse_token
-from paygkit.token.engine import ChainEngine, default_engine
+from paygkit.token.chain import ChainBackend, default_backend
+from paygkit.token.digits import format_token, parse_token
 from paygkit.token.errors import ParameterError
 from paygkit.token.model import (
     COUNTER_SYNC_VALUE,
     DISABLE_PAYG_VALUE,
     EXTENDED_MAX_UNITS,
     MAX_ACTIVATION_UNITS,
+    MAX_COUNT,
     DecodeResult,
     DeviceParams,
     GeneratedToken,
     TokenType,
     check_int,
 )
-from paygkit.token.siphash import std_fold
+from paygkit.token.units import Days, days_to_units
 
 STANDARD_MODULUS = 1000
 EXTENDED_MODULUS = 1_000_000
-# Generating at counts near 2^31 would take hours and no device gets there;
-# the bound only keeps a typo from looking like a hang.
-MAX_COUNT = 2**31 - 1
-
-Days = int | float | Decimal | Fraction
-
-
-def derive_starting_code(key: bytes, engine: ChainEngine | None = None) -> int:
-    """The starting code of a device that has none: the key hashed under itself."""
-    return std_fold((engine or default_engine()).siphash24(key, key))
-
-
-def days_to_units(days: Days, time_divider: int) -> int:
-    """Days to value units (days x divider), rounded half to even like the reference."""
-    if isinstance(days, bool) or not isinstance(days, int | float | Decimal | Fraction):
-        raise ParameterError(f"days must be a number, not {type(days).__name__}")
-    if isinstance(days, float | Decimal) and not math.isfinite(days):
-        raise ParameterError(f"days must be a finite number, got {days}")
-    if days < 0:
-        raise ParameterError(
-            f"days must not be negative, got {days}; to remove time, use a Set Time token"
-        )
-    if isinstance(days, int):
-        return days * time_divider
-    if isinstance(days, float):
-        # The reference multiplies in floating point before rounding, and so
-        # must a float here: 5.58 days at divider 175 is 976.5 units as a
-        # float product (976), but just above 976.5 from the exact binary
-        # value of 5.58 (977).  Decimal and Fraction input stays exact.
-        product = days * time_divider
-        if math.isfinite(product):
-            return round(product)
-    return round(Fraction(days) * time_divider)
 
 
 def next_count(count: int, token_type: TokenType) -> int:
@@ -135,7 +100,7 @@ def generate(
     days: Days | None = None,
     units: int | None = None,
     extended: bool = False,
-    engine: ChainEngine | None = None,
+    backend: ChainBackend | None = None,
 ) -> GeneratedToken:
     """Make the next token for a device whose last issued count is `count`.
 
@@ -149,10 +114,10 @@ def generate(
     new_count = next_count(count, token_type)
     if new_count > MAX_COUNT:
         raise ParameterError(f"count {count} is too high to issue another token")
-    return _make(device, token_type, value, new_count, extended, engine or default_engine())
+    return _make(device, token_type, value, new_count, extended, backend or default_backend())
 
 
-def reset_token(device: DeviceParams, *, engine: ChainEngine | None = None) -> GeneratedToken:
+def reset_token(device: DeviceParams, *, backend: ChainBackend | None = None) -> GeneratedToken:
     """The reset token: a Counter Sync at count 0, the starting code with 999 put in.
 
     It puts a device back to count 0, after which every token it ever took
@@ -165,7 +130,7 @@ def reset_token(device: DeviceParams, *, engine: ChainEngine | None = None) -> G
         COUNTER_SYNC_VALUE,
         0,
         extended=False,
-        chain=engine or default_engine(),
+        chain=backend or default_backend(),
     )
 
 
@@ -180,7 +145,7 @@ def _make(
     value: int,
     new_count: int,
     extended: bool,
-    chain: ChainEngine,
+    chain: ChainBackend,
 ) -> GeneratedToken:
     """Walk the chain for a checked request and write the token."""
     modulus = EXTENDED_MODULUS if extended else STANDARD_MODULUS
@@ -260,17 +225,17 @@ def _cached_token_value(request: TokenRequest, cache: dict[tuple[object, ...], i
 def generate_batch(
     requests: Sequence[TokenRequest],
     *,
-    engine: ChainEngine | None = None,
+    backend: ChainBackend | None = None,
     threads: int = 2,
 ) -> list[GeneratedToken]:
     """Make one token per request, many devices at once.
 
-    Standard tokens go through the engine's batch loop (several chains in
+    Standard tokens go through the backend's batch loop (several chains in
     lock-step, split over `threads`); extended ones are made one by one.
     Every request is checked before any hashing starts, so one bad request
     fails the batch without partial output.
     """
-    chain = engine or default_engine()
+    chain = backend or default_backend()
     planned: list[tuple[TokenRequest, int, int, int]] = []
     # A fleet's requests repeat a handful of (type, time, divider) choices, so
     # each distinct one is checked once; this is most of the Python cost.
@@ -381,7 +346,7 @@ def decode(
     last_count: int,
     used_counts: Iterable[int] = (),
     accept_reset_token: bool = False,
-    engine: ChainEngine | None = None,
+    backend: ChainBackend | None = None,
 ) -> DecodeResult:
     """What a device with this counter state makes of a typed token.
 
@@ -426,7 +391,7 @@ def decode(
         search_to = highest + windows.counter_sync
     else:
         search_to = highest + windows.forward
-    chain = engine or default_engine()
+    chain = backend or default_backend()
     find = chain.ext_find if parsed.extended else chain.std_find
     matches = find(device.key, start, parsed.value // modulus, search_to)
 

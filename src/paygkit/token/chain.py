@@ -1,9 +1,9 @@
-"""Chain engines: the compiled C loop and the pure-Python fallback.
+"""Chain backends: the compiled C loop and the pure-Python fallback.
 
-Both engines expose the same operations, so the protocol code never cares
-which one runs.  The C engine is chosen when the extension was built, unless
+Both backends expose the same operations, so the token code never cares
+which one runs.  The C backend is chosen when the extension was built, unless
 the environment variable PAYGKIT_PURE_PYTHON is set to 1 (how CI runs the
-whole suite on the fallback too).  Any call can also name its engine.
+whole suite on the fallback too).  Any call can also name its backend.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from paygkit.token import siphash as _py
 FORCE_PURE_PYTHON_ENV = "PAYGKIT_PURE_PYTHON"
 
 
-class ChainEngine(Protocol):
+class ChainBackend(Protocol):
     """The hot loops of the protocol: SipHash and the two hash chains."""
 
     name: str
@@ -44,8 +44,8 @@ class ChainEngine(Protocol):
         ...
 
 
-class PythonEngine:
-    """Pure-Python engine: always available, slowest."""
+class PythonBackend:
+    """Pure-Python backend: always available, slowest."""
 
     name = "python"
 
@@ -74,7 +74,7 @@ class PythonEngine:
         ]
 
 
-class CEngine:
+class CBackend:
     """The compiled chain loop (paygkit.token._chain)."""
 
     name = "c"
@@ -138,19 +138,24 @@ class CEngine:
         return out.tolist()
 
 
-def load_c_engine() -> CEngine | None:
-    """The compiled engine, or None when the extension was not built."""
+def load_c_backend() -> CBackend | None:
+    """The compiled backend, or None when the extension was not built."""
     try:
         from paygkit.token import _chain  # type: ignore[attr-defined]
     except ImportError:
         return None
-    return CEngine(_chain)
+    return CBackend(_chain)
 
 
 @lru_cache(maxsize=1)
-def default_engine() -> ChainEngine:
-    """The engine used when a call names none: C when built and not disabled."""
+def default_backend() -> ChainBackend:
+    """The backend used when a call names none: C when built and not disabled."""
     if os.environ.get(FORCE_PURE_PYTHON_ENV) == "1":
-        return PythonEngine()
-    compiled = load_c_engine()
-    return compiled if compiled is not None else PythonEngine()
+        return PythonBackend()
+    compiled = load_c_backend()
+    return compiled if compiled is not None else PythonBackend()
+
+
+def derive_starting_code(key: bytes, backend: ChainBackend | None = None) -> int:
+    """The starting code of a device that has none: the key hashed under itself."""
+    return _py.std_fold((backend or default_backend()).siphash24(key, key))
