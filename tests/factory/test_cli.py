@@ -10,12 +10,12 @@ from typer.testing import CliRunner, Result
 
 from paygkit.cli.main import app
 from paygkit.device.host import open_link
+from paygkit.device.serial_number import serial_matches
 from paygkit.factory.devicelist import (
     COLUMNS,
     DeviceRecord,
     device_list_csv,
     read_device_list,
-    serial_matches,
 )
 from paygkit.token import generate
 from tests.device.servers import pty_simulator

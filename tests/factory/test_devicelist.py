@@ -148,7 +148,9 @@ def test_record_checks_its_values(kwargs: dict[str, object], message: str) -> No
     [
         (f",516959010,{KEY_A},1,1,0,,,", "Serial Number", "serial number is missing"),
         (f"A B,516959010,{KEY_A},1,1,0,,,", "Serial Number", "'A B' must be"),
-        (f"A;B,516959010,{KEY_A},1,1,0,,,", "Serial Number", "without spaces or ';'"),
+        (f"A;B,516959010,{KEY_A},1,1,0,,,", "Serial Number", "letters, digits and . _ : + -"),
+        (f"#A1,516959010,{KEY_A},1,1,0,,,", "Serial Number", "starting with a letter or digit"),
+        (f"{'S' * 33},516959010,{KEY_A},1,1,0,,,", "Serial Number", "33 characters long"),
         (f"{'S' * 33},516959010,{KEY_A},1,1,0,,,", "Serial Number", "1 to 32"),
         (f"S1,5.17E+08,{KEY_A},1,1,0,,,", "Starting Code", "scientific notation"),
         (f"S1,5.16959E+8,{KEY_A},1,1,0,,,", "Starting Code", "exact code is lost"),

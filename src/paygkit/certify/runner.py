@@ -50,7 +50,7 @@ from paygkit.certify.steps import (
     step_expected,
 )
 from paygkit.device.host import Answer, AnswerLine, DeviceError, DeviceLink, LinkError
-from paygkit.factory.devicelist import serial_matches
+from paygkit.device.serial_number import serial_matches
 
 EntryMode = Literal["token", "keys"]
 
@@ -315,7 +315,7 @@ class Runner:
         if status.get("provisioned") == "0":
             raise CertificationError("the device is still not set up after SETUP")
         shown = status.get("serial")
-        # A serial is typed or scanned in either case (devicelist.serial_matches).
+        # A serial is typed or scanned in either case (serial_number.serial_matches).
         if (
             params.serial is not None
             and shown is not None

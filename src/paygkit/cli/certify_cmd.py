@@ -96,7 +96,8 @@ def _given_on_command_line(ctx: typer.Context, name: str) -> bool:
 def _listed_serial(csv_file: Path, typed: str) -> str | None:
     """The serial as the device list spells it, for one typed in another case; else None."""
     # Imported here, as in params_from_device_list: only --csv needs the factory's reader.
-    from paygkit.factory.devicelist import DeviceListError, read_device_list, serial_matches
+    from paygkit.device.serial_number import serial_matches
+    from paygkit.factory.devicelist import DeviceListError, read_device_list
 
     try:
         report = read_device_list(csv_file)

@@ -44,7 +44,7 @@ from paygkit.device.transport import (
     serve_stdio,
     serve_tcp,
 )
-from paygkit.token import derive_starting_code, parse_key
+from paygkit.token import countdown_text, derive_starting_code, parse_key
 
 DEFAULT_STATE_FILE = Path("paygkit-device.bin")
 USAGE_EXIT_CODE = 2
@@ -77,20 +77,6 @@ INTERACTIVE_HELP = (
 
 
 # --- the interactive device ----------------------------------------------------------------
-
-
-def span_text(seconds: int) -> str:
-    """'2d 03h 04m 05s', '4m 05s', '0s'."""
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h {minutes:02d}m {secs:02d}s"
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def rtc_text(rtc: int) -> str:
@@ -223,14 +209,14 @@ class InteractiveSimulator:
             if status.seconds_left is None:
                 left = "unlimited (PAYG off)"
             else:
-                left = span_text(status.seconds_left)
+                left = countdown_text(status.seconds_left)
             table.add_row("Time left", left)
             table.add_row("PAYG", "on" if status.payg_enabled else "off")
             used = ",".join(str(c) for c in status.used_counts) or "-"
             table.add_row("Count", f"{status.count}  (used {used})")
             if status.blocked_seconds:
                 waiting = Text(
-                    f"entry blocked for {span_text(status.blocked_seconds)}", style="red"
+                    f"entry blocked for {countdown_text(status.blocked_seconds)}", style="red"
                 )
             else:
                 waiting = Text("entry open")

@@ -6,7 +6,6 @@ never a traceback, and no message ever contains a key.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -27,26 +26,20 @@ from paygkit.token import (
     GeneratedToken,
     TokenError,
     TokenType,
+    days_text,
     decode,
     default_backend,
     generate,
     group_digits,
+    hide_keys,
 )
 
 USAGE_EXIT_CODE = 2
 
-# Anything that looks like a key (a long run of hex with a letter in it) is
-# blanked out of error messages, e.g. a key pasted where a token belongs.
-_KEY_LIKE = re.compile(r"(?=[0-9]*[a-fA-F])[0-9a-fA-F]{16,}")
-
-
-def _redact(message: str) -> str:
-    return _KEY_LIKE.sub("<hidden>", message)
-
 
 def _fail(message: str, hint: str | None = None) -> None:
     """Print one red line on stderr (no wrapping, no markup from the message)."""
-    text = _redact(message.strip().replace("\n", " "))
+    text = hide_keys(message.strip().replace("\n", " "))
     if hint:
         text += f" ({hint})"
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]Error: {escape(text)}[/]")
@@ -189,7 +182,7 @@ def _mistype(digits: str) -> str:
 
 def _result_text(result: DecodeResult) -> str:
     if result.token_type.carries_value and result.days is not None:
-        return f"{result.token_type.name} {token_cmd.days_text(result.days)}"
+        return f"{result.token_type.name} {days_text(result.days)}"
     return result.token_type.name
 
 
@@ -210,7 +203,7 @@ def _state_text(result: DecodeResult) -> str:
 
 def _short_value(token: GeneratedToken) -> str:
     if token.days is not None:
-        return token_cmd.days_text(token.days)
+        return days_text(token.days)
     return str(998 if token.token_type is TokenType.DISABLE_PAYG else 999)
 
 

@@ -592,7 +592,7 @@ def _print_report(report: dict[str, Any]) -> None:
 
 def _stored_serial(session: Any, actor: Any, typed: str) -> str:
     """The serial as the server stores it, for one typed in another case (as the console)."""
-    from paygkit.factory.devicelist import serial_matches
+    from paygkit.device.serial_number import serial_matches
     from paygkit.server.services import devices
 
     found = devices.search_devices(session, actor, typed)

@@ -26,6 +26,7 @@ from paygkit.token import (
     HashStep,
     TokenExplanation,
     TokenType,
+    days_text,
     decode,
     explain,
     generate,
@@ -195,17 +196,6 @@ def _parse_used_counts(text: str) -> tuple[int, ...]:
 def _console() -> Console:
     # Made per call so it writes to the current sys.stdout (tests swap it).
     return Console(highlight=False)
-
-
-def days_text(days: Fraction) -> str:
-    """'1 day', '7 days', '0.25 days', '1/3 (~0.333) days'."""
-    if days.denominator == 1:
-        number = str(days.numerator)
-    elif 10**6 % days.denominator == 0:
-        number = f"{Decimal(days.numerator) / Decimal(days.denominator):f}"
-    else:
-        number = f"{days} (~{float(days):.3f})"
-    return f"{number} day" if days == 1 else f"{number} days"
 
 
 def value_text(token_type: TokenType, units: int | None, days: Fraction | None) -> str:

@@ -39,7 +39,6 @@ import contextlib
 import enum
 import json
 import os
-import re
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
@@ -48,13 +47,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from paygkit.factory.devicelist import (
+from paygkit.device.serial_number import SERIAL_MAX_LENGTH, SERIAL_RULE, is_serial_number
+from paygkit.factory.devicelist import DeviceRecord, bad_test_code
+from paygkit.token import (
     MAX_COUNT,
-    SERIAL_MAX_LENGTH,
-    DeviceRecord,
-    bad_test_code,
+    ChainBackend,
+    TokenFormatError,
+    default_backend,
+    parse_token,
 )
-from paygkit.token import ChainBackend, TokenFormatError, default_backend, parse_token
 
 try:  # POSIX only; elsewhere the state file is not locked.
     import fcntl
@@ -68,7 +69,6 @@ AUTO_TEST_CODE_DIGITS = 8
 STATE_FORMAT = "paygkit-serials"
 STATE_VERSION = 1
 _MAX_REDRAWS = 1000
-_PREFIX = re.compile(r"[!-:<-~]*")
 _STANDARD_MODULUS = 1000
 _EXTENDED_MODULUS = 1_000_000
 
@@ -119,9 +119,11 @@ class BatchSpec:
     def check(self) -> None:
         if isinstance(self.quantity, bool) or not 1 <= self.quantity <= MAX_BATCH:
             raise BatchError(f"the number of devices must be from 1 to {MAX_BATCH:,}")
-        if not _PREFIX.fullmatch(self.prefix):
+        # A prefix is good when the serials it starts are: try it with one digit.
+        if not is_serial_number(self.prefix + "0"):
             raise BatchError(
-                "the serial prefix must be printable ASCII without spaces or ';' (e.g. SLT22)"
+                "the serial prefix must make serial numbers of "
+                + SERIAL_RULE.replace("(e.g. SLT220000001)", "(e.g. prefix SLT22)")
             )
         if not 1 <= self.digits <= 18:
             raise BatchError("the serial number's digits must be from 1 to 18")

@@ -52,7 +52,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from paygkit.token import DecodeWindows, DeviceParams, derive_starting_code
+from paygkit.device.serial_number import serial_problem
+from paygkit.token import (
+    MAX_COUNT,
+    MAX_STARTING_CODE,
+    DecodeWindows,
+    DeviceParams,
+    derive_starting_code,
+    hide_keys,
+)
 
 COLUMNS: tuple[str, ...] = (
     "Serial Number",
@@ -79,18 +87,12 @@ JSON_FIELDS: dict[str, str] = {
 JSON_FORMAT = "paygkit-device-list"
 JSON_VERSION = 1
 
-SERIAL_MAX_LENGTH = 32
-MAX_STARTING_CODE = 999_999_999
-MAX_COUNT = 2**31 - 1
 MAX_TEST_CODE_DIGITS = 20
 
-_SERIAL = re.compile(rf"[!-:<-~]{{1,{SERIAL_MAX_LENGTH}}}")
 _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _SCIENTIFIC = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]*)?[eE][+-]?[0-9]+")
 _DECIMAL = re.compile(r"[0-9]+[.,][0-9]*")
-# A long run of hex with a letter in it may be a key in the wrong column: never shown.
-_KEY_LIKE = re.compile(r"(?=[0-9]*[a-fA-F])[0-9a-fA-F]{16,}")
 _GROUPED = re.compile(r"[0-9]{1,3}(?:[ ,.'\u00a0][0-9]{3})+")
 
 Severity = Literal["error", "warning"]
@@ -119,7 +121,7 @@ class DeviceRecord:
 
     def __post_init__(self) -> None:
         problem = (
-            _serial_problem(self.serial)
+            serial_problem(self.serial)
             or _int_problem("starting code", self.starting_code, 0, MAX_STARTING_CODE)
             or _int_problem("count", self.count, 0, MAX_COUNT)
             or _int_problem("time divider", self.time_divider, 1, 255)
@@ -173,30 +175,6 @@ class DeviceRecord:
             "version": self.version,
             "test_code": self.test_code,
         }
-
-
-def _serial_problem(serial: object) -> str | None:
-    if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
-        return (
-            f"the serial number must be 1 to {SERIAL_MAX_LENGTH} printable ASCII characters "
-            "without spaces or ';' (e.g. SLT220000001)"
-        )
-    return None
-
-
-def serial_matches(typed: str, serials: Iterable[str]) -> list[str]:
-    """The serials `typed` names: itself when listed, else those equal to it but for case.
-
-    A serial is its exact text (SLT1 and slt1 may be two devices), but a person types
-    or scans it in either case, as the server console finds it: the exact serial wins,
-    and a case-blind match is taken only when it is the only one (more: ask for the case).
-    """
-    typed = typed.strip()
-    listed = list(serials)
-    if typed in listed:
-        return [typed]
-    folded = typed.upper()
-    return list(dict.fromkeys(serial for serial in listed if serial.upper() == folded))
 
 
 def _int_problem(name: str, value: object, low: int, high: int) -> str | None:
@@ -330,7 +308,7 @@ def _whole_number(text: str, what: str, low: int, high: int, *, blank: int | Non
 
 def _short(text: str, limit: int = 24) -> str:
     """A value for a message: key-shaped runs of hex blanked out, then cut short."""
-    text = _KEY_LIKE.sub("<hidden>", text)
+    text = hide_keys(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -439,7 +417,7 @@ def _check_row(
     if not serial:
         out.error(row, "Serial Number", "the serial number is missing")
     else:
-        problem = _serial_problem(serial)
+        problem = serial_problem(serial)
         if problem is not None:
             out.error(
                 row,

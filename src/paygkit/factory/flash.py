@@ -44,7 +44,8 @@ from paygkit.device.host import (
     ReadBack,
     open_link,
 )
-from paygkit.factory.devicelist import DeviceRecord, serial_matches
+from paygkit.device.serial_number import serial_matches
+from paygkit.factory.devicelist import DeviceRecord
 
 LOG_FIELDS = ("time", "operator", "port", "serial", "attempt", "result", "detail")
 QUIT_WORDS = frozenset({"q", "quit", "exit", "end"})

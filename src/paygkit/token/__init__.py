@@ -60,7 +60,17 @@ from paygkit.token.model import (
     TokenType,
     group_digits,
 )
-from paygkit.token.units import SECONDS_PER_DAY, days_to_units
+from paygkit.token.units import (
+    SECONDS_PER_DAY,
+    countdown_text,
+    days_number,
+    days_text,
+    days_to_units,
+    duration_text,
+    number_text,
+    plural,
+    units_duration_text,
+)
 
 __all__ = [
     "COUNTER_SYNC_VALUE",
@@ -89,10 +99,14 @@ __all__ = [
     "TokenRequest",
     "TokenType",
     "ValueExplanation",
+    "countdown_text",
+    "days_number",
+    "days_text",
     "days_to_units",
     "decode",
     "default_backend",
     "derive_starting_code",
+    "duration_text",
     "explain",
     "format_token",
     "from_restricted",
@@ -102,8 +116,11 @@ __all__ = [
     "hide_keys",
     "load_c_backend",
     "next_count",
+    "number_text",
     "parse_key",
     "parse_token",
+    "plural",
     "reset_token",
     "typed_digits",
+    "units_duration_text",
 ]
