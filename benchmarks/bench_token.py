@@ -34,7 +34,9 @@ import openpaygo  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.table import Table
 
+from paygkit import compat
 from paygkit.token import (
+    ChainBackend,
     DeviceParams,
     GeneratedToken,
     PythonBackend,
@@ -48,6 +50,10 @@ from paygkit.token import (
 
 COUNT = 1000
 BULK_COUNT = 500
+# A fleet topped up often: chains so short that per-request Python work would dominate.
+SHORT_BULK_COUNT = 50
+# The small calls: a device's first token, and a short history.
+SMALL_COUNT = 10
 # Fixed so that two runs time exactly the same chains; nothing here is secret.
 SEED = 20240601
 
@@ -55,6 +61,12 @@ GENERATE_SPEEDUP_TARGET = 300.0
 DECODE_SPEEDUP_TARGET = 300.0
 BULK_TOKENS_PER_S_TARGET = 200_000.0
 FALLBACK_RATIO_TARGET = 1.0
+# generate_batch against its kernel alone (std_walk_many on the same chains).
+BATCH_OF_KERNEL_TARGET = 0.6
+# The kernel (lane refills, threads=1) against its lanes walked in lock-step.
+KERNEL_OF_FLOOR_TARGET = 0.8
+# paygkit.compat against the core call it wraps: at most 1.5 times its time.
+COMPAT_OF_CORE_TARGET = 1 / 1.5
 
 
 class WrongOutputError(Exception):
@@ -100,8 +112,10 @@ class CaseResult:
     name: str
     description: str
     paygkit_s: float  # best time of one token (generate / decode) on the paygkit side
-    reference_s: float  # best time of one token on the reference side
-    metric: str  # what `measured` is: "speedup" or "tokens/s"
+    # Best time of one token on the reference side: openpaygo, or for the
+    # "fraction" cases paygkit's own baseline (named in the description).
+    reference_s: float
+    metric: str  # what `measured` is: "speedup", "tokens/s" or "fraction" (of the baseline's speed)
     measured: float
     target: float | None  # None: reported for information, no target
     extra: dict[str, Any] = field(default_factory=dict)
@@ -314,12 +328,12 @@ def bench_decode(
     return our_timing, their_timing
 
 
-def bench_bulk(settings: Settings, rng: random.Random) -> list[CaseResult]:
-    """generate_batch for many devices, threads=2 and threads=1, and the reference."""
+def bench_bulk(settings: Settings, rng: random.Random, count: int) -> list[CaseResult]:
+    """generate_batch for many devices, threads=2 and threads=1, its kernel, and the reference."""
     devices = [random_device(rng) for _ in range(settings.bulk_devices)]
     days = [rng.randint(1, 995) for _ in devices]
     requests = [
-        TokenRequest(device.params, BULK_COUNT, days=value)
+        TokenRequest(device.params, count, days=value)
         for device, value in zip(devices, days, strict=True)
     ]
     # The sample is spread over the batch so that the check covers its head,
@@ -333,14 +347,14 @@ def bench_bulk(settings: Settings, rng: random.Random) -> list[CaseResult]:
     # The batch kernel is separate code from the single-chain walk: compare
     # every token with it, then a sample with the reference.
     for position, (request, made) in enumerate(zip(requests, two, strict=True)):
-        single = generate(request.device, count=BULK_COUNT, days=days[position])
+        single = generate(request.device, count=count, days=days[position])
         check(made == single, f"bulk: request {position}: batch {made}, single {single}")
-    expected = {i: reference_generate(devices[i], BULK_COUNT, days[i]) for i in sample}
+    expected = {i: reference_generate(devices[i], count, days[i]) for i in sample}
     for position, theirs in expected.items():
         check_generated(f"bulk request {position}", two[position], theirs)
 
     # The kernel alone (no checks, no result objects) shows how much of the
-    # batch time is the C loop and how much is generate_batch's Python code.
+    # batch time is the C loop and how much is generate_batch's other work.
     backend = default_backend()
     keys = b"".join(device.params.key for device in devices)
     starts = [
@@ -357,36 +371,36 @@ def bench_bulk(settings: Settings, rng: random.Random) -> list[CaseResult]:
 
     def reference_sample() -> None:
         for i in sample:
-            reference_generate(devices[i], BULK_COUNT, days[i])
+            reference_generate(devices[i], count, days[i])
 
-    two_timing, one_timing, kernel_timing, reference_timing = best_interleaved(
-        [
-            sampler(lambda: generate_batch(requests, threads=2), 1),
-            sampler(lambda: generate_batch(requests, threads=1), 1),
-            sampler(lambda: backend.std_walk_many(keys, starts, steps, 2), 1),
-            sampler(reference_sample, 1),
-        ],
-        settings.bulk_rounds,
-    )
+    samplers = [
+        sampler(lambda: generate_batch(requests, threads=2), 1),
+        sampler(lambda: generate_batch(requests, threads=1), 1),
+        sampler(lambda: backend.std_walk_many(keys, starts, steps, 2), 1),
+        sampler(lambda: backend.std_walk_many(keys, starts, steps, 1), 1),
+        sampler(reference_sample, 1),
+    ]
+    floor = lockstep_floor(backend, steps[0])
+    if floor is not None:
+        samplers.append(floor)
+    timings = best_interleaved(samplers, settings.bulk_rounds)
+    two_timing, one_timing, kernel_timing, kernel1_timing, reference_timing = timings[:5]
     n = settings.bulk_devices
     reference_per_token = reference_timing.best / len(sample)
+    prefix = "bulk" if count == BULK_COUNT else f"bulk{count}"
     results = []
     runs = (
-        ("bulk_threads2", "generate_batch", 2, two_timing, BULK_TOKENS_PER_S_TARGET),
-        ("bulk_threads1", "generate_batch", 1, one_timing, None),
-        (
-            "bulk_kernel_threads2",
-            f"{backend.name} backend's std_walk_many alone",
-            2,
-            kernel_timing,
-            None,
-        ),
-    )
-    for name, what, threads, timing, target in runs:
+        (f"{prefix}_threads2", "generate_batch", 2, two_timing),
+        (f"{prefix}_threads1", "generate_batch", 1, one_timing),
+        (f"{prefix}_kernel_threads2", f"{backend.name} backend's std_walk_many alone", 2,
+         kernel_timing),
+    )  # fmt: skip
+    for name, what, threads, timing in runs:
+        target = BULK_TOKENS_PER_S_TARGET if name == "bulk_threads2" else None
         results.append(
             CaseResult(
                 name=name,
-                description=f"{what}, {n:,} devices at count {BULK_COUNT}, threads={threads}",
+                description=f"{what}, {n:,} devices at count {count}, threads={threads}",
                 paygkit_s=timing.best / n,
                 reference_s=reference_per_token,
                 metric="tokens/s",
@@ -404,7 +418,156 @@ def bench_bulk(settings: Settings, rng: random.Random) -> list[CaseResult]:
                 },
             )
         )
+    for threads, batch, kernel in ((2, two_timing, kernel_timing), (1, one_timing, kernel1_timing)):
+        results.append(
+            fraction_case(
+                f"{prefix}_of_kernel_threads{threads}",
+                f"generate_batch's speed as a fraction of std_walk_many's on the same "
+                f"{n:,} chains at count {count}, threads={threads}",
+                Timing(batch.best / n, batch.median / n),
+                Timing(kernel.best / n, kernel.median / n),
+                BATCH_OF_KERNEL_TARGET,
+            )
+        )
+    if floor is not None and count == BULK_COUNT:
+        floor_timing = timings[5]
+        chain_steps = n * steps[0]  # every chain of the batch is steps[0] long
+        results.append(
+            fraction_case(
+                "bulk_kernel_of_floor",
+                f"std_walk_many (threads=1) as a fraction of the speed of the "
+                f"{backend.name} backend's lanes walked in lock-step for {FLOOR_STEPS:,} steps, "
+                "no jobs to load (the floor), per chain step",
+                Timing(kernel1_timing.best / chain_steps, kernel1_timing.median / chain_steps),
+                floor_timing,
+                KERNEL_OF_FLOOR_TARGET,
+            )
+        )
     return results
+
+
+FLOOR_STEPS = 20_000
+
+
+def lockstep_floor(backend: ChainBackend, steps: int) -> Callable[[], float] | None:
+    """A sampler of the seconds per chain step of the batch kernel's lanes, or None.
+
+    The C extension walks one full set of its lanes (16 for AVX-512) in
+    lock-step with no job to load or retire: the fastest that kernel can go.
+    """
+    chain = getattr(backend, "_chain", None)
+    walk = getattr(chain, "lockstep_walk", None)
+    if walk is None:
+        return None
+    lanes = walk(0)
+
+    def per_step() -> float:
+        seconds: float = _timed(lambda: walk(FLOOR_STEPS), 1) / (lanes * FLOOR_STEPS)
+        return seconds
+
+    return per_step
+
+
+def fraction_case(
+    name: str, description: str, ours: Timing, baseline: Timing, target: float | None
+) -> CaseResult:
+    """How fast `ours` is as a fraction of `baseline` (1.0: as fast)."""
+    return CaseResult(
+        name=name,
+        description=description,
+        paygkit_s=ours.best,
+        reference_s=baseline.best,
+        metric="fraction",
+        measured=baseline.best / ours.best,
+        target=target,
+        extra={"paygkit_median_s": ours.median, "reference_median_s": baseline.median},
+    )
+
+
+def bench_small_calls(device: Device, rounds: int, budget_s: float) -> list[CaseResult]:
+    """The per-call costs: generate at count 0, decode and paygkit.compat at a short history."""
+    params = device.params
+    good = generate(params, count=SMALL_COUNT, days=3)
+    used = (SMALL_COUNT,)
+
+    def generate_first() -> GeneratedToken:
+        return generate(params, count=0, days=1)
+
+    def reference_first() -> tuple[int, str]:
+        return reference_generate(device, 0, 1)
+
+    def core_generate() -> GeneratedToken:
+        return generate(params, count=SMALL_COUNT, days=3)
+
+    def compat_generate() -> tuple[int, str]:
+        return compat.generate_token(
+            device.key_hex, SMALL_COUNT, 3, starting_code=device.starting_code
+        )
+
+    def core_decode() -> object:
+        return decode(params, good.digits, last_count=SMALL_COUNT, used_counts=used)
+
+    def compat_decode() -> object:
+        return compat.decode_token(
+            good.digits, device.key_hex, SMALL_COUNT, used, starting_code=device.starting_code
+        )
+
+    def reference_valid() -> tuple[Any, ...]:
+        return reference_decode(device, good.digits, SMALL_COUNT, used)
+
+    check_generated("generate_count0_c", generate_first(), reference_first())
+    check(compat_generate() == (good.count, good.digits), "compat_generate: not the core's token")
+    decoded = core_decode()
+    check(
+        compat_decode() == (3, compat.TokenType.ADD_TIME, good.count, [SMALL_COUNT, good.count])
+        and reference_valid()[:3] == (3, openpaygo.TokenType.ADD_TIME, good.count)
+        and getattr(decoded, "count", None) == good.count,
+        f"decode_valid: paygkit {decoded}, compat {compat_decode()}, reference {reference_valid()}",
+    )
+    ours = [generate_first, core_generate, compat_generate, core_decode, compat_decode]
+    samplers = [sampler(run, _calls_per_sample(run, budget_s)) for run in ours]
+    samplers += [sampler(reference_first, 1), sampler(reference_valid, 1)]
+    first, core_gen, compat_gen, core_dec, compat_dec, ref_first, ref_valid = best_interleaved(
+        samplers, rounds
+    )
+    return [
+        CaseResult(
+            name="generate_count0_c",
+            description="generate a device's first token (count 0, one hash step), C backend",
+            paygkit_s=first.best,
+            reference_s=ref_first.best,
+            metric="speedup",
+            measured=ref_first.best / first.best,
+            target=None,
+            extra={"paygkit_median_s": first.median, "reference_median_s": ref_first.median},
+        ),
+        CaseResult(
+            name="decode_valid_c",
+            description=f"decode the next valid token at last count {SMALL_COUNT}, C backend",
+            paygkit_s=core_dec.best,
+            reference_s=ref_valid.best,
+            metric="speedup",
+            measured=ref_valid.best / core_dec.best,
+            target=None,
+            extra={"paygkit_median_s": core_dec.median, "reference_median_s": ref_valid.median},
+        ),
+        fraction_case(
+            "compat_generate_c",
+            f"paygkit.compat.generate_token as a fraction of the speed of the core generate "
+            f"it wraps, count {SMALL_COUNT} (target: at most 1.5x its time)",
+            compat_gen,
+            core_gen,
+            COMPAT_OF_CORE_TARGET,
+        ),
+        fraction_case(
+            "compat_decode_c",
+            f"paygkit.compat.decode_token as a fraction of the speed of the core decode, "
+            f"last count {SMALL_COUNT} (target: at most 1.5x its time)",
+            compat_dec,
+            core_dec,
+            COMPAT_OF_CORE_TARGET,
+        ),
+    ]
 
 
 def speedup_case(
@@ -442,7 +605,9 @@ def run_cases(settings: Settings) -> list[CaseResult]:
             *bench_decode(device, typo, good, settings.rounds, budget, None),
             DECODE_SPEEDUP_TARGET,
         ),
-        *bench_bulk(settings, rng),
+        *bench_small_calls(device, settings.rounds, budget),
+        *bench_bulk(settings, rng, BULK_COUNT),
+        *bench_bulk(settings, rng, SHORT_BULK_COUNT),
         # One call of the fallback lasts milliseconds: one call per sample.
         speedup_case(
             "generate_python",
@@ -468,7 +633,9 @@ def _duration(seconds: float) -> str:
         return f"{seconds:.2f} s"
     if seconds >= 1e-3:
         return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds * 1e6:.2f} µs"
+    if seconds >= 1e-6:
+        return f"{seconds * 1e6:.2f} µs"
+    return f"{seconds * 1e9:.2f} ns"
 
 
 def _row(result: CaseResult, enforced: bool) -> list[str]:
@@ -478,22 +645,29 @@ def _row(result: CaseResult, enforced: bool) -> list[str]:
         reference_rate = float(result.extra["reference_tokens_per_s"])
         theirs = f"{reference_rate:,.0f}/s ({_duration(result.reference_s)}/token)"
         target = "—" if result.target is None else f">= {result.target:,.0f}/s"
+    elif result.metric == "fraction":
+        ours, theirs = _duration(result.paygkit_s), _duration(result.reference_s)
+        target = f">= {result.target:.2f}" if result.target is not None else "—"
+        ratio = f"{result.measured:.2f}"
+        return [result.name, ours, theirs, ratio, target, _verdict(result, enforced)]
     else:
         ours, theirs = _duration(result.paygkit_s), _duration(result.reference_s)
         target = f">= {result.target:g}x" if result.target is not None else "—"
+    return [result.name, ours, theirs, f"{result.ratio:,.1f}x", target, _verdict(result, enforced)]
+
+
+def _verdict(result: CaseResult, enforced: bool) -> str:
     if result.passed is None:
-        verdict = "[dim]info[/dim]"
-    elif result.passed:
-        verdict = "[green]PASS[/green]"
-    else:
-        verdict = "[red]FAIL[/red]" if enforced else "[yellow]missed[/yellow]"
-    return [result.name, ours, theirs, f"{result.ratio:,.1f}x", target, verdict]
+        return "[dim]info[/dim]"
+    if result.passed:
+        return "[green]PASS[/green]"
+    return "[red]FAIL[/red]" if enforced else "[yellow]missed[/yellow]"
 
 
 def report(console: Console, results: Sequence[CaseResult], enforced: bool) -> None:
     table = Table(title="paygkit.token vs openpaygo 0.6.3 (best of interleaved repeats)")
     table.add_column("case")
-    for column in ("paygkit", "reference", "ratio", "target"):
+    for column in ("paygkit", "reference (or baseline)", "ratio", "target"):
         table.add_column(column, justify="right")
     table.add_column("result")
     for result in results:

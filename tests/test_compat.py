@@ -18,7 +18,7 @@ from paygkit.compat import (
     decode_token,
     generate_token,
 )
-from paygkit.token import DeviceParams, default_backend
+from paygkit.token import DeviceParams, ParameterError, default_backend
 from tests.conftest import load_vectors
 from tests.token.strategies import raw_token
 
@@ -513,3 +513,61 @@ def test_restricted_mode_may_be_given_as_the_device_list_column() -> None:
     ] == (1.0, TokenType.ADD_TIME, 2)
     with pytest.raises(ValueError, match="restricted_digit_set"):
         generate_token(KEY, 1, value=1, starting_code=STARTING_CODE, restricted_digit_set=2)
+
+
+# ---- the fast path of the usual call and the device cache (issue 14) ----
+
+
+def test_usual_and_unusual_arguments_make_the_same_token() -> None:
+    usual = compat.generate_token(KEY, 10, 3, starting_code=STARTING_CODE)
+    assert compat.generate_token(KEY, 10, 3.0, starting_code=STARTING_CODE) == usual
+    assert compat.generate_token(KEY, 10, 3, 1, STARTING_CODE, 1.0) == usual
+    assert compat.generate_token(KEY, 10, 1.5, 1, STARTING_CODE, 2) == usual
+    assert compat.generate_token(KEY.encode(), 10, 3, starting_code=STARTING_CODE) == usual
+    assert (
+        compat.generate_token(bytearray(KEY.encode()), 10, 3, starting_code=STARTING_CODE) == usual
+    )
+    for kind in (TokenType.DISABLE_PAYG, 3):
+        assert compat.generate_token(KEY, 10, None, kind, STARTING_CODE) == compat.generate_token(
+            KEY, 10, 0, TokenType.DISABLE_PAYG, STARTING_CODE, 1.0
+        )
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"value": True},
+        {"value": 3, "token_type": True},
+        {"value": 3, "token_type": 1.0},
+        {"value": 3, "token_type": 10},
+        {"value": 3, "value_divider": 0},
+        {"value": 3, "value_divider": True},
+        {"value": 3, "token_type": TokenType.DISABLE_PAYG},
+        {"value": None},
+    ],
+)
+def test_the_fast_path_refuses_what_the_checks_refuse(arguments: dict[str, Any]) -> None:
+    with pytest.raises(ParameterError):
+        compat.generate_token(KEY, 10, starting_code=STARTING_CODE, **arguments)
+
+
+def test_cached_devices_are_not_confused_by_equal_arguments() -> None:
+    compat.generate_token(KEY, 10, 3, starting_code=1)
+    compat.generate_token(KEY, 10, 3, restricted_digit_set=True, starting_code=1)
+    # Equal to a cached argument (True == 1, 1.0 == 1), yet refused as before.
+    with pytest.raises(ParameterError):
+        compat.generate_token(KEY, 10, 3, starting_code=True)
+    with pytest.raises(ParameterError):
+        compat.generate_token(KEY, 10, 3, starting_code=1.0)  # type: ignore[arg-type]
+    with pytest.raises(ParameterError):
+        compat.generate_token(KEY, 10, 3, restricted_digit_set=1.0, starting_code=1)  # type: ignore[arg-type]
+    # 1 and True are the same restricted mode, as before.
+    assert compat.generate_token(
+        KEY, 10, 3, restricted_digit_set=1, starting_code=1
+    ) == compat.generate_token(KEY, 10, 3, restricted_digit_set=True, starting_code=1)
+
+
+def test_the_device_cache_is_bounded() -> None:
+    for code in range(compat._DEVICE_CACHE_SIZE + 10):
+        compat.generate_token(KEY, 0, 1, starting_code=code)
+    assert len(compat._DEVICES) <= compat._DEVICE_CACHE_SIZE

@@ -95,6 +95,12 @@ _FROM_CORE = {core: compat for compat, core in _TO_CORE.items()} | {
     CoreTokenType.ALREADY_USED: TokenType.ALREADY_USED,
 }
 
+# The usual token_type arguments: the numbers as ints or as members.
+_TYPE_NUMBERS = (int, TokenType)
+# Keyed by both: a member hashes as its name, not as its number.
+_USUAL_TYPES = {int(compat): core for compat, core in _TO_CORE.items()} | _TO_CORE
+_VALUE_TYPES = (CoreTokenType.ADD_TIME, CoreTokenType.SET_TIME)
+
 DecodedValue = int | float | None
 """Add/Set Time: units / value_divider (a float, or the int 0); Disable/Sync: 998/999."""
 
@@ -116,6 +122,36 @@ def _load_key(secret_key: str | bytes) -> bytes:
 
 
 def _device(
+    secret_key: str | bytes, starting_code: int | None, restricted_digit_set: bool
+) -> DeviceParams:
+    # Parsing the key and checking the parameters cost more than the token
+    # itself, and callers repeat the same few devices: well-typed arguments
+    # are looked up in a small cache (the parameters are immutable).  Exact
+    # types only, so that no two accepted arguments are equal keys (1 == 1.0
+    # == True) and nothing refused is ever cached.
+    if (
+        type(restricted_digit_set) is bool
+        and (type(starting_code) is int or starting_code is None)
+        and type(secret_key) in _KEY_TYPES
+    ):
+        arguments = (secret_key, starting_code, restricted_digit_set)
+        device = _DEVICES.get(arguments)
+        if device is None:
+            device = _new_device(secret_key, starting_code, restricted_digit_set)
+            if len(_DEVICES) >= _DEVICE_CACHE_SIZE:
+                _DEVICES.clear()  # a crude bound, but safe with threads calling at once
+            _DEVICES[arguments] = device
+        return device
+    return _new_device(secret_key, starting_code, restricted_digit_set)
+
+
+_KEY_TYPES = (str, bytes)
+# Bounded, since a server sees many devices; each entry holds one device's key.
+_DEVICE_CACHE_SIZE = 256
+_DEVICES: dict[tuple[str | bytes, int | None, bool], DeviceParams] = {}
+
+
+def _new_device(
     secret_key: str | bytes, starting_code: int | None, restricted_digit_set: bool
 ) -> DeviceParams:
     # 0/1 as well, as read from the Restricted Digit Mode column of a device list.
@@ -194,13 +230,34 @@ def generate_token(
     Add/Set Time carry ``round(value * value_divider)`` units (0..995, or
     0..999 999 for an extended token, except 998 and 999).
     """
-    kind = _token_type(token_type)
-    divider = _check_divider(value_divider)
-    units = _units(value, divider, kind)
+    core_type = _USUAL_TYPES.get(token_type) if type(token_type) in _TYPE_NUMBERS else None
+    units: int | None
+    if (
+        core_type is not None
+        and type(value_divider) is int
+        and value_divider > 0
+        and (type(value) is int if core_type in _VALUE_TYPES else value is None)
+    ):
+        # The usual call (whole numbers, a known type): what the checks
+        # below would conclude, without their cost, which is several times
+        # the token's.  round() of a whole number is itself.
+        units = value * value_divider if type(value) is int else None
+    else:
+        kind = _token_type(token_type)
+        divider = _check_divider(value_divider)
+        units = _units(value, divider, kind)
+        core_type = _TO_CORE[kind]
+    # _device's cache lookup for the commonest arguments, without its call.
+    if type(secret_key) is str and type(starting_code) is int and restricted_digit_set is False:
+        device = _DEVICES.get((secret_key, starting_code, False)) or _device(
+            secret_key, starting_code, False
+        )
+    else:
+        device = _device(secret_key, starting_code, restricted_digit_set)
     made = generate(
-        _device(secret_key, starting_code, restricted_digit_set),
+        device,
         count=count,
-        token_type=_TO_CORE[kind],
+        token_type=core_type,
         units=units,
         extended=extended_token,
     )

@@ -563,8 +563,22 @@ def check_sequence(backend: ChainBackend, case: SequenceCase) -> None:
                 event("reference returned None for the used counts")
                 ref = (ref[0], ref[1], ref[2], list(core.used_counts))
             expected = expected_from_reference(ref, units, last_count)
-            assert_core_agrees(core, expected, units)
-            assert_same_answer(got, expected)
+            if (
+                core.accepted
+                and core.count == made.count
+                and ref[2] is not None
+                and ref[2] < made.count
+                and expected[1] == compat.TokenType.ALREADY_USED
+            ):
+                # A chain collision: the digits also match an older count.  The
+                # reference takes the first count that matches (a count its
+                # device may not take again); paygkit takes the first count it
+                # can accept, here the one the token was made for.
+                event("chain collision: the reference matched an older count first")
+                assert _CORE_TO_INT[core.token_type] == got[1]
+            else:
+                assert_core_agrees(core, expected, units)
+                assert_same_answer(got, expected)
 
         if core.accepted:
             if core.count == made.count:

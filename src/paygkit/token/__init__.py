@@ -47,10 +47,11 @@ from paygkit.token.explain import (
     ValueExplanation,
     explain,
 )
-from paygkit.token.keys import hide_keys, parse_key
+from paygkit.token.keys import HIDDEN, hide_keys, parse_key
 from paygkit.token.model import (
     COUNTER_SYNC_VALUE,
     DISABLE_PAYG_VALUE,
+    MAX_ACTIVATION_UNITS,
     MAX_COUNT,
     MAX_STARTING_CODE,
     DecodeResult,
@@ -76,6 +77,8 @@ __all__ = [
     "COUNTER_SYNC_VALUE",
     "DISABLE_PAYG_VALUE",
     "EXTENDED_DIGITS",
+    "HIDDEN",
+    "MAX_ACTIVATION_UNITS",
     "MAX_COUNT",
     "MAX_STARTING_CODE",
     "RESTRICTED_EXTENDED_DIGITS",

@@ -9,15 +9,16 @@ whole suite on the fallback too).  Any call can also name its backend.
 from __future__ import annotations
 
 import os
-from array import array
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from itertools import pairwise
-from types import ModuleType
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from paygkit.token import siphash as _py
+
+if TYPE_CHECKING:
+    from array import array
+
+_Token = TypeVar("_Token")
 
 FORCE_PURE_PYTHON_ENV = "PAYGKIT_PURE_PYTHON"
 
@@ -55,14 +56,20 @@ class PythonBackend:
     def std_walk(self, key: bytes, code: int, steps: int) -> int:
         return _py.std_walk(_py.key_state(key), code, steps)
 
-    def std_find(self, key: bytes, code: int, high: int, max_count: int) -> list[int]:
-        return _py.std_find(_py.key_state(key), code, high, max_count)
+    def std_find(
+        self, key: bytes, code: int, high: int, max_count: int, stop_above: int | None = None
+    ) -> list[int]:
+        """As ChainBackend.std_find; with stop_above, ends after the first count above it."""
+        return _py.std_find(_py.key_state(key), code, high, max_count, stop_above)
 
     def ext_walk(self, key: bytes, code: int, steps: int) -> int:
         return _py.ext_walk(_py.key_state(key), code, steps)
 
-    def ext_find(self, key: bytes, code: int, high: int, max_count: int) -> list[int]:
-        return _py.ext_find(_py.key_state(key), code, high, max_count)
+    def ext_find(
+        self, key: bytes, code: int, high: int, max_count: int, stop_above: int | None = None
+    ) -> list[int]:
+        """As ChainBackend.ext_find; with stop_above, ends after the first count above it."""
+        return _py.ext_find(_py.key_state(key), code, high, max_count, stop_above)
 
     def std_walk_many(
         self, keys: bytes, codes: Sequence[int], steps: Sequence[int], threads: int
@@ -74,36 +81,88 @@ class PythonBackend:
         ]
 
 
+class CompiledChain(Protocol):
+    """What CBackend needs of the extension module; its stub (_chain.pyi) has the rest."""
+
+    def siphash24(self, key: bytes, data: bytes, /) -> int: ...
+
+    def std_walk(self, key: bytes, code: int, steps: int, /) -> int: ...
+
+    def ext_walk(self, key: bytes, code: int, steps: int, /) -> int: ...
+
+    def std_find(
+        self, key: bytes, code: int, high: int, max_count: int, stop_above: int | None = None, /
+    ) -> list[int]: ...
+
+    def ext_find(
+        self, key: bytes, code: int, high: int, max_count: int, stop_above: int | None = None, /
+    ) -> list[int]: ...
+
+    def std_walk_batch(
+        self,
+        keys: bytes,
+        codes: array[int],
+        steps: array[int],
+        out: array[int],
+        threads: int = 1,
+        kernel: str | None = None,
+    ) -> None: ...
+
+    def generate_one(
+        self,
+        device: object,
+        count: object,
+        token_type: object,
+        days: object,
+        units: object,
+        extended: object,
+        device_class: type,
+        token_class: type[_Token],
+        token_types: tuple[object, object, object, object],
+        /,
+    ) -> _Token | None: ...
+
+    def generate_batch(
+        self,
+        requests: Sequence[object],
+        threads: int,
+        plan_request: Callable[[int, Any], tuple[int, int]],
+        request_class: type,
+        device_class: type,
+        token_class: type[_Token],
+        token_types: tuple[object, object, object, object],
+        /,
+    ) -> list[_Token]: ...
+
+
 class CBackend:
     """The compiled chain loop (paygkit.token._chain)."""
 
     name = "c"
 
-    # Below this many chains a second thread costs more than it saves.
-    _MIN_CHAINS_PER_THREAD = 256
-
-    def __init__(self, module: ModuleType) -> None:
+    def __init__(self, module: CompiledChain) -> None:
         self._chain = module
 
     def siphash24(self, key: bytes, data: bytes) -> int:
-        result: int = self._chain.siphash24(key, data)
-        return result
+        return self._chain.siphash24(key, data)
 
     def std_walk(self, key: bytes, code: int, steps: int) -> int:
-        result: int = self._chain.std_walk(key, code, steps)
-        return result
+        return self._chain.std_walk(key, code, steps)
 
-    def std_find(self, key: bytes, code: int, high: int, max_count: int) -> list[int]:
-        found: list[int] = self._chain.std_find(key, code, high, max_count)
-        return found
+    def std_find(
+        self, key: bytes, code: int, high: int, max_count: int, stop_above: int | None = None
+    ) -> list[int]:
+        """As ChainBackend.std_find; with stop_above, ends after the first count above it."""
+        return self._chain.std_find(key, code, high, max_count, stop_above)
 
     def ext_walk(self, key: bytes, code: int, steps: int) -> int:
-        result: int = self._chain.ext_walk(key, code, steps)
-        return result
+        return self._chain.ext_walk(key, code, steps)
 
-    def ext_find(self, key: bytes, code: int, high: int, max_count: int) -> list[int]:
-        found: list[int] = self._chain.ext_find(key, code, high, max_count)
-        return found
+    def ext_find(
+        self, key: bytes, code: int, high: int, max_count: int, stop_above: int | None = None
+    ) -> list[int]:
+        """As ChainBackend.ext_find; with stop_above, ends after the first count above it."""
+        return self._chain.ext_find(key, code, high, max_count, stop_above)
 
     def std_walk_many(
         self, keys: bytes, codes: Sequence[int], steps: Sequence[int], threads: int
@@ -111,37 +170,51 @@ class CBackend:
         count = len(codes)
         if len(steps) != count or len(keys) != 16 * count:
             raise ValueError("need 16 key bytes, one code and one step count per chain")
-        code_array = array("I", codes)
-        step_array = array("I", steps)
+        from array import array  # only batches need it: not imported with the package
+
         out = array("I", bytes(4 * count))
-        threads = max(1, min(threads, count // self._MIN_CHAINS_PER_THREAD))
-        if threads == 1:
-            self._chain.std_walk_batch(keys, code_array, step_array, out)
-            return out.tolist()
-        # The kernel releases the GIL, so slices run truly in parallel.
-        bounds = [count * part // threads for part in range(threads + 1)]
-        keys_view, codes_view = memoryview(keys), memoryview(code_array)
-        steps_view, out_view = memoryview(step_array), memoryview(out)
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            jobs = [
-                pool.submit(
-                    self._chain.std_walk_batch,
-                    keys_view[16 * lo : 16 * hi],
-                    codes_view[lo:hi],
-                    steps_view[lo:hi],
-                    out_view[lo:hi],
-                )
-                for lo, hi in pairwise(bounds)
-            ]
-            for job in jobs:
-                job.result()
+        # The kernel splits the chains over its own threads (a few hundred
+        # chains at least each), with the GIL released.
+        self._chain.std_walk_batch(keys, array("I", codes), array("I", steps), out, threads)
         return out.tolist()
+
+    def generate_one(
+        self,
+        device: object,
+        request: tuple[object, object, object, object, object],
+        classes: tuple[type, type[_Token]],
+        token_types: tuple[object, object, object, object],
+    ) -> _Token | None:
+        """paygkit.token.coding.generate in C for the usual request, else None.
+
+        `request` is (count, token_type, days, units, extended); `classes` the
+        device and token classes.  Not part of ChainBackend.
+        """
+        return self._chain.generate_one(device, *request, *classes, token_types)
+
+    def generate_batch(
+        self,
+        requests: Sequence[object],
+        threads: int,
+        plan_request: Callable[[int, Any], tuple[int, int]],
+        classes: tuple[type, type, type[_Token]],
+        token_types: tuple[object, object, object, object],
+    ) -> list[_Token]:
+        """paygkit.token.coding.generate_batch in C (see there; not part of ChainBackend).
+
+        `classes` are the request, device and token classes; `plan_request`
+        checks a request the C code does not check itself.
+        """
+        request_class, device_class, token_class = classes
+        return self._chain.generate_batch(
+            requests, threads, plan_request, request_class, device_class, token_class, token_types
+        )
 
 
 def load_c_backend() -> CBackend | None:
     """The compiled backend, or None when the extension was not built."""
     try:
-        from paygkit.token import _chain  # type: ignore[attr-defined]
+        from paygkit.token import _chain
     except ImportError:
         return None
     return CBackend(_chain)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from paygkit.token.chain import ChainBackend, default_backend
+from paygkit.token.chain import CBackend, ChainBackend, PythonBackend, default_backend
 from paygkit.token.digits import format_token, parse_token
 from paygkit.token.errors import ParameterError
 from paygkit.token.model import (
@@ -25,10 +26,20 @@ from paygkit.token.model import (
     TokenType,
     check_int,
 )
-from paygkit.token.units import Days, days_to_units
+from paygkit.token.units import days_to_units
+
+if TYPE_CHECKING:
+    from paygkit.token.units import Days
 
 STANDARD_MODULUS = 1000
 EXTENDED_MODULUS = 1_000_000
+# In the order the C code (generate_one, generate_batch) numbers them.
+_GENERATED_TYPES = (
+    TokenType.ADD_TIME,
+    TokenType.SET_TIME,
+    TokenType.DISABLE_PAYG,
+    TokenType.COUNTER_SYNC,
+)
 
 
 def next_count(count: int, token_type: TokenType) -> int:
@@ -66,16 +77,15 @@ def token_value(
     if units is None:
         assert days is not None
         value = days_to_units(days, time_divider)
-        given = f"{days} days x time divider {time_divider} = {value} units"
     else:
         if isinstance(units, bool) or not isinstance(units, int):
             raise ParameterError(f"units must be an integer, not {type(units).__name__}")
         if units < 0:
             raise ParameterError(f"units must not be negative, got {units}")
         value = units
-        given = f"{value} units"
     if extended:
         if value > EXTENDED_MAX_UNITS:
+            given = _given_text(days, units, time_divider, value)
             raise ParameterError(
                 f"an extended token carries at most {EXTENDED_MAX_UNITS} units ({given})"
             )
@@ -85,11 +95,19 @@ def token_value(
                 "and cannot be carried by an Add or Set Time token; use 997 or 1000"
             )
     elif value > MAX_ACTIVATION_UNITS:
+        given = _given_text(days, units, time_divider, value)
         raise ParameterError(
             f"a token carries at most {MAX_ACTIVATION_UNITS} units ({given}; 996 and 997 "
             "are reserved); split the time over several Add Time tokens"
         )
     return value
+
+
+def _given_text(days: Days | None, units: int | None, time_divider: int, value: int) -> str:
+    """How a refused value was asked for, for its error message (written only on refusal)."""
+    if units is None:
+        return f"{days} days x time divider {time_divider} = {value} units"
+    return f"{value} units"
 
 
 def generate(
@@ -107,6 +125,20 @@ def generate(
     Give Add/Set Time either `days` (multiplied by the time divider) or raw
     `units`.  The result carries the new count, which the server must store.
     """
+    chain = backend or default_backend()
+    if isinstance(chain, CBackend):
+        # The usual request (int count, int days or units, bool extended) is
+        # checked and made in C: the Python checks and result object cost
+        # twenty times the hashing at low counts.  Any other comes back None
+        # and goes through the checks below, which raise the usual errors.
+        made = chain.generate_one(
+            device,
+            (count, token_type, days, units, extended),
+            (DeviceParams, GeneratedToken),
+            _GENERATED_TYPES,
+        )
+        if made is not None:
+            return made
     _check_count("count", count)
     value = token_value(
         token_type, days=days, units=units, time_divider=device.time_divider, extended=extended
@@ -114,7 +146,7 @@ def generate(
     new_count = next_count(count, token_type)
     if new_count > MAX_COUNT:
         raise ParameterError(f"count {count} is too high to issue another token")
-    return _make(device, token_type, value, new_count, extended, backend or default_backend())
+    return _make(device, token_type, value, new_count, extended, chain)
 
 
 def reset_token(device: DeviceParams, *, backend: ChainBackend | None = None) -> GeneratedToken:
@@ -222,6 +254,21 @@ def _cached_token_value(request: TokenRequest, cache: dict[tuple[object, ...], i
     return value
 
 
+def _plan_request(
+    position: int, request: TokenRequest, values: dict[tuple[object, ...], int]
+) -> tuple[int, int]:
+    """A request's value and new count, checked; the error names the request."""
+    try:
+        _check_count("count", request.count)
+        value = _cached_token_value(request, values)
+    except ParameterError as error:
+        raise ParameterError(f"request {position}: {error}") from None
+    new_count = next_count(request.count, request.token_type)
+    if new_count > MAX_COUNT:
+        raise ParameterError(f"request {position}: count {request.count} is too high")
+    return value, new_count
+
+
 def generate_batch(
     requests: Sequence[TokenRequest],
     *,
@@ -236,21 +283,24 @@ def generate_batch(
     fails the batch without partial output.
     """
     chain = backend or default_backend()
-    planned: list[tuple[TokenRequest, int, int, int]] = []
     # A fleet's requests repeat a handful of (type, time, divider) choices, so
     # each distinct one is checked once; this is most of the Python cost.
     values: dict[tuple[object, ...], int] = {}
-    for position, request in enumerate(requests):
-        try:
-            _check_count("count", request.count)
-            value = _cached_token_value(request, values)
-        except ParameterError as error:
-            raise ParameterError(f"request {position}: {error}") from None
-        new_count = next_count(request.count, request.token_type)
-        if new_count > MAX_COUNT:
-            raise ParameterError(f"request {position}: count {request.count} is too high")
-        planned.append((request, value, new_count, position))
+    if isinstance(chain, CBackend):
+        # The C code checks the usual requests itself (a few Python checks
+        # per request cost several times the hashing at low counts) and
+        # hands every other one to the same Python checks as below.
+        def plan(position: int, request: Any) -> tuple[int, int]:
+            return _plan_request(position, request, values)
 
+        return chain.generate_batch(
+            requests, threads, plan, (TokenRequest, DeviceParams, GeneratedToken), _GENERATED_TYPES
+        )
+
+    planned = [
+        (request, *_plan_request(position, request, values), position)
+        for position, request in enumerate(requests)
+    ]
     results: list[GeneratedToken | None] = [None] * len(planned)
     standard = [plan for plan in planned if not plan[0].extended]
     keys = b"".join(plan[0].device.key for plan in standard)
@@ -302,7 +352,8 @@ def updated_used_counts(
     highest = max(max(used_set, default=count), count)
     window = range(max(0, highest - unordered_window), highest + 1)
     if token_type is TokenType.ADD_TIME:
-        return tuple(c for c in window if c == count or c in used_set)
+        used_set.add(count)
+        return tuple([c for c in window if c in used_set])
     return tuple(window)
 
 
@@ -392,8 +443,17 @@ def decode(
     else:
         search_to = highest + windows.forward
     chain = backend or default_backend()
-    find = chain.ext_find if parsed.extended else chain.std_find
-    matches = find(device.key, start, parsed.value // modulus, search_to)
+    high_digits = parsed.value // modulus
+    if isinstance(chain, CBackend | PythonBackend):
+        # Every count above `highest` is accepted and the loop below takes
+        # the first acceptable count, so the search can end at the first
+        # match above `highest`: the counts it keeps (all those up to that
+        # one) decide the answer exactly as the whole window would.
+        find = chain.ext_find if parsed.extended else chain.std_find
+        matches = find(device.key, start, high_digits, search_to, highest)
+    else:
+        find_all = chain.ext_find if parsed.extended else chain.std_find
+        matches = find_all(device.key, start, high_digits, search_to)
 
     used_set = set(used)
     for count in matches:

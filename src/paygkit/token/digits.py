@@ -64,6 +64,8 @@ def typed_digits(text: str) -> str:
             f"a token must be given as text, not {type(text).__name__}, "
             "so that its leading zeros are kept"
         )
+    if text.isascii() and text.isdigit():
+        return str(text)  # the usual token: plain digits, which every check below passes
     if text != text.strip():
         raise TokenFormatError("the token starts or ends with a space; remove it")
     if not text:

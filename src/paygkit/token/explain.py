@@ -18,7 +18,7 @@ frozen dataclasses that a CLI or a notebook can render.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from paygkit.token.chain import ChainBackend, default_backend
 from paygkit.token.coding import (
@@ -43,7 +43,11 @@ from paygkit.token.model import (
     group_digits,
 )
 from paygkit.token.siphash import ext_fold, siphash24, std_fold, std_message
-from paygkit.token.units import Days
+
+if TYPE_CHECKING:
+    from fractions import Fraction
+
+    from paygkit.token.units import Days
 
 STANDARD_FOLD_LIMIT = 999_999_999
 STANDARD_FOLD_SUBTRACT = 73_741_825
@@ -81,6 +85,8 @@ class ValueExplanation:
         """The time the token carries in days (units / time divider), None if it carries none."""
         if not self.token_type.carries_value:
             return None
+        from fractions import Fraction  # slow to import, so only when asked
+
         return Fraction(self.value, self.time_divider)
 
     @property
@@ -233,6 +239,8 @@ def _value_explanation(
             note=f"{_days(days)} x time divider {time_divider} = {_units(value)}{rounding}",
         )
     assert units is not None
+    from fractions import Fraction
+
     return ValueExplanation(
         token_type=token_type,
         value=value,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from paygkit.token.chain import derive_starting_code
 from paygkit.token.errors import ParameterError
 from paygkit.token.keys import parse_key
+
+if TYPE_CHECKING:
+    from fractions import Fraction  # imported where used: it is slow to import
 
 MAX_STARTING_CODE = 999_999_999
 MAX_ACTIVATION_UNITS = 995
@@ -37,15 +40,26 @@ class TokenType(enum.Enum):
         """The name people use: "Add Time", "Disable PAYG", "Already used"..."""
         return _LABELS[self]
 
+    # Answered from each member's own flags (set below): these are asked on
+    # every token, and a lookup of the members through the class is slow.
+    _carries_value: bool
+    _is_generated: bool
+
     @property
     def carries_value(self) -> bool:
         """Add Time and Set Time carry a number of time units; the others do not."""
-        return self in (TokenType.ADD_TIME, TokenType.SET_TIME)
+        return self._carries_value
 
     @property
     def is_generated(self) -> bool:
         """The four types a generator can make (the others are decode outcomes)."""
-        return self not in (TokenType.ALREADY_USED, TokenType.INVALID)
+        return self._is_generated
+
+
+for _member in TokenType:
+    _member._carries_value = _member in (TokenType.ADD_TIME, TokenType.SET_TIME)
+    _member._is_generated = _member not in (TokenType.ALREADY_USED, TokenType.INVALID)
+del _member
 
 
 _LABELS = {
@@ -163,6 +177,8 @@ class GeneratedToken:
     @property
     def days(self) -> Fraction | None:
         """The time carried, in days (units / time divider); None for Disable/Sync."""
+        from fractions import Fraction
+
         return None if self.units is None else Fraction(self.units, self.time_divider)
 
     @property
@@ -198,6 +214,8 @@ class DecodeResult:
     @property
     def days(self) -> Fraction | None:
         """The time carried, in days; None unless an Add Time or Set Time was accepted."""
+        from fractions import Fraction
+
         return None if self.units is None else Fraction(self.units, self.time_divider)
 
 

@@ -9,6 +9,7 @@ allocates per call.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 _MASK64 = 0xFFFFFFFFFFFFFFFF
@@ -152,13 +153,15 @@ def _build_walkers(message: str, fold: str) -> tuple[Any, Any]:
         "    for _ in range(steps):\n" + _indent(step, 8) + "    return code\n"
     )
     find_source = (
-        "def find(state, code, high, divisor, max_count):\n"
+        "def find(state, code, high, divisor, max_count, stop_above):\n"
         "    s0, s1, s2, s3 = state\n"
         "    mask = 0xFFFFFFFFFFFFFFFF\n"
         "    found = []\n"
         "    for count in range(max_count + 1):\n"
         "        if code // divisor == high:\n"
         "            found.append(count)\n"
+        "            if count > stop_above:\n"
+        "                break\n"
         "        if count == max_count:\n"
         "            break\n" + _indent(step, 8) + "    return found\n"
     )
@@ -167,29 +170,49 @@ def _build_walkers(message: str, fold: str) -> tuple[Any, Any]:
     return namespace["walk"], namespace["find"]
 
 
-_std_walk, _std_find = _build_walkers(_STD_MESSAGE, _STD_FOLD_TEXT)
-_ext_walk, _ext_find = _build_walkers(_EXT_MESSAGE, _EXT_FOLD_TEXT)
+# Built on first use, not at import: compiling them takes milliseconds, and
+# only the pure-Python backend needs them.
+@cache
+def _std_walkers() -> tuple[Any, Any]:
+    return _build_walkers(_STD_MESSAGE, _STD_FOLD_TEXT)
+
+
+@cache
+def _ext_walkers() -> tuple[Any, Any]:
+    return _build_walkers(_EXT_MESSAGE, _EXT_FOLD_TEXT)
 
 
 def std_walk(state: KeyState, code: int, steps: int) -> int:
     """Advance a standard (9-digit) chain by `steps` hash steps."""
-    result: int = _std_walk(state, code, steps)
+    result: int = _std_walkers()[0](state, code, steps)
     return result
 
 
-def std_find(state: KeyState, code: int, high: int, max_count: int) -> list[int]:
-    """Counts 0..max_count whose standard chain value has `high` above its 3-digit base."""
-    found: list[int] = _std_find(state, code, high, 1000, max_count)
+def std_find(
+    state: KeyState, code: int, high: int, max_count: int, stop_above: int | None = None
+) -> list[int]:
+    """Counts 0..max_count whose standard chain value has `high` above its 3-digit base.
+
+    With `stop_above`, the search ends at the first such count above it.
+    """
+    stop = max_count if stop_above is None else stop_above
+    found: list[int] = _std_walkers()[1](state, code, high, 1000, max_count, stop)
     return found
 
 
 def ext_walk(state: KeyState, code: int, steps: int) -> int:
     """Advance an extended (12-digit) chain by `steps` hash steps."""
-    result: int = _ext_walk(state, code, steps)
+    result: int = _ext_walkers()[0](state, code, steps)
     return result
 
 
-def ext_find(state: KeyState, code: int, high: int, max_count: int) -> list[int]:
-    """Counts 0..max_count whose extended chain value has `high` above its 6-digit base."""
-    found: list[int] = _ext_find(state, code, high, 1_000_000, max_count)
+def ext_find(
+    state: KeyState, code: int, high: int, max_count: int, stop_above: int | None = None
+) -> list[int]:
+    """Counts 0..max_count whose extended chain value has `high` above its 6-digit base.
+
+    With `stop_above`, the search ends at the first such count above it.
+    """
+    stop = max_count if stop_above is None else stop_above
+    found: list[int] = _ext_walkers()[1](state, code, high, 1_000_000, max_count, stop)
     return found

@@ -8,20 +8,30 @@ these functions, so the same amount reads the same everywhere.
 from __future__ import annotations
 
 import math
-from decimal import Decimal
-from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from paygkit.token.errors import ParameterError
 
-SECONDS_PER_DAY = 86_400
+# decimal and fractions are imported where used: together they are a tenth
+# of the import time of paygkit.token, and most callers never need them.
+if TYPE_CHECKING:
+    from decimal import Decimal
+    from fractions import Fraction
 
-Days = int | float | Decimal | Fraction
+    Days = int | float | Decimal | Fraction
+
+SECONDS_PER_DAY = 86_400
 
 _PARTS = ((SECONDS_PER_DAY, "day"), (3600, "h"), (60, "min"), (1, "s"))
 
 
 def days_to_units(days: Days, time_divider: int) -> int:
     """Days to value units (days x divider), rounded half to even like the reference."""
+    if type(days) is int and days >= 0:
+        return days * time_divider
+    from decimal import Decimal
+    from fractions import Fraction
+
     if isinstance(days, bool) or not isinstance(days, int | float | Decimal | Fraction):
         raise ParameterError(f"days must be a number, not {type(days).__name__}")
     if isinstance(days, float | Decimal) and not math.isfinite(days):
@@ -44,6 +54,8 @@ def days_to_units(days: Days, time_divider: int) -> int:
 
 
 def units_to_days(units: int, time_divider: int) -> Fraction:
+    from fractions import Fraction
+
     return Fraction(units, time_divider)
 
 
@@ -54,6 +66,9 @@ def plural(amount: int | str, word: str) -> str:
 
 def number_text(value: Fraction | int, places: int = 3) -> str:
     """A number as a short decimal ("1.2"), with "about" when it is not exact in `places`."""
+    from decimal import Decimal
+    from fractions import Fraction
+
     value = Fraction(value)
     shown = format(
         (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal(10) ** -places),
@@ -65,6 +80,9 @@ def number_text(value: Fraction | int, places: int = 3) -> str:
 
 def days_number(days: Fraction | int) -> str:
     """Days as a plain number for data (JSON, CSV): '7', '0.25', '0.333333' (six places)."""
+    from decimal import Decimal
+    from fractions import Fraction
+
     days = Fraction(days)
     if days.denominator == 1:
         return str(days.numerator)
@@ -74,6 +92,8 @@ def days_number(days: Fraction | int) -> str:
 
 def days_text(days: Fraction | int) -> str:
     """Days for people: '1 day', '7 days', '0.25 days', 'about 0.333 days'."""
+    from fractions import Fraction
+
     return plural(number_text(Fraction(days)), "day")
 
 
@@ -88,9 +108,14 @@ def duration_text(seconds: int, *, parts: int = 4, round_up_to: int = 1) -> str:
     seconds = -(-max(seconds, 0) // round_up_to) * round_up_to
     if seconds == 0:
         return "no time"
+    # Seconds only where they matter: next to days they are noise (and they
+    # come from dividers that do not divide a day evenly).
+    with_days = seconds >= SECONDS_PER_DAY
     shown: list[str] = []
     for size, name in _PARTS:
         amount, seconds = divmod(seconds, size)
+        if name == "s" and with_days:
+            break
         if amount and len(shown) < parts:
             shown.append(plural(amount, name) if name == "day" else f"{amount} {name}")
     return " ".join(shown)
@@ -98,6 +123,8 @@ def duration_text(seconds: int, *, parts: int = 4, round_up_to: int = 1) -> str:
 
 def units_duration_text(units: int, time_divider: int) -> str:
     """What `units` are worth as time: "6 h", "1 day 12 h", "8 min 14 s"."""
+    from fractions import Fraction
+
     return duration_text(round(Fraction(units * SECONDS_PER_DAY, time_divider)), parts=3)
 
 
