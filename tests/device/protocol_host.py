@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from paygkit.device.protocol import ProtocolSession
+from paygkit.device.interpreter import CommandInterpreter
+from paygkit.device.wire import parse_answer, split_words
 
 KEY_HEX = "bc41ec9530f6dac86b1a29ab82edc5fb"
 STARTING_CODE = 516959010
@@ -16,7 +16,7 @@ REFERENCE_SETUP = f"#{SERIAL};{STARTING_CODE:09d};{KEY_HEX}"
 
 @dataclass(frozen=True)
 class Line:
-    """One answer line: its tag, its words without '=', and its name=value fields."""
+    """One answer line as text: its tag, its words without '=', and its name=value fields."""
 
     tag: str
     words: tuple[str, ...]
@@ -30,17 +30,11 @@ class Line:
 
 
 def parse_line(line: str) -> Line:
-    parts = shlex.split(line)
-    words: list[str] = []
-    fields: dict[str, str] = {}
-    for part in parts[1:]:
-        name, separator, value = part.partition("=")
-        if separator:
-            assert name not in fields, f"field {name} twice in {line!r}"
-            fields[name] = value
-        else:
-            words.append(part)
-    return Line(parts[0], tuple(words), fields)
+    """The text view of an answer line, read by the host's own grammar (paygkit.device.wire)."""
+    names = [name for name, _ in split_words(line.partition(" ")[2]) if name is not None]
+    assert len(names) == len(set(names)), f"a field twice in {line!r}"
+    parsed = parse_answer(line)
+    return Line(parsed.tag, parsed.words, parsed.fields)
 
 
 def is_final(line: str) -> bool:
@@ -63,11 +57,11 @@ class Host:
         self.transcript: list[str] = []
 
     @classmethod
-    def over(cls, session: ProtocolSession) -> Host:
-        """A host speaking to a session through its byte-stream interface, with CRLF."""
+    def over(cls, interpreter: CommandInterpreter) -> Host:
+        """A host speaking to an interpreter through its byte-stream interface, with CRLF."""
 
         def exchange(line: str) -> list[str]:
-            out = session.feed(line.encode("ascii") + b"\r\n")
+            out = interpreter.feed(line.encode("ascii") + b"\r\n")
             return out.decode("ascii").splitlines()
 
         return cls(exchange)

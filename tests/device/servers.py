@@ -13,17 +13,17 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from paygkit.device.interpreter import CommandInterpreter
 from paygkit.device.memory import RamMemory
-from paygkit.device.protocol import ProtocolSession
+from paygkit.device.serve import PtyEndpoint, open_pty, serve_pty, serve_tcp
 from paygkit.device.simulator import SimulatedDevice
-from paygkit.device.transport import PtyEndpoint, open_pty, serve_pty, serve_tcp
 
 WAIT = 20.0  # seconds before a server that does not start counts as a failure
 
 
 @contextlib.contextmanager
 def pty_simulator(
-    sim: SimulatedDevice | None = None, link: Path | None = None
+    sim: SimulatedDevice | None = None, symlink: Path | None = None
 ) -> Iterator[tuple[str, SimulatedDevice]]:
     """The simulator served on a new pty; yields (device path, simulator)."""
     device = sim if sim is not None else SimulatedDevice(RamMemory())
@@ -38,9 +38,9 @@ def pty_simulator(
     thread = threading.Thread(
         target=serve_pty,
         kwargs={
-            "session": ProtocolSession(device, newline="\r\n"),
+            "interpreter": CommandInterpreter(device, newline="\r\n"),
             "stop": stop,
-            "link": link,
+            "symlink": symlink,
             "ready": on_ready,
         },
         daemon=True,
@@ -69,7 +69,7 @@ def tcp_simulator(sim: SimulatedDevice | None = None) -> Iterator[tuple[str, Sim
     thread = threading.Thread(
         target=serve_tcp,
         kwargs={
-            "make_session": lambda: ProtocolSession(device, newline="\r\n"),
+            "make_interpreter": lambda: CommandInterpreter(device, newline="\r\n"),
             "stop": stop,
             "ready": on_ready,
         },

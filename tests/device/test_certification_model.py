@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from paygkit.device.clocks import ManualClock, ManualTicks, RecordingFeedback
-from paygkit.device.firmware import Device, OutcomeKind, TokenOutcome
+from paygkit.device.firmware import Firmware, OutcomeKind, TokenOutcome
 from paygkit.device.memory import RamMemory
 from paygkit.device.state import DeviceConfig, WaitingPeriod
 from paygkit.token import DeviceParams, GeneratedToken, TokenType, decode, generate
@@ -71,8 +71,8 @@ class Bench:
         self.clock.advance(seconds)
         self.ticks.advance(seconds)
 
-    def _power_on(self) -> Device:
-        return Device(
+    def _power_on(self) -> Firmware:
+        return Firmware(
             clock=self.clock,
             ticks=self.ticks,
             memory=self.memory,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from paygkit.device.interpreter import CommandInterpreter
 from paygkit.device.memory import RamMemory
-from paygkit.device.protocol import ProtocolSession
 from paygkit.device.simulator import SimulatedDevice
 from paygkit.token import DeviceParams, GeneratedToken, TokenType, decode, format_token, generate
 from tests.device.protocol_host import KEY_HEX, SERIAL, STARTING_CODE, Host, Line
@@ -51,7 +51,7 @@ class Rig:
             time_divider=variant.divider,
             restricted_digits=variant.restricted,
         )
-        self.host = Host.over(ProtocolSession(SimulatedDevice(RamMemory())))
+        self.host = Host.over(CommandInterpreter(SimulatedDevice(RamMemory())))
         self.count = 1  # the server's count for the device
         if variant.divider == 1 and not variant.restricted:
             answer = self.host.send(f"#{SERIAL};{STARTING_CODE:09d};{KEY_HEX}")
@@ -316,7 +316,7 @@ ISSUE_STARTING_CODE = 123456789
 def test_exactly_once_an_old_counter_sync_token_gives_no_days_again() -> None:
     # The issue "Exactly once": a device at count 1, the server's Counter Sync (count 3),
     # Add 30 days (count 4) and Add 30 days (count 6), entered again and again.
-    host = Host.over(ProtocolSession(SimulatedDevice(RamMemory())))
+    host = Host.over(CommandInterpreter(SimulatedDevice(RamMemory())))
     assert host.send(f"#{SERIAL};{ISSUE_STARTING_CODE:09d};{ISSUE_KEY_HEX}")[-1] == "OK SETUP"
     host.ok("CONFIG waiting=off")
     params = DeviceParams.create(ISSUE_KEY_HEX, ISSUE_STARTING_CODE)

@@ -13,15 +13,23 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from paygkit.device.clocks import ManualClock, ManualTicks, RecordingFeedback
+from paygkit.device.feedback import REFERENCE_LED_PATTERNS, reference_feedback
 from paygkit.device.firmware import (
-    Device,
+    Firmware,
     OutcomeKind,
     ProvisioningError,
     Status,
     TokenOutcome,
-    duration_text,
+    display_time,
     wait_checkpoint_interval,
-    wait_text,
+)
+from paygkit.device.keypad import (
+    START_HINT,
+    TIMED_OUT_TEXT,
+    Keypad,
+    KeyShown,
+    StatusAsked,
+    TokenTyped,
 )
 from paygkit.device.memory import RamMemory
 from paygkit.device.ports import Feedback, FeedbackKind, Led
@@ -82,8 +90,8 @@ class Rig:
             )
             self.feedback.clear()
 
-    def _power_on(self) -> Device:
-        return Device(
+    def _power_on(self) -> Firmware:
+        return Firmware(
             clock=self.clock,
             ticks=self.ticks,
             memory=self.memory,
@@ -97,7 +105,7 @@ class Rig:
         self.clock.advance(seconds)
         self.ticks.advance(seconds)
 
-    def reboot(self, off_seconds: int = 0) -> Device:
+    def reboot(self, off_seconds: int = 0) -> Firmware:
         """Power off for a while (the RTC runs on its battery), then on."""
         self.clock.advance(off_seconds)
         self.ticks = ManualTicks()
@@ -360,10 +368,12 @@ def test_provision_writes_a_fresh_state_over_an_old_one() -> None:
         ({"key": KEY[:15]}, "16 bytes"),
         ({"key": "zz" * 16}, "hex"),
         ({"serial": ""}, "empty"),
-        ({"serial": "S" * (SERIAL_MAX_LENGTH + 1)}, "at most"),
-        ({"serial": "SLT 1"}, "printable ASCII"),
-        ({"serial": "SLT\x001"}, "printable ASCII"),
-        ({"serial": "SLT;1"}, "';'"),
+        ({"serial": "S" * (SERIAL_MAX_LENGTH + 1)}, "33 characters long"),
+        ({"serial": "SLT 1"}, "letters, digits and"),
+        ({"serial": "SLT\x001"}, "letters, digits and"),
+        ({"serial": "SLT;1"}, "letters, digits and"),
+        ({"serial": "SLT/1"}, "letters, digits and"),
+        ({"serial": "-SLT1"}, "starting with a letter or digit"),
         ({"starting_code": 1_000_000_000}, "starting code"),
         ({"time_divider": 0}, "time divider"),
         ({"test_code": "12a4"}, "digits 0-9"),
@@ -388,6 +398,17 @@ def test_provision_refuses_bad_factory_data_and_leaves_memory_alone(
     assert KEY_HEX not in str(caught.value)
     assert rig.memory.write_count == 0
     assert rig.device.provisioning is None
+
+
+def test_a_serial_stored_under_the_older_wider_rule_still_loads_and_takes_tokens() -> None:
+    # Older firmware took any printable ASCII; such a device must keep working.
+    memory = RamMemory()
+    old = Provisioning(serial="SLT 22/1", key=KEY, starting_code=STARTING_CODE)
+    StateStore(memory).save(DeviceState(provisioning=old))
+    rig = Rig(memory=memory, provision=False)
+    assert rig.device.status().serial == "SLT 22/1"
+    assert rig.enter(rig.token(days=2)).kind is OutcomeKind.APPLIED
+    assert rig.reboot().status().serial == "SLT 22/1"
 
 
 # -- feedback patterns -----------------------------------------------------------------
@@ -474,28 +495,51 @@ def test_status_feedback_green_when_active() -> None:
         (0, "0 days"),
         (DAY, "1 day"),
         (7 * DAY, "7 days"),
-        (36 * HOUR, "1.5 days"),
+        (36 * HOUR, "1 day 12 h"),
         (6 * HOUR, "6 h"),
-        (12_342, "3.4 h"),
+        (12_342, "3 h 26 min"),
         (45 * MINUTE, "45 min"),
+        (1, "1 s"),
+        (59, "59 s"),
+        (60, "1 min"),
         (61, "2 min"),
+        (512 * MINUTE, "8 h 32 min"),
     ],
 )
-def test_duration_text(seconds: int, text: str) -> None:
-    assert duration_text(seconds) == text
-
-
-def test_wait_text_rounds_up() -> None:
-    assert [wait_text(s) for s in (1, 59, 60, 61, 120)] == [
-        "1 s",
-        "59 s",
-        "1 min",
-        "2 min",
-        "2 min",
-    ]
+def test_the_display_shows_two_units_and_never_less_time_than_there_is(
+    seconds: int, text: str
+) -> None:
+    assert display_time(seconds) == text
 
 
 # -- keypad ----------------------------------------------------------------------------
+
+
+def test_the_keypad_collects_keys_and_leaves_the_token_to_the_firmware() -> None:
+    keypad = Keypad(timeout_seconds=30)
+    assert keypad.press("5", 0, restricted=False) == KeyShown(START_HINT)
+    assert keypad.press("*", 1, restricted=False) == KeyShown("*")
+    assert keypad.press("1", 2, restricted=False) == KeyShown("*1")
+    assert keypad.press("7", 3, restricted=True) == KeyShown("Key 7 not used: keys 1-4 only")
+    assert keypad.typing == "1"
+    assert keypad.time_out(33) is None
+    assert keypad.press("2", 33, restricted=False) == KeyShown("*12")
+    assert keypad.press("#", 34, restricted=False) == TokenTyped("12")
+    assert keypad.press("#", 35, restricted=False) == StatusAsked()
+    keypad.press("*", 36, restricted=False)
+    assert keypad.time_out(67) == TIMED_OUT_TEXT
+    assert keypad.typing == ""
+    with pytest.raises(ValueError, match="keypad key"):
+        keypad.press("A", 70, restricted=False)
+
+
+def test_the_core_names_feedback_kinds_and_the_product_maps_every_one_to_leds() -> None:
+    assert set(REFERENCE_LED_PATTERNS) == set(FeedbackKind) - {FeedbackKind.STATUS}
+    assert reference_feedback(FeedbackKind.INVALID, "Invalid token") == Feedback(
+        FeedbackKind.INVALID, Led.RED, 10, "Invalid token"
+    )
+    assert reference_feedback(FeedbackKind.STATUS, "Inactive").led is Led.RED
+    assert reference_feedback(FeedbackKind.STATUS, "Active", active=True).led is Led.GREEN
 
 
 def test_keypad_token_entry() -> None:

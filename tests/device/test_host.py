@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from paygkit.device.firmware import OutcomeKind
 from paygkit.device.host import (
     Answer,
     AnswerLine,
@@ -17,11 +18,14 @@ from paygkit.device.host import (
     DeviceLink,
     LinkError,
     LinkTimeoutError,
+    Target,
     open_link,
+    parse_target,
 )
 from paygkit.device.memory import RamMemory
 from paygkit.device.simulator import SimulatedDevice
-from paygkit.token import DeviceParams, generate
+from paygkit.device.wire import BadLine, HelloLine, StatusLine, WireError
+from paygkit.token import DeviceParams, TokenType, generate
 from tests.device.protocol_host import KEY_HEX, SERIAL, STARTING_CODE
 from tests.device.servers import pty_simulator, scripted_pty, tcp_simulator
 
@@ -34,8 +38,7 @@ def _exercise(link: DeviceLink) -> None:
     """The same conversation over any link."""
     hello = link.hello()
     assert hello.tag == "HELLO"
-    assert hello.int("protocol") == 1
-    assert hello.get("provisioned") == "0"
+    assert (hello.protocol, hello.provisioned, hello.simulator) == (1, False, True)
     assert link.is_simulator
     answer = link.setup(
         serial=SERIAL, starting_code=STARTING_CODE, key=KEY, time_divider=4, count=3
@@ -48,12 +51,10 @@ def _exercise(link: DeviceLink) -> None:
     token = generate(divided, count=3, days=1)
     result = link.token(token.grouped)
     assert result.tag == "RESULT"
-    assert result.value == "APPLIED"
-    assert result.int("units") == 4
-    assert result.int("count") == token.count
+    assert (result.outcome, result.type) == (OutcomeKind.APPLIED, TokenType.ADD_TIME)
+    assert (result.units, result.count) == (4, token.count)
     status = link.status()
-    assert status.get("serial") == SERIAL
-    assert status.int("count") == token.count
+    assert (status.serial, status.count, status.divider) == (SERIAL, token.count, 4)
     with pytest.raises(DeviceError) as refused:
         link.setup(serial="OTHER", starting_code=1, key=KEY)
     assert refused.value.code == "ALREADY_PROVISIONED"
@@ -75,7 +76,7 @@ def test_tcp_link() -> None:
 
 
 def test_pty_link_with_pyserial(tmp_path: Path) -> None:
-    with pty_simulator(link=tmp_path / "ttyPAYG") as (path, sim):
+    with pty_simulator(symlink=tmp_path / "ttyPAYG") as (path, sim):
         with open_link(path) as link:
             _exercise(link)
         # The symlink and the pty: prefix name the same port; it is the same device.
@@ -96,7 +97,7 @@ def test_simulator_commands() -> None:
         assert sim.config.keypad_timeout_seconds == 10
         link.power_off()
         assert not sim.powered
-        assert link.hello().get("power") == "off"
+        assert link.hello().power is False
         link.power_on()
         assert sim.powered
         keys = link.keys(f"*{TOKEN}#")
@@ -170,12 +171,21 @@ def test_answer_line_parsing(
     assert (line.tag, line.words, line.fields, line.raw) == (tag, words, fields, raw)
 
 
-def test_answer_line_int_errors_are_link_errors() -> None:
+def test_answer_line_int_errors_are_wire_errors() -> None:
     line = AnswerLine.parse("STATUS count=abc")
-    with pytest.raises(LinkError, match="count"):
+    with pytest.raises(WireError, match="count"):
         line.int("count")
-    with pytest.raises(LinkError, match="missing"):
+    with pytest.raises(WireError, match="missing"):
         line.int("used")
+
+
+def test_a_line_that_does_not_read_fails_the_link_only_where_it_is_needed() -> None:
+    bad = AnswerLine.parse("STATUS count=abc")
+    assert isinstance(bad, BadLine)
+    answer = Answer((AnswerLine.parse("HELLO protocol=1"), bad), AnswerLine.parse("OK STATUS"))
+    assert answer.first_of(HelloLine) == HelloLine(protocol=1)
+    with pytest.raises(LinkError, match=r"STATUS line has count 'abc', not a whole number"):
+        answer.first_of(StatusLine)
 
 
 def test_answer_helpers() -> None:
@@ -191,6 +201,22 @@ def test_answer_helpers() -> None:
 
 
 # --- failures ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("sim:", Target("sim:", "sim")),
+        (" sim:dev.bin ", Target("sim:dev.bin", "sim", "dev.bin")),
+        ("TCP::7878", Target("TCP::7878", "tcp", "127.0.0.1", 7878)),
+        ("tcp:[::1]:7878", Target("tcp:[::1]:7878", "tcp", "::1", 7878)),
+        ("serial:/dev/ttyUSB0", Target("serial:/dev/ttyUSB0", "serial", "/dev/ttyUSB0")),
+        ("pty:/tmp/x", Target("pty:/tmp/x", "serial", "/tmp/x")),
+        ("rfc2217://host:1", Target("rfc2217://host:1", "serial", "rfc2217://host:1")),
+    ],
+)
+def test_targets(text: str, target: Target) -> None:
+    assert parse_target(text) == target
 
 
 @pytest.mark.parametrize(

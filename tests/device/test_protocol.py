@@ -1,4 +1,5 @@
-"""The device protocol session: every command, every ERR path, framing, and the key's secrecy."""
+"""The device side of the protocol (CommandInterpreter): every command, every ERR path,
+framing, and the key's secrecy."""
 
 from __future__ import annotations
 
@@ -11,17 +12,13 @@ from hypothesis import strategies as st
 
 from paygkit import __version__
 from paygkit.device.clocks import ManualClock, ManualTicks, RecordingFeedback
-from paygkit.device.firmware import Device, OutcomeKind, Status, TokenOutcome
+from paygkit.device.commands import HELP_LINES, read_duration
+from paygkit.device.firmware import Firmware, OutcomeKind, Status, TokenOutcome
+from paygkit.device.interpreter import CommandInterpreter, result_line
 from paygkit.device.memory import RamMemory
 from paygkit.device.ports import Feedback
-from paygkit.device.protocol import (
-    HELP_LINES,
-    MAX_LINE_LENGTH,
-    ProtocolSession,
-    format_result,
-    parse_duration,
-)
 from paygkit.device.simulator import DEFAULT_RTC_START, SimulatedDevice
+from paygkit.device.wire import MAX_COMMAND_LENGTH
 from paygkit.token import DeviceParams, TokenType, generate
 from tests.device.protocol_host import (
     KEY_HEX,
@@ -58,13 +55,13 @@ def sim() -> SimulatedDevice:
 
 
 @pytest.fixture
-def session(sim: SimulatedDevice) -> ProtocolSession:
-    return ProtocolSession(sim)
+def interpreter(sim: SimulatedDevice) -> CommandInterpreter:
+    return CommandInterpreter(sim)
 
 
 @pytest.fixture
-def host(session: ProtocolSession) -> Host:
-    return Host.over(session)
+def host(interpreter: CommandInterpreter) -> Host:
+    return Host.over(interpreter)
 
 
 @pytest.fixture
@@ -98,12 +95,12 @@ def test_hello_identifies_protocol_model_and_state(host: Host) -> None:
     host.err("HELLO there", "BAD_ARGUMENT")
 
 
-def test_help_lists_every_command(host: Host, session: ProtocolSession) -> None:
+def test_help_lists_every_command(host: Host, interpreter: CommandInterpreter) -> None:
     lines = host.ok("HELP")
     assert lines[-1] == "OK HELP"
     assert lines[:-1] == [f"HELP {line}" for line in HELP_LINES]
     listed = {line.split()[0] for line in HELP_LINES if not line.startswith("#")}
-    assert listed == set(session._handlers)
+    assert listed == set(interpreter._handlers)
     host.err("HELP me", "BAD_ARGUMENT")
 
 
@@ -171,6 +168,10 @@ def test_setup_defaults(host: Host) -> None:
         (f"SETUP serial= code=1 key={KEY_HEX}", "needs a value"),
         (f"SETUP serial=A;B code=1 key={KEY_HEX}", "serial"),
         (f"SETUP serial={'S' * 33} code=1 key={KEY_HEX}", "serial"),
+        # The one serial grammar of paygkit (device.serial_number), also on the device.
+        (f"SETUP serial=#A1 code=1 key={KEY_HEX}", "letters, digits and . _ : + -"),
+        (f"SETUP serial=-A1 code=1 key={KEY_HEX}", "starting with a letter or digit"),
+        (f"#A/1;000000001;{KEY_HEX}", "letters, digits and . _ : + -"),
         # Refused by the firmware itself: a restricted keypad cannot type a 5.
         (f"SETUP serial=A code=1 key={KEY_HEX} restricted=1 test=1235", "test code"),
         ("SETUP", "needs"),
@@ -260,7 +261,7 @@ MISTYPED_KEY = KEY_HEX[:-1] + "0"  # 31 of 32 characters are the real key
 )
 @pytest.mark.parametrize("provisioned", [False, True])
 def test_the_key_is_never_echoed(line: str, provisioned: bool) -> None:
-    host = Host.over(ProtocolSession(SimulatedDevice(RamMemory())))
+    host = Host.over(CommandInterpreter(SimulatedDevice(RamMemory())))
     if provisioned:
         host.ok(REFERENCE_SETUP)
     # A line that sets the device up legitimately reads the key back on SK: only.
@@ -299,8 +300,8 @@ def test_the_key_appears_only_on_the_sk_line(host: Host) -> None:
     assert with_key == [f"SK:{KEY_HEX.upper()}"]
 
 
-def test_session_repr_holds_no_key(ready: Host, session: ProtocolSession) -> None:
-    assert KEY_HEX not in repr(session).lower()
+def test_interpreter_repr_holds_no_key(ready: Host, interpreter: CommandInterpreter) -> None:
+    assert KEY_HEX not in repr(interpreter).lower()
 
 
 # --- keypad --------------------------------------------------------------------------------
@@ -483,7 +484,7 @@ def test_status_fields(ready: Host) -> None:
     ("text", "seconds"), [("90", 90), ("90s", 90), ("2m", 120), ("3H", 10_800), ("2d", 172_800)]
 )
 def test_durations(text: str, seconds: int) -> None:
-    assert parse_duration(text) == seconds
+    assert read_duration(text) == seconds
 
 
 def test_advance_moves_rtc_and_ticks(ready: Host) -> None:
@@ -585,14 +586,14 @@ def test_reset_is_a_power_cycle(ready: Host) -> None:
     ready.err("RESET 1", "BAD_ARGUMENT")
 
 
-def test_quit_stops_reading(session: ProtocolSession) -> None:
-    assert not session.closed
-    assert session.feed(b"QUIT\nHELLO\nQUIT now\n").decode().splitlines() == ["OK QUIT"]
-    assert session.closed
-    assert session.feed(b"STATUS\n") == b""  # kept, not read
-    # A transport that goes on (a serial line) reopens the session.
-    session.closed = False
-    finals = [line for line in session.feed(b"").decode().splitlines() if is_final(line)]
+def test_quit_stops_reading(interpreter: CommandInterpreter) -> None:
+    assert not interpreter.closed
+    assert interpreter.feed(b"QUIT\nHELLO\nQUIT now\n").decode().splitlines() == ["OK QUIT"]
+    assert interpreter.closed
+    assert interpreter.feed(b"STATUS\n") == b""  # kept, not read
+    # A server that goes on (a serial line) reopens the interpreter.
+    interpreter.closed = False
+    finals = [line for line in interpreter.feed(b"").decode().splitlines() if is_final(line)]
     assert finals[0] == "OK HELLO"
     assert finals[1].startswith("ERR BAD_ARGUMENT QUIT takes no arguments")
     assert finals[2:] == ["OK STATUS"]
@@ -613,13 +614,13 @@ class _FeedbackLog:
 
 def test_a_device_without_simulator_controls() -> None:
     log = _FeedbackLog()
-    device = Device(
+    device = Firmware(
         clock=ManualClock(DEFAULT_RTC_START),
         ticks=ManualTicks(),
         memory=RamMemory(),
         feedback=log.recording,
     )
-    host = Host.over(ProtocolSession(device, feedback=log))
+    host = Host.over(CommandInterpreter(device, feedback=log))
     hello = host.one("HELLO", "HELLO")
     assert (hello["simulator"], hello["model"]) == ("0", "paygkit")
     for line in ("ADVANCE 1h", "CLOCK", "CLOCK +1h", "CONFIG", "POWER OFF", "RESET", "WIPE"):
@@ -630,8 +631,8 @@ def test_a_device_without_simulator_controls() -> None:
 
 
 def test_without_a_feedback_source_there_are_no_events() -> None:
-    device = Device(clock=ManualClock(DEFAULT_RTC_START), ticks=ManualTicks(), memory=RamMemory())
-    host = Host.over(ProtocolSession(device))
+    device = Firmware(clock=ManualClock(DEFAULT_RTC_START), ticks=ManualTicks(), memory=RamMemory())
+    host = Host.over(CommandInterpreter(device))
     host.ok(REFERENCE_SETUP)
     assert [parse_line(line).tag for line in host.ok(f"TOKEN {add(1, 1)}")[:-1]] == ["RESULT"]
 
@@ -645,11 +646,11 @@ class _BrokenStatus(SimulatedDevice):
 
 
 def test_a_firmware_fault_is_an_internal_error_not_a_crash() -> None:
-    host = Host.over(ProtocolSession(_BrokenStatus(RamMemory())))
+    host = Host.over(CommandInterpreter(_BrokenStatus(RamMemory())))
     error = host.err("STATUS", "INTERNAL")
     assert "RuntimeError" in error
     assert "boom" not in error
-    assert host.send("HELLO")[-1] == "OK HELLO"  # the session goes on
+    assert host.send("HELLO")[-1] == "OK HELLO"  # the interpreter goes on
 
 
 class _FailingMemory(RamMemory):
@@ -663,7 +664,7 @@ class _FailingMemory(RamMemory):
 
 def test_a_memory_failure_is_a_storage_error() -> None:
     memory = _FailingMemory()
-    host = Host.over(ProtocolSession(SimulatedDevice(memory)))
+    host = Host.over(CommandInterpreter(SimulatedDevice(memory)))
     host.ok(REFERENCE_SETUP)
     memory.fail = True
     assert "nothing was changed" in host.err("TOKEN 111111111", "STORAGE")
@@ -677,7 +678,7 @@ def test_result_line_of_a_target_that_raises_on_bad_text() -> None:
         def enter_token(self, text: str) -> TokenOutcome:
             raise ValueError(f"cannot read {text}")
 
-    host = Host.over(ProtocolSession(Strict(RamMemory())))
+    host = Host.over(CommandInterpreter(Strict(RamMemory())))
     host.ok(REFERENCE_SETUP)
     assert host.token("12x").words == ("MALFORMED",)
     # Its message repeats the text; anything shaped like a key is blanked out.
@@ -685,9 +686,9 @@ def test_result_line_of_a_target_that_raises_on_bad_text() -> None:
     assert result["text"] == "cannot read <hidden>"
 
 
-def test_format_result_escapes_text() -> None:
+def test_result_line_escapes_text() -> None:
     outcome = TokenOutcome(OutcomeKind.MALFORMED, message='say "hi" \\ \x07')
-    line = format_result(outcome, None)
+    line = result_line(outcome, None).format()
     assert line == 'RESULT MALFORMED wait=0 text="say \\"hi\\" \\\\ ?"'
     assert parse_line(line)["text"] == 'say "hi" \\ ?'
 
@@ -705,20 +706,20 @@ def test_unknown_commands(host: Host) -> None:
 
 
 @pytest.mark.parametrize("line", ["STATUS\x00", "TOKEN 1\x1b[A", "HELLO é", "\x7fSTATUS"])
-def test_bad_characters(session: ProtocolSession, line: str) -> None:
-    answer = check_answer(session.handle_line(line))
+def test_bad_characters(interpreter: CommandInterpreter, line: str) -> None:
+    answer = check_answer(interpreter.handle_line(line))
     assert answer[0].startswith("ERR BAD_LINE ")
 
 
-def test_blank_lines_get_no_answer(session: ProtocolSession) -> None:
-    assert session.handle_line("") == []
-    assert session.handle_line("   \t ") == []
-    assert session.feed(b"\r\n\n\r  \r\n") == b""
+def test_blank_lines_get_no_answer(interpreter: CommandInterpreter) -> None:
+    assert interpreter.handle_line("") == []
+    assert interpreter.handle_line("   \t ") == []
+    assert interpreter.feed(b"\r\n\n\r  \r\n") == b""
 
 
 def test_line_endings_lf_crlf_and_cr(sim: SimulatedDevice) -> None:
-    session = ProtocolSession(sim, newline="\r\n")
-    out = session.feed(b"HELLO\nSTATUS\r\nCLOCK\r")
+    interpreter = CommandInterpreter(sim, newline="\r\n")
+    out = interpreter.feed(b"HELLO\nSTATUS\r\nCLOCK\r")
     lines = out.decode().split("\r\n")
     assert lines[-1] == ""
     finals = [line for line in lines if is_final(line)]
@@ -726,30 +727,30 @@ def test_line_endings_lf_crlf_and_cr(sim: SimulatedDevice) -> None:
     assert b"\n" not in out.replace(b"\r\n", b"")
 
 
-def test_lines_split_over_several_reads(session: ProtocolSession) -> None:
-    assert session.feed(b"HEL") == b""
-    assert session.feed(b"LO") == b""
-    assert session.feed(b"\n").decode().splitlines()[-1] == "OK HELLO"
+def test_lines_split_over_several_reads(interpreter: CommandInterpreter) -> None:
+    assert interpreter.feed(b"HEL") == b""
+    assert interpreter.feed(b"LO") == b""
+    assert interpreter.feed(b"\n").decode().splitlines()[-1] == "OK HELLO"
 
 
-def test_backspace_edits_the_line(session: ProtocolSession) -> None:
-    out = session.feed(b"HELXX\x08\x08LO\n\x7f\x7fSTATUZ\x7fS\n")
+def test_backspace_edits_the_line(interpreter: CommandInterpreter) -> None:
+    out = interpreter.feed(b"HELXX\x08\x08LO\n\x7f\x7fSTATUZ\x7fS\n")
     finals = [line for line in out.decode().splitlines() if is_final(line)]
     assert finals == ["OK HELLO", "OK STATUS"]
 
 
-def test_too_long_lines(session: ProtocolSession) -> None:
-    long_line = "KEYS " + "1" * MAX_LINE_LENGTH
-    assert check_answer(session.handle_line(long_line))[0].startswith("ERR LINE_TOO_LONG ")
-    out = session.feed(long_line.encode() + b"\nHELLO\n").decode().splitlines()
+def test_too_long_lines(interpreter: CommandInterpreter) -> None:
+    long_line = "KEYS " + "1" * MAX_COMMAND_LENGTH
+    assert check_answer(interpreter.handle_line(long_line))[0].startswith("ERR LINE_TOO_LONG ")
+    out = interpreter.feed(long_line.encode() + b"\nHELLO\n").decode().splitlines()
     assert out[0].startswith("ERR LINE_TOO_LONG ")
     assert out[-1] == "OK HELLO"
     # Exactly the limit is fine.
-    exact = "KEYS " + "1" * (MAX_LINE_LENGTH - 5)
-    assert session.feed(exact.encode() + b"\n").decode().splitlines()[-1].startswith("OK KEYS")
+    exact = "KEYS " + "1" * (MAX_COMMAND_LENGTH - 5)
+    assert interpreter.feed(exact.encode() + b"\n").decode().splitlines()[-1].startswith("OK KEYS")
     # A long line split over reads is still refused once, then framing recovers.
-    session.feed(b"*" * 200)
-    out = session.feed(b"#" * 200 + b"\r\nCLOCK\r\n").decode().splitlines()
+    interpreter.feed(b"*" * 200)
+    out = interpreter.feed(b"#" * 200 + b"\r\nCLOCK\r\n").decode().splitlines()
     assert out[0].startswith("ERR LINE_TOO_LONG ")
     assert out[-1] == "OK CLOCK"
 
@@ -763,10 +764,10 @@ _LINE_CHARACTERS = st.sampled_from([*"*#0123456789 =;:+-abcdefxyzABCDEFXYZ\t\x00
 @given(lines=st.lists(st.lists(_LINE_CHARACTERS, max_size=12).map("".join), max_size=8))
 def test_any_line_gets_a_well_formed_answer_without_the_key(lines: list[str]) -> None:
     sim = SimulatedDevice(RamMemory())
-    session = ProtocolSession(sim)
-    session.handle_line(REFERENCE_SETUP)
+    interpreter = CommandInterpreter(sim)
+    interpreter.handle_line(REFERENCE_SETUP)
     for line in lines:
-        answer = session.handle_line(line)
+        answer = interpreter.handle_line(line)
         if line.replace("\t", " ").strip() == "" and all(
             " " <= c <= "~" or c == "\t" for c in line
         ):
@@ -780,8 +781,8 @@ def test_any_line_gets_a_well_formed_answer_without_the_key(lines: list[str]) ->
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=600))
 def test_any_bytes_give_well_formed_answers(data: bytes) -> None:
-    session = ProtocolSession(SimulatedDevice(RamMemory()))
-    out = session.feed(data + b"\n").decode("ascii")
+    interpreter = CommandInterpreter(SimulatedDevice(RamMemory()))
+    out = interpreter.feed(data + b"\n").decode("ascii")
     lines = out.splitlines()
     if lines:
         assert is_final(lines[-1])
@@ -793,11 +794,11 @@ def test_any_bytes_give_well_formed_answers(data: bytes) -> None:
 DOC = Path(__file__).resolve().parents[2] / "docs" / "device-protocol.md"
 
 
-def _doc_sessions() -> list[tuple[str, list[tuple[str, list[str]]]]]:
+def _doc_conversations() -> list[tuple[str, list[tuple[str, list[str]]]]]:
     """Every example in docs/device-protocol.md that starts from a blank device."""
     text = DOC.read_text(encoding="utf-8")
     blocks = re.findall(r"```\n(> .*?)```", text, flags=re.DOTALL)
-    sessions = []
+    conversations = []
     for block in blocks:
         exchanges: list[tuple[str, list[str]]] = []
         for line in block.splitlines():
@@ -805,15 +806,15 @@ def _doc_sessions() -> list[tuple[str, list[tuple[str, list[str]]]]]:
                 exchanges.append((line[2:], []))
             elif line.startswith("< "):
                 exchanges[-1][1].append(line[2:])
-        sessions.append((exchanges[0][0], exchanges))
-    return sessions
+        conversations.append((exchanges[0][0], exchanges))
+    return conversations
 
 
-def test_the_example_session_of_the_documentation_is_exact() -> None:
-    sessions = [s for s in _doc_sessions() if len(s[1]) > 5]
-    assert len(sessions) == 1
-    host = Host.over(ProtocolSession(SimulatedDevice(RamMemory())))
-    for command, expected in sessions[0][1]:
+def test_the_example_conversation_of_the_documentation_is_exact() -> None:
+    conversations = [s for s in _doc_conversations() if len(s[1]) > 5]
+    assert len(conversations) == 1
+    host = Host.over(CommandInterpreter(SimulatedDevice(RamMemory())))
+    for command, expected in conversations[0][1]:
         expected = [line.replace("paygkit-0.1.0", f"paygkit-{__version__}") for line in expected]
         assert host.send(command) == expected, command
 
@@ -821,10 +822,10 @@ def test_the_example_session_of_the_documentation_is_exact() -> None:
 def test_the_documented_answers_are_what_the_simulator_says() -> None:
     """The examples of sections 3.5 to 3.10 follow each other on one device."""
     chained = ["KEYS *588224011#", "ADVANCE 2h", "CLOCK -1h", "CONFIG waiting=off"]
-    sessions = [s for s in _doc_sessions() if s[0] in chained]
-    assert [first for first, _ in sessions] == chained
-    host = Host.over(ProtocolSession(SimulatedDevice(RamMemory())))
+    conversations = [s for s in _doc_conversations() if s[0] in chained]
+    assert [first for first, _ in conversations] == chained
+    host = Host.over(CommandInterpreter(SimulatedDevice(RamMemory())))
     host.ok(REFERENCE_SETUP)
-    for _, exchanges in sessions:
+    for _, exchanges in conversations:
         for command, expected in exchanges:
             assert host.send(command) == expected, command

@@ -22,7 +22,6 @@ from paygkit.cli.device_cmd import (
     InteractiveSimulator,
     parse_serve,
     run_interactive,
-    span_text,
 )
 from paygkit.device.firmware import OutcomeKind
 from paygkit.device.memory import FileMemory, RamMemory
@@ -36,7 +35,7 @@ from paygkit.device.simulator import (
 )
 from paygkit.device.state import DeviceConfig, TamperFlag, TamperResponse
 from paygkit.device.storage import StorageError
-from paygkit.token import DeviceParams, TokenType, generate
+from paygkit.token import DeviceParams, TokenType, countdown_text, generate
 from tests.device.protocol_host import KEY_HEX, SERIAL, STARTING_CODE
 
 DAY = 86_400
@@ -120,7 +119,7 @@ def test_wipe_and_configure() -> None:
     sim = SimulatedDevice()
     provision(sim)
     sim.configure(dataclasses.replace(sim.config, keypad_timeout_seconds=5))
-    assert sim.device.config.keypad_timeout_seconds == 5
+    assert sim.firmware.config.keypad_timeout_seconds == 5
     sim.wipe()
     assert sim.provisioning is None
     assert sim.last_outcome is None
@@ -372,8 +371,8 @@ def test_run_interactive_redraws_after_each_line() -> None:
     assert "2025-01-01 01:00:00 UTC" in output
 
 
-def test_span_text() -> None:
-    assert [span_text(s) for s in (0, 59, 61, 3600, 90061)] == [
+def test_the_panel_counts_down_with_the_token_layers_clock_text() -> None:
+    assert [countdown_text(s) for s in (0, 59, 61, 3600, 90061)] == [
         "0s",
         "59s",
         "1m 01s",

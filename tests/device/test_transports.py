@@ -1,5 +1,5 @@
-"""The transports for real: a pty opened like a serial port, TCP on 127.0.0.1, and stdio
-through the `paygkit device simulate` command in a subprocess.
+"""The servers for real (paygkit.device.serve): a pty opened like a serial port, TCP on
+127.0.0.1, and stdio through the `paygkit device simulate` command in a subprocess.
 
 Reads wait for an answer with a generous limit only so that a broken server
 fails the test instead of hanging it; nothing asserts how long anything takes.
@@ -22,16 +22,16 @@ from pathlib import Path
 
 import pytest
 
+from paygkit.device.interpreter import CommandInterpreter
 from paygkit.device.memory import RamMemory
-from paygkit.device.protocol import ProtocolSession
-from paygkit.device.simulator import SimulatedDevice, sidecar_path
-from paygkit.device.transport import (
+from paygkit.device.serve import (
     PtyEndpoint,
-    TransportError,
+    ServeError,
     open_pty,
     serve_pty,
     serve_tcp,
 )
+from paygkit.device.simulator import SimulatedDevice, sidecar_path
 from paygkit.token import DeviceParams, generate
 from tests.device.protocol_host import (
     KEY_HEX,
@@ -127,9 +127,9 @@ def pty_server(tmp_path: Path) -> Iterator[tuple[PtyEndpoint, SimulatedDevice]]:
     thread = threading.Thread(
         target=serve_pty,
         kwargs={
-            "session": ProtocolSession(sim, newline="\r\n"),
+            "interpreter": CommandInterpreter(sim, newline="\r\n"),
             "stop": stop,
-            "link": tmp_path / "ttyPAYG",
+            "symlink": tmp_path / "ttyPAYG",
             "ready": on_ready,
         },
         daemon=True,
@@ -227,7 +227,7 @@ def test_pty_link_and_descriptors_are_cleaned_up(tmp_path: Path) -> None:
 def test_pty_never_replaces_a_regular_file(tmp_path: Path) -> None:
     link = tmp_path / "tty"
     link.write_text("precious")
-    with pytest.raises(TransportError, match="not a symlink"), open_pty(link):
+    with pytest.raises(ServeError, match="not a symlink"), open_pty(link):
         pass
     assert link.read_text() == "precious"
 
@@ -264,7 +264,7 @@ class TcpServer:
         self.thread = threading.Thread(
             target=serve_tcp,
             kwargs={
-                "make_session": lambda: ProtocolSession(sim, newline="\r\n"),
+                "make_interpreter": lambda: CommandInterpreter(sim, newline="\r\n"),
                 "stop": self.stop,
                 "ready": on_ready,
                 **options,
@@ -362,9 +362,9 @@ def test_tcp_stop_closes_the_port() -> None:
 def test_tcp_port_in_use() -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        with pytest.raises(TransportError, match="another port"):
+        with pytest.raises(ServeError, match="another port"):
             serve_tcp(
-                lambda: ProtocolSession(SimulatedDevice(RamMemory())),
+                lambda: CommandInterpreter(SimulatedDevice(RamMemory())),
                 port=port,
                 stop=threading.Event(),
             )

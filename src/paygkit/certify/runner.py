@@ -30,7 +30,7 @@ from typing import Literal, NoReturn, Protocol
 from paygkit import __version__
 from paygkit.certify.cases import Case
 from paygkit.certify.params import DEFAULT_SEQUENCE_LENGTH, DEFAULT_SERIAL, CertParams
-from paygkit.certify.plan import SECONDS_PER_DAY, NotApplicableError, Plan
+from paygkit.certify.plan import NotApplicableError, Plan
 from paygkit.certify.results import CaseResult, Report, StepRecord, Verdict
 from paygkit.certify.steps import (
     WAIT_CAP_SECONDS,
@@ -42,15 +42,25 @@ from paygkit.certify.steps import (
     Step,
     Wait,
     Waiting,
-    duration_words,
     needs_clock,
     needs_power,
     needs_time,
     step_action,
     step_expected,
 )
-from paygkit.device.host import Answer, AnswerLine, DeviceError, DeviceLink, LinkError
+from paygkit.device.firmware import OutcomeKind
+from paygkit.device.host import Answer, DeviceError, DeviceLink, LinkError
 from paygkit.device.serial_number import serial_matches
+from paygkit.device.wire import (
+    PROTOCOL_VERSION,
+    UNLIMITED,
+    AnswerLine,
+    ErrLine,
+    ErrorCode,
+    ResultLine,
+    StatusLine,
+)
+from paygkit.token import SECONDS_PER_DAY, TokenType, duration_text
 
 EntryMode = Literal["token", "keys"]
 
@@ -120,7 +130,7 @@ class Runner:
         self.device: dict[str, str] = {}
         self._lines: list[str] = []
         self._anchor = clock()
-        self._snapshot: AnswerLine | None = None
+        self._snapshot: StatusLine | None = None
         self._last_wait = 0
         self._aborted: str | None = None
         self.count_from_device = count_from_device
@@ -199,21 +209,21 @@ class Runner:
             raise CertificationError(
                 f"{self.link.target} refused HELLO ({error.code}); is it a paygkit protocol device?"
             ) from None
-        if hello.get("protocol") != "1":
+        if hello.protocol != PROTOCOL_VERSION:
             raise CertificationError(
                 f"{self.link.target} speaks protocol {hello.get('protocol')!r}; this paygkit "
-                "certifies devices of protocol 1 (docs/device-protocol.md)"
+                f"certifies devices of protocol {PROTOCOL_VERSION} (docs/device-protocol.md)"
             )
-        self.simulator = hello.get("simulator") == "1"
+        self.simulator = hello.simulator is True
         self.device = {
             name: hello.fields[name]
             for name in ("protocol", "model", "firmware", "simulator")
             if name in hello.fields
         }
-        if self.simulator and hello.get("power") == "off":
+        if self.simulator and hello.power is False:
             self._prepare_command("POWER ON")
             hello = self.link.hello()
-        if hello.get("provisioned") == "0":
+        if hello.provisioned is False:
             self._setup()
         status = self._prepare_status()
         self._check_identity(status)
@@ -221,7 +231,9 @@ class Runner:
         if answer.ok:
             self.waiting_switchable = True
             self.notes.append("The waiting period was switched off for the procedure (CONFIG).")
-        elif answer.final.value == "NOT_SUPPORTED":
+        elif (
+            isinstance(answer.final, ErrLine) and answer.final.error_code is ErrorCode.NOT_SUPPORTED
+        ):
             self.notes.append(
                 "The waiting period cannot be switched off on this device: it stays on. Outside "
                 "the WP suite the procedure never enters more than two invalid tokens in a row."
@@ -232,7 +244,7 @@ class Runner:
         blocked = _number(status, "blocked")
         if blocked:
             raise CertificationError(
-                f"token entry on the device is blocked for {duration_words(blocked)} (the "
+                f"token entry on the device is blocked for {duration_text(blocked)} (the "
                 "waiting period after invalid tokens); run the procedure when it has ended"
             )
         if _number(status, "invalid") and not self.waiting_switchable:
@@ -265,8 +277,8 @@ class Runner:
             raise CertificationError(f"the device refused {line.split()[0]}: {answer.final}")
         return answer
 
-    def _prepare_status(self) -> AnswerLine:
-        line = self._prepare_command("STATUS").first("STATUS")
+    def _prepare_status(self) -> StatusLine:
+        line = self._prepare_command("STATUS").first_of(StatusLine)
         if line is None:
             raise CertificationError("the device answered STATUS without a STATUS line")
         return line
@@ -310,30 +322,29 @@ class Runner:
             )
         self.notes.append(f"The device was blank: set up as {serial} with the parameters given.")
 
-    def _check_identity(self, status: AnswerLine) -> None:
+    def _check_identity(self, status: StatusLine) -> None:
         params = self.params
-        if status.get("provisioned") == "0":
+        if status.provisioned is False:
             raise CertificationError("the device is still not set up after SETUP")
-        shown = status.get("serial")
         # A serial is typed or scanned in either case (serial_number.serial_matches).
         if (
             params.serial is not None
-            and shown is not None
-            and not serial_matches(params.serial, [shown])
+            and status.serial is not None
+            and not serial_matches(params.serial, [status.serial])
         ):
             raise CertificationError(
-                f"the device is {shown}, not {params.serial}: connect the right "
+                f"the device is {status.get('serial')}, not {params.serial}: connect the right "
                 "device or give its serial number"
             )
-        divider = status.get("divider")
-        if divider is not None and divider != str(params.time_divider):
+        divider = status.divider
+        if divider is not None and divider != params.time_divider:
             raise CertificationError(
                 f"the device has time divider {divider}, the parameters say "
                 f"{params.time_divider}: check --time-divider (or the device list's Time Divider)"
             )
-        restricted = status.get("restricted")
-        if restricted is not None and restricted != ("1" if params.restricted else "0"):
-            mode = "restricted" if restricted == "1" else "standard"
+        restricted = status.restricted
+        if restricted is not None and restricted != params.restricted:
+            mode = "restricted" if restricted else "standard"
             raise CertificationError(
                 f"the device uses {mode} digits, the parameters say otherwise: check "
                 "--restricted (or the device list's Restricted Digit Mode)"
@@ -391,7 +402,7 @@ class Runner:
         try:
             status = self._status()
             count = _number(status, "count")
-            blocked = _number(status, "blocked") if "blocked" in status.fields else 0
+            blocked = _number(status, "blocked") if status.blocked is not None else 0
         except _StepFailedError as error:
             result.verdict = Verdict.FAILED
             result.message = error.message
@@ -400,7 +411,7 @@ class Runner:
             # Only a real device gets here: an operator skipped the end of a waiting period.
             return self._skip(
                 result,
-                f"not run: token entry on the device is blocked for {duration_words(blocked)} "
+                f"not run: token entry on the device is blocked for {duration_text(blocked)} "
                 "(a waiting period left by an earlier case)",
             )
         result.count_before = count
@@ -481,7 +492,7 @@ class Runner:
         longest = max((step.seconds for step in steps if isinstance(step, Wait)), default=0)
         if needs_time(steps):
             wanted.append(
-                f"time to pass ({duration_words(longest)})"
+                f"time to pass ({duration_text(longest)})"
                 if longest
                 else "time to pass (the waiting period)"
             )
@@ -513,8 +524,8 @@ class Runner:
             _fail(f"the device refused {line.split()[0]}: {answer.final}", str(answer.final))
         return answer
 
-    def _status(self) -> AnswerLine:
-        line = self._command("STATUS").first("STATUS")
+    def _status(self) -> StatusLine:
+        line = self._command("STATUS").first_of(StatusLine)
         if line is None:
             _fail("the device answered STATUS without a STATUS line")
         return line
@@ -533,12 +544,12 @@ class Runner:
         began = self.clock()
         answer = self._command(line, timeout=timeout)
         elapsed = self.clock() - began
-        results = answer.all("RESULT")
+        results = answer.all_of(ResultLine)
         if len(results) != 1:
             _fail(f"expected one RESULT line, the device sent {len(results)}", str(answer.final))
         result = results[0]
         observed = str(result)
-        if result.value == Outcome.APPLIED:
+        if result.outcome is OutcomeKind.APPLIED:
             self._accepted = True
         elif self._refused_genuine(step, result):
             self._stopped_at = self._case_id
@@ -548,7 +559,7 @@ class Runner:
                 "and --starting-code, or the device list row)"
             )
         _compare_result(step.expect, result, observed, self._last_wait)
-        if result.value in (Outcome.INVALID, Outcome.MALFORMED):
+        if result.outcome in (OutcomeKind.INVALID, OutcomeKind.MALFORMED):
             wait = _number(result, "wait")
             if wait:
                 self._last_wait = wait
@@ -557,32 +568,30 @@ class Runner:
                 f"the device took {elapsed:.1f} s to answer; at most {step.within:g} s allowed",
                 observed,
             )
-        if result.value == Outcome.APPLIED:
+        if result.outcome is OutcomeKind.APPLIED:
             self._move_anchor(result)
         return observed
 
-    def _refused_genuine(self, step: Enter, result: AnswerLine) -> bool:
+    def _refused_genuine(self, step: Enter, result: ResultLine) -> bool:
         """A token made to be applied, refused as not a token of this device, while no
         token of the run has been applied yet (a device that took one has the right key)."""
         wanted = step.expect.outcomes
         return (
-            result.value == Outcome.INVALID
+            result.outcome is OutcomeKind.INVALID
             and Outcome.APPLIED in wanted
             and Outcome.INVALID not in wanted
             and not self._accepted
         )
 
-    def _move_anchor(self, result: AnswerLine) -> None:
+    def _move_anchor(self, result: ResultLine) -> None:
         """Remember when the countdown last started, for the tolerance on a real device."""
-        kind = result.get("type")
-        if kind == "SET_TIME":
+        if result.type is TokenType.SET_TIME:
             self._anchor = self.clock()
-        elif kind == "ADD_TIME":
-            units = result.get("units", "")
-            left = result.get("seconds_left", "")
-            if units and units.isdigit() and left and left.isdigit():
-                duration = int(units) * SECONDS_PER_DAY // self.params.time_divider
-                if int(left) <= duration + self._slack + 1:
+        elif result.type is TokenType.ADD_TIME:
+            units, left = result.units, result.seconds_left
+            if units is not None and isinstance(left, int):
+                duration = units * SECONDS_PER_DAY // self.params.time_divider
+                if left <= duration + self._slack + 1:
                     self._anchor = self.clock()
 
     def _tolerance(self) -> int:
@@ -606,7 +615,7 @@ class Runner:
             if name in status.fields
         )
         if step.seconds_left is not None:
-            if status.get("payg") != "on":
+            if status.payg is not True:
                 _fail(
                     f"expected PAYG on with {step.text.lower()}; the device shows {observed}",
                     observed,
@@ -622,15 +631,16 @@ class Runner:
                     f"({_signed(left - step.seconds_left)} s)",
                     observed,
                 )
-            active = "1" if left > 0 else "0"
-            if status.get("active") not in (active, None) and status.get("test") != "1":
+            active = left > 0
+            if status.active not in (active, None) and status.test is not True:
                 _fail(
-                    f"expected active={active} with {left} s left; the device shows {observed}",
+                    f"expected active={int(active)} with {left} s left; the device shows "
+                    f"{observed}",
                     observed,
                 )
         if step.unlimited:
-            shown = (status.get("payg"), status.get("seconds_left"), status.get("active"))
-            if shown != ("off", "unlimited", "1"):
+            shown = (status.payg, status.seconds_left, status.active)
+            if shown != (False, UNLIMITED, True):
                 _fail(
                     "expected PAYG disabled (payg=off seconds_left=unlimited active=1); the "
                     f"device shows {observed}",
@@ -645,7 +655,7 @@ class Runner:
             changed = [
                 name
                 for name in ("count", "payg", "active_until", "used")
-                if before.get(name) != status.get(name)
+                if getattr(before, name) != getattr(status, name)
             ]
             if changed:
                 detail = ", ".join(
@@ -673,10 +683,10 @@ class Runner:
                 return "entry already open: nothing to wait for"
         if self.simulator:
             self._command(f"ADVANCE {seconds}")
-            return f"simulated clock moved {duration_words(seconds)} (ADVANCE {seconds})"
+            return f"simulated clock moved {duration_text(seconds)} (ADVANCE {seconds})"
         if step.until_unblocked:
             instruction = (
-                f"The device's keypad is blocked for {duration_words(seconds)}: wait that long "
+                f"The device's keypad is blocked for {duration_text(seconds)}: wait that long "
                 "with the device switched on"
             )
         else:
@@ -713,13 +723,15 @@ class Runner:
             raise _OperatorSkipError(instruction)
 
 
-def _compare_result(expect: Expect, result: AnswerLine, observed: str, last_wait: int) -> None:
-    if result.value not in expect.outcomes:
+def _compare_result(expect: Expect, result: ResultLine, observed: str, last_wait: int) -> None:
+    outcome = result.outcome
+    # The procedure names outcomes by their protocol word, the name of OutcomeKind.
+    if outcome is None or outcome.name not in expect.outcomes:
         wanted = " or ".join(sorted(expect.outcomes))
         _fail(f"expected {wanted} ({expect.text}); the device answered {result.value}", observed)
-    outcome = result.value
-    if outcome == Outcome.APPLIED:
-        if expect.token_type is not None and result.get("type") != expect.token_type:
+    if outcome is OutcomeKind.APPLIED:
+        wanted_type = None if expect.token_type is None else TokenType[expect.token_type]
+        if wanted_type is not None and result.type is not wanted_type:
             _fail(
                 f"expected type {expect.token_type}, the device applied {result.get('type')}",
                 observed,
@@ -728,13 +740,13 @@ def _compare_result(expect: Expect, result: AnswerLine, observed: str, last_wait
             _fail(
                 f"expected {expect.units} units, the device applied {result.get('units')}", observed
             )
-    counted = outcome in (Outcome.APPLIED, Outcome.ALREADY_USED)
+    counted = outcome in (OutcomeKind.APPLIED, OutcomeKind.ALREADY_USED)
     if expect.count is not None and counted and _number(result, "count") != expect.count:
         _fail(
             f"expected count {expect.count}, the device answered {result.get('count')}",
             observed,
         )
-    if outcome in (Outcome.INVALID, Outcome.MALFORMED, Outcome.BLOCKED):
+    if outcome in (OutcomeKind.INVALID, OutcomeKind.MALFORMED, OutcomeKind.BLOCKED):
         wait = _number(result, "wait")
         if expect.wait == "zero" and wait != 0:
             _fail(f"expected no waiting period yet, the device imposed {wait} s", observed)
@@ -748,7 +760,7 @@ def _compare_result(expect: Expect, result: AnswerLine, observed: str, last_wait
                     f"{WAIT_CAP_SECONDS} s), the device imposed {wait} s",
                     observed,
                 )
-    refused = outcome in (Outcome.INVALID, Outcome.MALFORMED)
+    refused = outcome in (OutcomeKind.INVALID, OutcomeKind.MALFORMED)
     if expect.invalid is not None and refused and _number(result, "invalid") != expect.invalid:
         _fail(
             f"expected invalid={expect.invalid} (invalid tries in a row), the device "
@@ -758,12 +770,13 @@ def _compare_result(expect: Expect, result: AnswerLine, observed: str, last_wait
 
 
 def _number(line: AnswerLine, name: str) -> int:
-    """A whole-number field of an answer line; a failed step if it is missing or not a number."""
-    value = line.get(name)
-    if value is None or not value.isdigit():
-        shown = "no" if value is None else f"{value!r} as"
+    """A whole-number field of an answer line; a failed step if it is missing or not a number
+    (`seconds_left=unlimited`)."""
+    value = getattr(line, name, None)
+    if not isinstance(value, int) or isinstance(value, bool):
+        shown = "no" if value is None else f"{line.get(name)!r} as"
         _fail(f"the device's {line.tag} line has {shown} {name}", str(line))
-    return int(value)
+    return value
 
 
 def _signed(value: int) -> str:

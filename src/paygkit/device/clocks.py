@@ -1,15 +1,14 @@
-"""Clock, tick source and feedback adapters: manual ones for tests and simulators, real ones.
+"""Clock, tick source and feedback adapters for tests and the simulator.
 
 `ManualClock` and `ManualTicks` only move when told to, so a test or a
 simulator decides exactly how much time passes, and can make the two
 disagree (a stopped, slowed or sped-up RTC).  Normal time passing must
 advance both; a power cycle restarts the tick source but not the RTC,
-which runs on its backup battery.
+which runs on its backup battery.  The simulator runs on these too, never on
+the host's clock, so that every run can be replayed.
 """
 
 from __future__ import annotations
-
-import time
 
 from paygkit.device.ports import Feedback
 
@@ -62,27 +61,6 @@ class ManualTicks:
 
     def __repr__(self) -> str:
         return f"ManualTicks(ticks={self._ticks})"
-
-
-class SystemClock:
-    """The host's wall clock (Unix seconds) as the RTC."""
-
-    def now(self) -> int:
-        return int(time.time())
-
-
-class MonotonicTicks:
-    """The host's monotonic clock as the tick source, counting from construction (power-on).
-
-    On some hosts the monotonic clock pauses while the host is suspended, which
-    the device then sees as an RTC running fast; that is the honest reading.
-    """
-
-    def __init__(self) -> None:
-        self._start = time.monotonic()
-
-    def ticks(self) -> int:
-        return int(time.monotonic() - self._start)
 
 
 class RecordingFeedback:

@@ -29,7 +29,7 @@ Decisions (where SPEC section 4 and the issue leave a choice)
       only ever sees digits; otherwise a brute force could probe for free.
       A non-str argument to enter_token() is a programming error
       (TypeError), not an attempt.
-    * Waiting period: while it runs, the entry is refused (BLOCKED, red x1)
+    * Waiting period: while it runs, the entry is refused (BLOCKED, ENTRY_LOCKED)
       before anything is parsed, compared with the test code or decoded.
       It runs only on the device's own powered-on time, the tick source
       (SPEC 4).  The state keeps `wait_left`, the powered-on seconds still to
@@ -55,13 +55,10 @@ Decisions (where SPEC section 4 and the issue leave a choice)
       The price: the wait only moves while the device stays on for one
       interval at a time (1 minute for waits up to 16 minutes, 32 minutes
       for the longest); a device switched off more often keeps its wait.
-    * Keypad: '*' starts (or restarts) a token; digits before a '*' are
-      ignored (reference behaviour) with a display hint; on a restricted
-      device keys 0 and 5-9 are ignored with a hint; digits past 20 are
-      ignored; '#' with nothing typed (also right after '*') shows the
-      status; a gap longer than keypad_timeout_seconds between presses,
-      measured on the tick source (not the RTC, which may be tampered
-      with), discards the partial token at the next press or poll().
+    * Keypad: key-by-key entry is `paygkit.device.keypad`; a partial token
+      that timed out is dropped at the next press or poll().
+    * Feedback: the core gives a `FeedbackKind` and a display text; the LED
+      pattern of each kind is the product's (`paygkit.device.feedback`).
     * Test code: compared with the typed digits after the waiting-period
       check and before decoding; it sets test_active_until and records the
       use, without touching the count or the invalid-try counter.  Beyond
@@ -75,7 +72,7 @@ Decisions (where SPEC section 4 and the issue leave a choice)
       of tamper_tolerance_ratio x elapsed ticks + tamper_tolerance_seconds;
       RTC_BACKWARDS is an RTC more than tamper_tolerance_seconds earlier
       than the latest time seen.  The flags are saved and signalled once
-      (TAMPER, red x3).  With LOCK the device is inactive (seconds_left 0,
+      (TAMPER).  With LOCK the device is inactive (seconds_left 0,
       Add Time still recorded) until a Set Time token; with REPORT it keeps
       running.  A Set Time token clears the flags in both modes and takes
       the current RTC as the new reference time.  A test code still
@@ -86,8 +83,9 @@ Decisions (where SPEC section 4 and the issue leave a choice)
     * latest_rtc_seen is written with every other save, and on its own only
       from poll() once the RTC has moved an hour past it (flash wear).
     * Unprovisioned: a token gives NOT_PROVISIONED with entry-locked
-      feedback (red x1) and is not an invalid try; status is inactive.
-    * '#' status feedback: green x1 when active, red x1 when not.
+      feedback and is not an invalid try; status is inactive.
+    * '#' status feedback says whether the device is active (the product
+      shows it: green or red in the reference).
     * seconds_left: 0 when inactive (unprovisioned or tamper-locked), None
       when PAYG is disabled, else the PAYG time left (a running test code
       does not add to it).
@@ -98,16 +96,23 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
+from paygkit.device.feedback import reference_feedback
+from paygkit.device.keypad import (
+    MAX_TYPED_DIGITS,
+    Keypad,
+    StatusAsked,
+    TokenTyped,
+    check_key,
+)
 from paygkit.device.ports import (
     Clock,
     Feedback,
     FeedbackKind,
     FeedbackSink,
-    Led,
     Memory,
     TickSource,
 )
-from paygkit.device.serial_number import SERIAL_MAX_LENGTH
+from paygkit.device.serial_number import SerialNumberError, check_serial_number
 from paygkit.device.state import (
     MAX_TEST_CODE_USES,
     MAX_USED_COUNTS,
@@ -120,20 +125,20 @@ from paygkit.device.state import (
 from paygkit.device.storage import StateStore
 from paygkit.token import (
     MAX_COUNT,
-    RESTRICTED_EXTENDED_DIGITS,
+    SECONDS_PER_DAY,
     ChainBackend,
     DecodeResult,
     DeviceParams,
     ParameterError,
     TokenFormatError,
     TokenType,
+    days_text,
     decode,
+    duration_text,
     parse_key,
     typed_digits,
 )
 
-SECONDS_PER_DAY = 86_400
-MAX_TYPED_DIGITS = RESTRICTED_EXTENDED_DIGITS  # the longest token (20 digits)
 # A stored RTC high-water mark only needs to be roughly current: once an hour
 # is enough to catch a clock set back by hours, at 24 writes a day at most.
 LATEST_RTC_WRITE_INTERVAL = 3600
@@ -143,21 +148,6 @@ MAX_INVALID_ATTEMPTS = 0xFFFF
 # 1/WAIT_CHECKPOINTS of the wait: at most WAIT_CHECKPOINTS writes per wait.
 MIN_WAIT_CHECKPOINT_SECONDS = 60
 WAIT_CHECKPOINTS = 16
-
-_KEYS = frozenset("*#0123456789")
-_RESTRICTED_KEYS = frozenset("1234")
-
-_PATTERNS: dict[FeedbackKind, tuple[Led | None, int]] = {
-    FeedbackKind.INVALID: (Led.RED, 10),
-    FeedbackKind.ALREADY_USED: (Led.GREEN, 1),
-    FeedbackKind.TIME_CHANGED: (Led.GREEN, 2),
-    FeedbackKind.COUNTER_SYNCED: (Led.GREEN, 3),
-    FeedbackKind.PAYG_DISABLED: (Led.GREEN, 5),
-    FeedbackKind.ENTRY_LOCKED: (Led.RED, 1),
-    FeedbackKind.TEST_CODE: (Led.GREEN, 2),
-    FeedbackKind.TAMPER: (Led.RED, 3),
-    FeedbackKind.KEY_PRESS: (None, 0),
-}
 
 _TAMPER_TEXT = {
     TamperFlag.RTC_SLOW: "RTC slow or stopped",
@@ -214,22 +204,15 @@ class Status:
     time_divider: int
 
 
-def duration_text(seconds: int) -> str:
-    """'7 days', '1.5 days', '6 h', '3.4 h', '45 min' (for display, never exact)."""
-    if seconds == 0:
-        return "0 days"
-    if seconds >= SECONDS_PER_DAY:
-        days, rest = divmod(seconds, SECONDS_PER_DAY)
-        text = str(days) if rest == 0 else f"{seconds / SECONDS_PER_DAY:.1f}".rstrip("0")
-        return f"{text} day" if text == "1" else f"{text} days"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}".removesuffix(".0") + " h"
-    return f"{-(-seconds // 60)} min"
+def display_time(seconds: int) -> str:
+    """A time as the device's small display shows it: '1 day 12 h', '45 s', '0 days'.
 
-
-def wait_text(seconds: int) -> str:
-    """'45 s' or '2 min' (rounded up: a wait is never shown shorter than it is)."""
-    return f"{seconds} s" if seconds < 60 else f"{-(-seconds // 60)} min"
+    The two largest units; from a minute on rounded up to whole minutes, so a
+    wait is never shown shorter than it is.
+    """
+    if seconds <= 0:
+        return days_text(0)
+    return duration_text(seconds, parts=2, round_up_to=60 if seconds >= 60 else 1)
 
 
 def wait_checkpoint_interval(imposed_wait: int) -> int:
@@ -268,20 +251,12 @@ def _check_config(config: DeviceConfig) -> None:
 
 
 def _check_serial(serial: object) -> str:
-    if not isinstance(serial, str):
-        raise ProvisioningError(f"the serial number must be text, not {type(serial).__name__}")
-    if not serial:
-        raise ProvisioningError("the serial number is empty; give the device's serial number")
-    if len(serial) > SERIAL_MAX_LENGTH:
-        raise ProvisioningError(
-            f"the serial number has {len(serial)} characters; at most {SERIAL_MAX_LENGTH} fit"
-        )
-    # ';' separates the fields of the reference factory line (#serial;code;key).
-    if not all("!" <= c <= "~" and c != ";" for c in serial):
-        raise ProvisioningError(
-            "the serial number must be printable ASCII without spaces or ';' (e.g. SLT220000001)"
-        )
-    return serial
+    # Storage holds any printable ASCII (docs/storage-layout.md), but a device is
+    # only given a serial that the factory, host and server all accept.
+    try:
+        return check_serial_number(serial)
+    except SerialNumberError as error:
+        raise ProvisioningError(str(error)) from None
 
 
 def _check_test_code(test_code: object, restricted: bool) -> str | None:
@@ -301,8 +276,8 @@ def _check_test_code(test_code: object, restricted: bool) -> str | None:
     return test_code
 
 
-class Device:
-    """One PAYG device.  Constructing it is powering it on: the state is loaded from memory.
+class Firmware:
+    """The firmware of one PAYG device.  Constructing it is powering it on: it loads the state.
 
     Power off/on is dropping the object and building a new one over the same
     memory and RTC, with a restarted tick source.
@@ -331,8 +306,7 @@ class Device:
         # The stored wait runs again from here, on this power-on's ticks: the
         # time spent off, and whatever the RTC did meanwhile, do not count.
         self._tick_block_until = t + min(self._wait_cap(self._state), self._state.wait_left)
-        self._typing: str | None = None  # None: no token is being typed
-        self._last_key_tick = t
+        self._keypad = Keypad(self._config.keypad_timeout_seconds)
         if self._state.provisioning is not None:
             self._check_tamper(now, t)
 
@@ -386,7 +360,7 @@ class Device:
         self._state = fresh
         self._start_session(now, t)
         self._tick_block_until = t
-        self._typing = None
+        self._keypad.clear()
         return provisioning
 
     @property
@@ -416,7 +390,7 @@ class Device:
         if wait > 0:
             return self._finish(
                 TokenOutcome(
-                    OutcomeKind.BLOCKED, wait_seconds=wait, message=f"Wait {wait_text(wait)}"
+                    OutcomeKind.BLOCKED, wait_seconds=wait, message=f"Wait {display_time(wait)}"
                 ),
                 FeedbackKind.ENTRY_LOCKED,
             )
@@ -463,7 +437,7 @@ class Device:
             duration = units * SECONDS_PER_DAY // state.provisioning.time_divider
         if token_type is TokenType.ADD_TIME:
             new = replace(new, active_until=max(now, state.active_until) + duration)
-            kind, message = FeedbackKind.TIME_CHANGED, f"+{duration_text(duration)}"
+            kind, message = FeedbackKind.TIME_CHANGED, f"+{display_time(duration)}"
         elif token_type is TokenType.SET_TIME:
             # Whoever issued a Set Time has seen the device's situation; its
             # RTC from now on is the reference again.
@@ -474,7 +448,7 @@ class Device:
                 tamper=TamperFlag.NONE,
                 latest_rtc_seen=now,
             )
-            kind, message = FeedbackKind.TIME_CHANGED, f"Set {duration_text(duration)}"
+            kind, message = FeedbackKind.TIME_CHANGED, f"Set {display_time(duration)}"
         elif token_type is TokenType.DISABLE_PAYG:
             new = replace(new, payg_enabled=False)
             kind, message = FeedbackKind.PAYG_DISABLED, "PAYG disabled"
@@ -502,7 +476,7 @@ class Device:
         self._commit(replace(state, invalid_attempts=attempts, wait_left=wait), now)
         self._tick_block_until = t + wait
         if wait:
-            message = f"{message}, wait {wait_text(wait)}"
+            message = f"{message}, wait {display_time(wait)}"
         return self._finish(
             TokenOutcome(kind, wait_seconds=wait, message=message), FeedbackKind.INVALID
         )
@@ -517,7 +491,7 @@ class Device:
                 TokenOutcome(
                     OutcomeKind.BLOCKED,
                     wait_seconds=wait,
-                    message=f"Test code limit, wait {wait_text(wait)}",
+                    message=f"Test code limit, wait {display_time(wait)}",
                 ),
                 FeedbackKind.ENTRY_LOCKED,
             )
@@ -530,7 +504,7 @@ class Device:
         return self._finish(
             TokenOutcome(
                 OutcomeKind.TEST_CODE,
-                message=f"Test {wait_text(config.test_code_active_seconds)}",
+                message=f"Test {display_time(config.test_code_active_seconds)}",
             ),
             FeedbackKind.TEST_CODE,
         )
@@ -543,41 +517,23 @@ class Device:
         Returns the outcome when '#' ends a token, the status when '#' is
         pressed with nothing typed, and None for every other key.
         """
-        if not isinstance(key, str) or key not in _KEYS:
-            raise ValueError(f"a keypad key is one of * # 0-9, got {key!r}")
+        check_key(key)
         _, t = self._read_time()
-        self._expire_typing(t)
-        self._last_key_tick = t
-        if key == "*":
-            self._typing = ""
-            self._signal(FeedbackKind.KEY_PRESS, "*")
-            return None
-        if key == "#":
-            typed, self._typing = self._typing, None
-            if not typed:
-                return self._show_status()
-            return self.enter_token(typed)
-        if self._typing is None:
-            self._signal(FeedbackKind.KEY_PRESS, "Press * to start a token")
-            return None
+        self._time_out_entry(t)
         provisioning = self._state.provisioning
         restricted = provisioning is not None and provisioning.restricted_digits
-        if restricted and key not in _RESTRICTED_KEYS:
-            self._signal(FeedbackKind.KEY_PRESS, f"Key {key} not used: keys 1-4 only")
-            return None
-        if len(self._typing) >= MAX_TYPED_DIGITS:
-            self._signal(FeedbackKind.KEY_PRESS, f"At most {MAX_TYPED_DIGITS} digits")
-            return None
-        self._typing += key
-        self._signal(FeedbackKind.KEY_PRESS, f"*{self._typing}")
+        pressed = self._keypad.press(key, t, restricted=restricted)
+        if isinstance(pressed, TokenTyped):
+            return self.enter_token(pressed.digits)
+        if isinstance(pressed, StatusAsked):
+            return self._show_status()
+        self._signal(FeedbackKind.KEY_PRESS, pressed.text)
         return None
 
-    def _expire_typing(self, t: int) -> None:
-        if self._typing is None:
-            return
-        if t - self._last_key_tick > self._config.keypad_timeout_seconds:
-            self._typing = None
-            self._signal(FeedbackKind.KEY_PRESS, "Entry timed out")
+    def _time_out_entry(self, t: int) -> None:
+        shown = self._keypad.time_out(t)
+        if shown is not None:
+            self._signal(FeedbackKind.KEY_PRESS, shown)
 
     def _show_status(self) -> Status:
         status = self.status()
@@ -586,10 +542,9 @@ class Device:
             if left is None:
                 text = "Active, unlimited"
             elif left > 0:
-                text = f"Active, {duration_text(left)} left"
+                text = f"Active, {display_time(left)} left"
             else:
                 text = "Test mode"
-            led = Led.GREEN
         else:
             if not status.provisioned:
                 text = "Not provisioned"
@@ -597,8 +552,7 @@ class Device:
                 text = "Locked: clock tamper"
             else:
                 text = "Inactive"
-            led = Led.RED
-        self._emit(Feedback(FeedbackKind.STATUS, led, 1, text))
+        self._emit(reference_feedback(FeedbackKind.STATUS, text, active=status.active))
         return status
 
     # -- status and housekeeping ---------------------------------------------------
@@ -636,7 +590,7 @@ class Device:
             blocked_seconds=self._remaining_wait(t),
             tamper=state.tamper,
             test_active=test_active,
-            typing=self._typing or "",
+            typing=self._keypad.typing,
             restricted_digits=provisioning.restricted_digits if provisioning else False,
             time_divider=provisioning.time_divider if provisioning else 1,
         )
@@ -649,7 +603,7 @@ class Device:
         is written for it.
         """
         now, t = self._read_time()
-        self._expire_typing(t)
+        self._time_out_entry(t)
         if self._state.provisioning is None:
             return
         self._check_tamper(now, t)
@@ -738,8 +692,7 @@ class Device:
         return outcome
 
     def _signal(self, kind: FeedbackKind, text: str) -> None:
-        led, blinks = _PATTERNS[kind]
-        self._emit(Feedback(kind, led, blinks, text))
+        self._emit(reference_feedback(kind, text))
 
     def _emit(self, feedback: Feedback) -> None:
         if self._feedback is not None:

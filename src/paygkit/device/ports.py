@@ -2,7 +2,8 @@
 
 The PAYG logic never reads real time, files or terminals itself; adapters for
 each port are passed in, so the same logic runs in tests (fakes), in the
-simulator (a file, the system clock) and on a Python-capable device.
+simulator (a file or RAM, and manual clocks that move only when told to) and
+on a Python-capable device.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 protocol tests drive.  Time stands still unless told to move, so every run is
 reproducible: `advance()` moves the RTC and the tick source together (normal
 running), `set_rtc()` moves the RTC alone (tampering), `power_off()` /
-`power_on()` drop and rebuild the `Device` over the same memory and RTC with
+`power_on()` drop and rebuild the `Firmware` over the same memory and RTC with
 a restarted tick source, exactly as the firmware sees a power cut.
 
 Persistence (`SimulatedDevice.open(path)`): the memory is a `FileMemory` at
@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from paygkit.device.clocks import ManualClock, ManualTicks
-from paygkit.device.firmware import Device, Status, TokenOutcome
+from paygkit.device.firmware import Firmware, Status, TokenOutcome
 from paygkit.device.memory import DEFAULT_SIZE, ERASED, FileMemory, RamMemory
 from paygkit.device.ports import Feedback, FeedbackKind, Memory
 from paygkit.device.state import DeviceConfig, Provisioning, TamperResponse
@@ -108,7 +108,7 @@ class _FeedbackQueue:
 
 
 class SimulatedDevice:
-    """A `Device` on a manual RTC and tick source, with a power switch.
+    """The `Firmware` on a manual RTC and tick source, with a power switch.
 
     `memory` defaults to a blank `RamMemory`; `SimulatedDevice.open(path)`
     uses a file and persists the clock.  The device starts powered on.
@@ -130,7 +130,7 @@ class SimulatedDevice:
         self._backend = backend
         self._sidecar = Path(sidecar) if sidecar is not None else None
         self._feedback = _FeedbackQueue()
-        self._device: Device | None = None
+        self._firmware: Firmware | None = None
         self.last_outcome: TokenOutcome | None = None
         self.power_on()
         self._save_sidecar()
@@ -177,7 +177,7 @@ class SimulatedDevice:
 
     @property
     def powered(self) -> bool:
-        return self._device is not None
+        return self._firmware is not None
 
     @property
     def rtc(self) -> int:
@@ -192,11 +192,11 @@ class SimulatedDevice:
         return self._config
 
     @property
-    def device(self) -> Device:
+    def firmware(self) -> Firmware:
         """The running firmware; PoweredOffError while off."""
-        if self._device is None:
+        if self._firmware is None:
             raise PoweredOffError()
-        return self._device
+        return self._firmware
 
     @property
     def last_feedback(self) -> Feedback | None:
@@ -209,28 +209,28 @@ class SimulatedDevice:
         While off, only the RTC moves (it runs on its backup battery).
         """
         self._clock.advance(seconds)
-        if self._device is not None:
+        if self._firmware is not None:
             self._ticks.advance(seconds)
-            self._device.poll()
+            self._firmware.poll()
         self._save_sidecar()
 
     def set_rtc(self, t: int) -> None:
         """Set the RTC alone, as a tamperer (or a flat backup battery) would."""
         self._clock.set(t)
-        if self._device is not None:
-            self._device.poll()
+        if self._firmware is not None:
+            self._firmware.poll()
         self._save_sidecar()
 
     def power_off(self) -> None:
-        self._device = None
+        self._firmware = None
         self._save_sidecar()
 
     def power_on(self) -> None:
         """Start the firmware from what the memory holds (no-op when already on)."""
-        if self._device is not None:
+        if self._firmware is not None:
             return
         self._ticks.restart()
-        self._device = Device(
+        self._firmware = Firmware(
             clock=self._clock,
             ticks=self._ticks,
             memory=self._memory,
@@ -278,11 +278,11 @@ class SimulatedDevice:
         pending, self._feedback.pending = self._feedback.pending, []
         return pending
 
-    # -- the Device API ---------------------------------------------------------------
+    # -- the Firmware API -------------------------------------------------------------
 
     @property
     def provisioning(self) -> Provisioning | None:
-        return self.device.provisioning
+        return self.firmware.provisioning
 
     def provision(
         self,
@@ -295,7 +295,7 @@ class SimulatedDevice:
         test_code: str | None = None,
         count: int = 1,
     ) -> Provisioning:
-        return self.device.provision(
+        return self.firmware.provision(
             serial=serial,
             starting_code=starting_code,
             key=key,
@@ -306,21 +306,21 @@ class SimulatedDevice:
         )
 
     def enter_token(self, text: str) -> TokenOutcome:
-        outcome = self.device.enter_token(text)
+        outcome = self.firmware.enter_token(text)
         self.last_outcome = outcome
         return outcome
 
     def press(self, key: str) -> TokenOutcome | Status | None:
-        result = self.device.press(key)
+        result = self.firmware.press(key)
         if isinstance(result, TokenOutcome):
             self.last_outcome = result
         return result
 
     def status(self) -> Status:
-        return self.device.status()
+        return self.firmware.status()
 
     def poll(self) -> None:
-        self.device.poll()
+        self.firmware.poll()
 
     # -- files ------------------------------------------------------------------------
 

@@ -111,7 +111,10 @@ _U32_MAX = 2**32 - 1
 _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
 _SEQUENCE_MODULUS = 2**32
-_SERIAL_FIRST = 0x20  # printable ASCII only: the serial is shown and sent as text
+# The layout's byte range for a serial, wider than the serial grammar the firmware
+# provisions with: devices provisioned under the older rule must keep loading and
+# saving (docs/storage-layout.md, "The serial").
+_SERIAL_FIRST = 0x20
 _SERIAL_LAST = 0x7E
 
 

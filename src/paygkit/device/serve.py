@@ -1,9 +1,10 @@
 """Serving the device protocol over stdin/stdout, a TCP port on localhost and a pty.
 
+The device side of a connection: what `paygkit device simulate --serve` runs.
 Each server is one function running a loop until its `stop` event is set (or
 its input ends); the loops wait in `selectors` with a short timeout, so they
 use no CPU while idle and notice `stop` within `POLL_SECONDS`.  The protocol
-itself is a `ProtocolSession`: the servers only move bytes.
+itself is a `CommandInterpreter`: the servers only move bytes.
 
 Each server runs in the thread that calls it, one command at a time: several
 TCP clients of one device take turns command by command, so no locking is
@@ -24,7 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paygkit.device.protocol import ProtocolSession
+from paygkit.device.interpreter import CommandInterpreter, error_line
+from paygkit.device.wire import ErrorCode
 
 POLL_SECONDS = 0.1
 READ_SIZE = 4096
@@ -43,8 +45,8 @@ def _fd_selector() -> selectors.BaseSelector:
     return selectors.SelectSelector()  # pragma: no cover - platforms without poll()
 
 
-class TransportError(Exception):
-    """A transport cannot be set up (port in use, link path taken); the message says why."""
+class ServeError(Exception):
+    """A server cannot start (port in use, symlink path taken); the message says why."""
 
 
 def _write_all(fd: int, data: bytes, stop: threading.Event, timeout: float | None) -> bool:
@@ -68,7 +70,7 @@ def _write_all(fd: int, data: bytes, stop: threading.Event, timeout: float | Non
 
 
 def _serve_fd(
-    session: ProtocolSession,
+    interpreter: CommandInterpreter,
     read_fd: int,
     write_fd: int,
     stop: threading.Event,
@@ -91,34 +93,34 @@ def _serve_fd(
                 raise
             if not data:
                 return  # end of input
-            answer = session.feed(data)
+            answer = interpreter.feed(data)
             while True:
                 if answer:
                     try:
                         _write_all(write_fd, answer, stop, write_timeout)
                     except BrokenPipeError:
                         return  # nobody reads the answers any more
-                if not session.closed:
+                if not interpreter.closed:
                     break
                 if end_on_quit:
                     return
-                session.closed = False
-                answer = session.feed(b"")  # the lines sent after the QUIT
+                interpreter.closed = False
+                answer = interpreter.feed(b"")  # the lines sent after the QUIT
 
 
 # --- stdin / stdout ------------------------------------------------------------------------
 
 
 def serve_stdio(
-    session: ProtocolSession,
+    interpreter: CommandInterpreter,
     *,
     stop: threading.Event | None = None,
     input_fd: int = 0,
     output_fd: int = 1,
 ) -> None:
-    """Serve one session on stdin/stdout until end of input, QUIT, or `stop`."""
+    """Serve one interpreter on stdin/stdout until end of input, QUIT, or `stop`."""
     _serve_fd(
-        session,
+        interpreter,
         input_fd,
         output_fd,
         stop or threading.Event(),
@@ -133,13 +135,13 @@ def serve_stdio(
 @dataclass
 class _Client:
     sock: socket.socket
-    session: ProtocolSession
+    interpreter: CommandInterpreter
     pending: bytearray = field(default_factory=bytearray)
     closing: bool = False
 
 
 def serve_tcp(
-    make_session: Callable[[], ProtocolSession],
+    make_interpreter: Callable[[], CommandInterpreter],
     *,
     port: int = 0,
     host: str = "127.0.0.1",
@@ -147,7 +149,7 @@ def serve_tcp(
     ready: Callable[[tuple[str, int]], None] | None = None,
     max_clients: int = DEFAULT_MAX_CLIENTS,
 ) -> None:
-    """Serve the protocol on a TCP port, one `make_session()` per client, until `stop`.
+    """Serve the protocol on a TCP port, one `make_interpreter()` per client, until `stop`.
 
     `port=0` takes a free port; `ready` is called with the bound address once
     clients can connect.  Clients beyond `max_clients` are told so and closed.
@@ -155,7 +157,7 @@ def serve_tcp(
     try:
         server = socket.create_server((host, port))
     except OSError as error:
-        raise TransportError(
+        raise ServeError(
             f"cannot listen on {host}:{port} ({error.strerror or error}); "
             "choose another port, or 0 for any free one"
         ) from None
@@ -183,7 +185,7 @@ def serve_tcp(
             while not stop.is_set():
                 for key, events in selector.select(POLL_SECONDS):
                     if key.fileobj is server:
-                        _accept(server, selector, clients, max_clients, make_session)
+                        _accept(server, selector, clients, max_clients, make_interpreter)
                         continue
                     client: _Client = key.data
                     if events & selectors.EVENT_READ and not client.closing:
@@ -198,8 +200,8 @@ def serve_tcp(
                             drop(client)
                             continue
                         if data:
-                            client.pending += client.session.feed(data)
-                            client.closing = client.session.closed
+                            client.pending += client.interpreter.feed(data)
+                            client.closing = client.interpreter.closed
                     if client.pending:
                         try:
                             sent = client.sock.send(client.pending)
@@ -224,7 +226,7 @@ def _accept(
     selector: selectors.BaseSelector,
     clients: dict[int, _Client],
     max_clients: int,
-    make_session: Callable[[], ProtocolSession],
+    make_interpreter: Callable[[], CommandInterpreter],
 ) -> None:
     try:
         sock, _ = server.accept()
@@ -232,12 +234,13 @@ def _accept(
         return
     if len(clients) >= max_clients:
         with contextlib.suppress(OSError):
-            sock.send(b"ERR BUSY too many clients; try again later\r\n")
+            busy = error_line(ErrorCode.BUSY, "too many clients; try again later")
+            sock.send(busy.encode("ascii") + b"\r\n")
         sock.close()
         return
     sock.setblocking(False)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    client = _Client(sock, make_session())
+    client = _Client(sock, make_interpreter())
     clients[sock.fileno()] = client
     selector.register(sock, selectors.EVENT_READ, client)
 
@@ -252,14 +255,14 @@ class PtyEndpoint:
     master_fd: int
     slave_fd: int
     path: str
-    link: Path | None = None
+    symlink: Path | None = None
 
     def close(self) -> None:
-        if self.link is not None:
+        if self.symlink is not None:
             with contextlib.suppress(OSError):
-                if self.link.is_symlink() and os.readlink(self.link) == self.path:
-                    self.link.unlink()
-            self.link = None
+                if self.symlink.is_symlink() and os.readlink(self.symlink) == self.path:
+                    self.symlink.unlink()
+            self.symlink = None
         for fd in (self.master_fd, self.slave_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -267,68 +270,66 @@ class PtyEndpoint:
 
 
 @contextlib.contextmanager
-def open_pty(link: str | os.PathLike[str] | None = None) -> Iterator[PtyEndpoint]:
+def open_pty(symlink: str | os.PathLike[str] | None = None) -> Iterator[PtyEndpoint]:
     """A pty pair in raw mode (no echo, bytes as sent), with an optional symlink to it.
 
     The server keeps the slave side open too, so that tools may open and
     close the device path as often as they like without ending the server.
-    An existing symlink at `link` is replaced; any other file there is not.
+    An existing symlink at `symlink` is replaced; any other file there is not.
     """
-    import tty  # POSIX only; imported here so that the other transports load everywhere
+    import tty  # POSIX only; imported here so that the other servers load everywhere
 
     master_fd, slave_fd = os.openpty()
     endpoint = PtyEndpoint(master_fd, slave_fd, os.ttyname(slave_fd))
     try:
         tty.setraw(slave_fd)
         os.set_blocking(master_fd, False)
-        if link is not None:
-            endpoint.link = _make_link(Path(link), endpoint.path)
+        if symlink is not None:
+            endpoint.symlink = _make_symlink(Path(symlink), endpoint.path)
         yield endpoint
     finally:
         endpoint.close()
 
 
-def _make_link(link: Path, target: str) -> Path:
-    if link.is_symlink():
-        link.unlink()
-    elif link.exists():
-        raise TransportError(
-            f"{link} exists and is not a symlink; choose another path for the pty link"
+def _make_symlink(symlink: Path, target: str) -> Path:
+    if symlink.is_symlink():
+        symlink.unlink()
+    elif symlink.exists():
+        raise ServeError(
+            f"{symlink} exists and is not a symlink; choose another path for the pty symlink"
         )
     try:
-        link.symlink_to(target)
+        symlink.symlink_to(target)
     except OSError as error:
-        raise TransportError(
-            f"cannot make the symlink {link} ({error.strerror or error})"
-        ) from None
-    return link
+        raise ServeError(f"cannot make the symlink {symlink} ({error.strerror or error})") from None
+    return symlink
 
 
 def serve_pty(
-    session: ProtocolSession,
+    interpreter: CommandInterpreter,
     *,
     stop: threading.Event,
-    link: str | os.PathLike[str] | None = None,
+    symlink: str | os.PathLike[str] | None = None,
     ready: Callable[[PtyEndpoint], None] | None = None,
 ) -> None:
-    """Serve one session on a new pty until `stop`; `ready` gets the endpoint (its path)."""
-    with open_pty(link) as endpoint:
+    """Serve one interpreter on a new pty until `stop`; `ready` gets the endpoint (its path)."""
+    with open_pty(symlink) as endpoint:
         if ready is not None:
             ready(endpoint)
-        serve_pty_endpoint(session, endpoint, stop=stop)
+        serve_pty_endpoint(interpreter, endpoint, stop=stop)
 
 
 def serve_pty_endpoint(
-    session: ProtocolSession, endpoint: PtyEndpoint, *, stop: threading.Event
+    interpreter: CommandInterpreter, endpoint: PtyEndpoint, *, stop: threading.Event
 ) -> None:
-    """Serve one session on an already open pty until `stop`.
+    """Serve one interpreter on an already open pty until `stop`.
 
-    A serial line has no end: QUIT is answered and the link stays open, and
+    A serial line has no end: QUIT is answered and the line stays open, and
     answers nobody reads within PTY_WRITE_TIMEOUT are dropped rather than
     blocking the device.
     """
     _serve_fd(
-        session,
+        interpreter,
         endpoint.master_fd,
         endpoint.master_fd,
         stop,
