@@ -31,10 +31,11 @@ from hypothesis.stateful import (
 )
 
 from paygkit.device.clocks import ManualClock, ManualTicks
-from paygkit.device.firmware import Device, OutcomeKind
+from paygkit.device.firmware import Firmware, OutcomeKind
 from paygkit.device.memory import RamMemory
 from paygkit.device.state import DeviceConfig, WaitingPeriod
 from paygkit.token import (
+    SECONDS_PER_DAY,
     ChainBackend,
     DeviceParams,
     GeneratedToken,
@@ -48,7 +49,6 @@ from tests.token.strategies import keys
 
 C_ENGINE = load_c_backend()
 T0 = 1_700_000_000
-SECONDS_PER_DAY = 86_400
 
 ISSUED_TYPES = st.sampled_from(
     [
@@ -140,8 +140,10 @@ class FirmwareDevice:
             count=count,
         )
 
-    def _power_on(self) -> Device:
-        return Device(clock=self.clock, ticks=ManualTicks(), memory=self.memory, config=self.config)
+    def _power_on(self) -> Firmware:
+        return Firmware(
+            clock=self.clock, ticks=ManualTicks(), memory=self.memory, config=self.config
+        )
 
     @property
     def last_count(self) -> int:

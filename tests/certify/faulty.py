@@ -1,7 +1,7 @@
 """Devices for testing the certification suite: deliberately faulty firmware, a device that
 is not a simulator (HELLO simulator=0), and a TCP server for any protocol session.
 
-Each faulty firmware is the firmware model (`paygkit.device.firmware.Device`)
+Each faulty firmware is the firmware model (`paygkit.device.firmware.Firmware`)
 with one fault, the kind a firmware team could plausibly ship.  It runs in a
 simulator (`FaultySimulator`) so that the certification drives it through the
 protocol exactly like a good device.  The overrides use the model's private
@@ -18,14 +18,15 @@ from collections.abc import Callable, Iterable, Iterator
 from unittest import mock
 
 from paygkit.device import firmware
-from paygkit.device.firmware import Device, OutcomeKind, Status, TokenOutcome
+from paygkit.device.firmware import Firmware, OutcomeKind, Status, TokenOutcome
+from paygkit.device.interpreter import CommandInterpreter
 from paygkit.device.memory import RamMemory
 from paygkit.device.ports import Feedback
-from paygkit.device.protocol import ProtocolSession
+from paygkit.device.serve import serve_tcp
 from paygkit.device.simulator import SimulatedDevice
 from paygkit.device.state import DeviceConfig, Provisioning, WaitingPeriod
-from paygkit.device.transport import serve_tcp
 from paygkit.token import (
+    SECONDS_PER_DAY,
     ChainBackend,
     DecodeResult,
     DecodeWindows,
@@ -45,23 +46,22 @@ from paygkit.token.digits import typed_digits
 from paygkit.token.model import COUNTER_SYNC_VALUE, DISABLE_PAYG_VALUE
 
 WAIT = 20.0  # seconds before a server that does not start counts as a failure
-SECONDS_PER_DAY = 86_400
 
 
 class FaultySimulator(SimulatedDevice):
-    """A simulator running `firmware` (a Device subclass) instead of the good firmware."""
+    """A simulator running `firmware` (a Firmware subclass) instead of the good firmware."""
 
-    firmware: type[Device] = Device
+    firmware_class: type[Firmware] = Firmware
 
-    def __init__(self, firmware: type[Device], *, config: DeviceConfig | None = None) -> None:
-        self.firmware = firmware
+    def __init__(self, firmware: type[Firmware], *, config: DeviceConfig | None = None) -> None:
+        self.firmware_class = firmware
         super().__init__(RamMemory(), config=config)
 
     def power_on(self) -> None:
-        if self._device is not None:
+        if self._firmware is not None:
             return
         self._ticks.restart()
-        self._device = self.firmware(
+        self._firmware = self.firmware_class(
             clock=self._clock,
             ticks=self._ticks,
             memory=self._memory,
@@ -74,7 +74,7 @@ class FaultySimulator(SimulatedDevice):
 # --- faulty firmware ---------------------------------------------------------------------------
 
 
-class OlderAddAfterSet(Device):
+class OlderAddAfterSet(Firmware):
     """Accepts an older Add Time token after a Set Time token: the Set Time marks only its
     own count as used, so older Add Time tokens pass as unordered entries."""
 
@@ -86,7 +86,7 @@ class OlderAddAfterSet(Device):
         return super()._apply(now, t, result)
 
 
-class ForgetsWaitOnReboot(Device):
+class ForgetsWaitOnReboot(Firmware):
     """Forgets the waiting period when it starts: a power cycle ends the wait."""
 
     def __init__(self, **kwargs: object) -> None:
@@ -97,7 +97,7 @@ class ForgetsWaitOnReboot(Device):
         self._tick_block_until = t
 
 
-class ReentryInvalid(Device):
+class ReentryInvalid(Firmware):
     """Treats a token entered again as invalid (and counts it as an invalid try)."""
 
     def enter_token(self, text: str) -> TokenOutcome:
@@ -108,7 +108,7 @@ class ReentryInvalid(Device):
         return outcome
 
 
-class IgnoresDivider(Device):
+class IgnoresDivider(Firmware):
     """Takes every unit for a whole day, whatever the time divider."""
 
     def _apply(self, now: int, t: int, result: DecodeResult) -> TokenOutcome:
@@ -124,7 +124,7 @@ class IgnoresDivider(Device):
         return outcome
 
 
-class AddsInsteadOfSets(Device):
+class AddsInsteadOfSets(Firmware):
     """A Set Time token adds to the time left instead of replacing it."""
 
     def _apply(self, now: int, t: int, result: DecodeResult) -> TokenOutcome:
@@ -138,7 +138,7 @@ class AddsInsteadOfSets(Device):
         return outcome
 
 
-class CountsLateDays(Device):
+class CountsLateDays(Firmware):
     """Add Time on an expired device adds to the old end, not to now: late days are owed."""
 
     def _apply(self, now: int, t: int, result: DecodeResult) -> TokenOutcome:
@@ -153,7 +153,7 @@ class CountsLateDays(Device):
         return outcome
 
 
-class LocksOnInvalid(Device):
+class LocksOnInvalid(Firmware):
     """Cuts off the time left when an invalid token is entered, to punish guessing."""
 
     def _count_invalid(self, now: int, t: int, kind: OutcomeKind, message: str) -> TokenOutcome:
@@ -164,7 +164,7 @@ class LocksOnInvalid(Device):
         return outcome
 
 
-class KeepsInvalidCount(Device):
+class KeepsInvalidCount(Firmware):
     """A genuine token does not end the run of invalid tries: they keep adding up."""
 
     def _apply(self, now: int, t: int, result: DecodeResult) -> TokenOutcome:
@@ -174,7 +174,7 @@ class KeepsInvalidCount(Device):
         return outcome
 
 
-class DisableAsLongTime(Device):
+class DisableAsLongTime(Firmware):
     """Disable PAYG gives a hundred years of time instead of turning PAYG off."""
 
     def _apply(self, now: int, t: int, result: DecodeResult) -> TokenOutcome:
@@ -249,7 +249,7 @@ def reference_rule_decode(
     )
 
 
-class ReferenceRule(Device):
+class ReferenceRule(Firmware):
     """Decides what to accept as the reference decoder does (`reference_rule_decode`): an old
     Counter Sync token moves the count back and every Add Time token above it works again."""
 
@@ -259,7 +259,7 @@ class ReferenceRule(Device):
             return super().enter_token(text)
 
 
-class ForgetsUsedCountsAfterJump(Device):
+class ForgetsUsedCountsAfterJump(Firmware):
     """Keeps its used counts as bits below its count and, when an Add Time token moves the
     count by more than 2, shifts them all out: only the new count is still marked used."""
 
@@ -270,7 +270,7 @@ class ForgetsUsedCountsAfterJump(Device):
         return super()._apply(now, t, result)
 
 
-class WaitsOnRtcWhileOff(Device):
+class WaitsOnRtcWhileOff(Firmware):
     """Counts the time its RTC moved while it was off as waiting time: at power-on it takes
     the RTC's advance since the last save off the stored wait."""
 
@@ -287,7 +287,7 @@ def reset_token_of(provisioning: Provisioning) -> str:
     return format_token(value, extended=False, restricted=provisioning.restricted_digits)
 
 
-class AcceptsResetToken(Device):
+class AcceptsResetToken(Firmware):
     """Accepts the reset token (Counter Sync at count 0) at any count, not only below 64."""
 
     def enter_token(self, text: str) -> TokenOutcome:
@@ -307,7 +307,7 @@ class AcceptsResetToken(Device):
         return super().enter_token(text)
 
 
-class DropsLeadingZeros(Device):
+class DropsLeadingZeros(Firmware):
     """Reads the typed token as a number and writes it back without its leading zeros."""
 
     def enter_token(self, text: str) -> TokenOutcome:
@@ -318,7 +318,7 @@ class DropsLeadingZeros(Device):
         return super().enter_token(str(int(digits)))
 
 
-class TruncatesLongTokens(Device):
+class TruncatesLongTokens(Firmware):
     """Keeps the first 9 digits of a longer entry (an extended 12-digit token is kept)."""
 
     def enter_token(self, text: str) -> TokenOutcome:
@@ -354,7 +354,7 @@ def uncapped_wait_config() -> DeviceConfig:
     return DeviceConfig(waiting_period=WaitingPeriod(cap_seconds=2**31))
 
 
-class RewritingSession(ProtocolSession):
+class RewritingSession(CommandInterpreter):
     """A device whose answers misreport one field: `pattern` is replaced by `replacement` in
     every answer line that starts with `tag` (a firmware that computes right, says wrong)."""
 
@@ -381,7 +381,7 @@ class RewritingSession(ProtocolSession):
 
 
 class DeviceOnly:
-    """A simulated device seen through the Device API only: HELLO says simulator=0 and the
+    """A simulated device seen through the firmware API only: HELLO says simulator=0 and the
     simulator commands are refused (NOT_SUPPORTED), like real hardware.  The test keeps the
     simulator itself, to let time pass or cycle the power as an operator would."""
 
@@ -408,12 +408,12 @@ class DeviceOnly:
         return self.sim.drain_feedback()
 
 
-def device_session(sim: SimulatedDevice) -> ProtocolSession:
+def device_session(sim: SimulatedDevice) -> CommandInterpreter:
     """A protocol session for `sim` that presents it as a real device."""
-    return ProtocolSession(DeviceOnly(sim), newline="\r\n")
+    return CommandInterpreter(DeviceOnly(sim), newline="\r\n")
 
 
-class TickingSession(ProtocolSession):
+class TickingSession(CommandInterpreter):
     """A real-device session whose clock runs: every command line lets `seconds` pass."""
 
     def __init__(self, sim: SimulatedDevice, seconds: int, on_tick: Callable[[], None]) -> None:
@@ -432,7 +432,7 @@ class TickingSession(ProtocolSession):
 
 
 @contextlib.contextmanager
-def tcp_server(make_session: Callable[[], ProtocolSession]) -> Iterator[str]:
+def tcp_server(make_session: Callable[[], CommandInterpreter]) -> Iterator[str]:
     """Serve sessions on an ephemeral TCP port in a thread; yields the target tcp:HOST:PORT."""
     stop = threading.Event()
     ready = threading.Event()
@@ -444,7 +444,7 @@ def tcp_server(make_session: Callable[[], ProtocolSession]) -> Iterator[str]:
 
     thread = threading.Thread(
         target=serve_tcp,
-        kwargs={"make_session": make_session, "stop": stop, "ready": on_ready},
+        kwargs={"make_interpreter": make_session, "stop": stop, "ready": on_ready},
         daemon=True,
     )
     thread.start()

@@ -96,7 +96,7 @@ def test_a_real_device_skips_the_time_cases_and_says_why() -> None:
         result = run(*DEVICE, "--target", target, "--suite", "G12,WP4")
     assert result.exit_code == 0, result.output
     assert "SKIP G12" in result.stdout
-    assert "SKIPPED on a real device: needs time to pass (48 hours)" in result.stdout
+    assert "SKIPPED on a real device: needs time to pass (2 days)" in result.stdout
     assert "PASS WP4" in result.stdout
 
 

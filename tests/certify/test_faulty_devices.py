@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from paygkit.certify import CertParams, Report, Runner, Verdict, select_cases
-from paygkit.device.firmware import Device
+from paygkit.device.firmware import Firmware
 from paygkit.device.host import DeviceLink
+from paygkit.device.interpreter import CommandInterpreter
 from paygkit.device.memory import RamMemory
-from paygkit.device.protocol import ProtocolSession
 from paygkit.device.simulator import SimulatedDevice
 from paygkit.device.state import DeviceConfig
 from paygkit.token import DeviceParams, TokenType, decode, generate
@@ -32,7 +32,7 @@ _WP = {case.id for case in select_cases(["WP"])}
 @dataclass(frozen=True)
 class Fault:
     name: str
-    firmware: type[Device]
+    firmware: type[Firmware]
     caught_by: str
     message: str  # what the failure of `caught_by` must say (a regular expression)
     # Cases that must still pass; EVERY_OTHER: all the applicable cases but `caught_by`.
@@ -111,7 +111,7 @@ FAULTS = [
     ),
     Fault(
         "takes Counter Sync tokens only 64 counts ahead",
-        Device,
+        Firmware,
         "CS2",
         r"Counter Sync .*70 counts ahead.*answered INVALID",
         # The random sequence sends Counter Sync tokens up to 95 counts ahead too.
@@ -120,14 +120,14 @@ FAULTS = [
     ),
     Fault(
         "lets the waiting period grow past 512 minutes",
-        Device,
+        Firmware,
         "WP2",
         r"#12 in a row.*expected a wait of 30720 s \(twice 30720 s.*imposed 61440 s",
         config=faulty.uncapped_wait_config(),
     ),
     Fault(
         "starts the waiting period at the first invalid token",
-        Device,
+        Firmware,
         "WP1",
         r"#1 in a row.*expected no waiting period yet, the device imposed 120 s",
         must_pass=frozenset(_ALL - _WP),
@@ -135,7 +135,7 @@ FAULTS = [
     ),
     Fault(
         "has no waiting period",
-        Device,
+        Firmware,
         "WP1",
         r"#3 in a row.*expected a waiting period to start, the device imposed none",
         must_pass=frozenset(_ALL - {"WP1", "WP2", "WP3", "WP5", "WP6"}),
@@ -159,7 +159,7 @@ FAULTS = [
     ),
     Fault(
         "has no unordered entry of Add Time tokens",
-        Device,
+        Firmware,
         "U1",
         r"expected APPLIED.*answered ALREADY_USED",
         # XO3 and RS1 enter older tokens never entered too.
@@ -168,7 +168,7 @@ FAULTS = [
     ),
     Fault(
         "takes the reset token on a new device, as the reference does",
-        Device,
+        Firmware,
         "CS0",
         r"reset token.*count 1.*answered APPLIED",
         config=faulty.reset_token_config(),
@@ -247,7 +247,7 @@ def test_the_same_parameters_pass_on_a_good_device(control: str) -> None:
     # The control: what catches a fault is the fault, not the parameters or the case.
     cert = cert_params(**CONTROLS[control])
     config = faulty.reset_token_config() if cert.accepts_reset_token else None
-    report = certify_device(faulty.FaultySimulator(Device, config=config), cert)
+    report = certify_device(faulty.FaultySimulator(Firmware, config=config), cert)
     assert report.passed, [(c.id, c.message) for c in report.failed()]
     for fault in FAULTS:
         if fault.params == CONTROLS[control]:
@@ -264,7 +264,7 @@ def test_dropping_leading_zeros_is_caught_by_in3_and_fails_only_tokens_that_star
         assert re.search(r": \* 0", failed_step.action), (case.id, failed_step.action)
 
 
-class SlowSession(ProtocolSession):
+class SlowSession(CommandInterpreter):
     """A device that takes 6 seconds (on the test's clock) to check a token."""
 
     def __init__(self, sim: SimulatedDevice, clock: list[float]) -> None:
@@ -280,7 +280,7 @@ class SlowSession(ProtocolSession):
 def test_a_device_too_slow_to_decode_is_caught_by_g8_alone() -> None:
     now = [1000.0]
     sim = SimulatedDevice(RamMemory())
-    with DeviceLink.for_session(SlowSession(sim, now)) as link:
+    with DeviceLink.for_interpreter(SlowSession(sim, now)) as link:
         runner = Runner(link, cert_params(), clock=lambda: now[0])
         report = runner.run(select_cases(["G"]))
     assert {c.id for c in report.failed()} == {"G8"}
@@ -288,7 +288,7 @@ def test_a_device_too_slow_to_decode_is_caught_by_g8_alone() -> None:
 
 
 def test_a_new_device_refuses_the_reset_token_and_cs0_checks_it_first() -> None:
-    report = certify_device(faulty.FaultySimulator(Device), cert_params())
+    report = certify_device(faulty.FaultySimulator(Firmware), cert_params())
     assert report.passed
     assert report.cases[0].id == "CS0"  # first, while the device is new
     assert verdicts(report)["CS0"] is Verdict.PASSED
@@ -298,7 +298,7 @@ def test_a_new_device_refuses_the_reset_token_and_cs0_checks_it_first() -> None:
 def test_a_device_configured_to_take_the_reset_token_leaves_cs0_out_and_passes_cs4() -> None:
     cert = cert_params(accepts_reset_token=True)
     report = certify_device(
-        faulty.FaultySimulator(Device, config=faulty.reset_token_config()), cert
+        faulty.FaultySimulator(Firmware, config=faulty.reset_token_config()), cert
     )
     assert report.passed, [(c.id, c.message) for c in report.failed()]
     assert verdicts(report)["CS0"] is Verdict.SKIPPED
@@ -348,7 +348,7 @@ MISREPORTS: dict[str, tuple[str, str, Replacement, str, str]] = {
 def test_a_device_that_misreports_is_caught(name: str) -> None:
     tag, pattern, replacement, case_id, message = MISREPORTS[name]
     session = faulty.RewritingSession(SimulatedDevice(RamMemory()), tag, pattern, replacement)
-    with DeviceLink.for_session(session) as link:
+    with DeviceLink.for_interpreter(session) as link:
         report = Runner(link, cert_params()).run(select_cases([case_id]))
     assert message in report.case(case_id).message
 

@@ -21,7 +21,6 @@ from paygkit.certify import (
     certify,
     select_cases,
 )
-from paygkit.certify.cases import case_by_id
 from paygkit.certify.params import ParamsError
 from paygkit.certify.plan import Plan
 from paygkit.certify.steps import Enter, PowerCycle, Waiting
@@ -34,6 +33,7 @@ from paygkit.token import TokenType, decode
 KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
 STARTING_CODE = 516959010
 SEED = 2024
+CASE_BY_ID = {case.id: case for case in CASES}
 
 
 def params(**changes: object) -> CertParams:
@@ -77,7 +77,7 @@ def test_every_case_has_an_id_a_title_and_a_plain_statement() -> None:
         if case.security:
             assert case.security[0].isupper(), case.id
             assert "nobody paid for" in case.security, case.id
-    assert case_by_id("XO1").security.startswith("Not a difference from the reference: ")
+    assert CASE_BY_ID["XO1"].security.startswith("Not a difference from the reference: ")
     assert [case.id for case in CASES if case.seeded] == ["RS1"]
 
 
@@ -104,7 +104,7 @@ def test_the_reset_token_is_counter_sync_at_count_zero() -> None:
 
 
 def test_the_random_sequence_is_the_same_for_the_same_seed_and_another_for_another() -> None:
-    rs1 = case_by_id("RS1")
+    rs1 = CASE_BY_ID["RS1"]
     first = rs1.build(Plan(params(seed=7)))
     assert first == rs1.build(Plan(params(seed=7)))
     assert first != rs1.build(Plan(params(seed=8)))
@@ -120,7 +120,7 @@ def test_the_random_sequence_is_the_same_for_the_same_seed_and_another_for_anoth
 def test_the_random_sequence_enters_every_kind_of_token_in_every_kind_of_order() -> None:
     entries = [
         step
-        for step in case_by_id("RS1").build(Plan(params(sequence_length=300)))
+        for step in CASE_BY_ID["RS1"].build(Plan(params(sequence_length=300)))
         if isinstance(step, Enter) and not step.setup
     ]
     types = {step.expect.token_type for step in entries}
@@ -201,7 +201,7 @@ def test_time_and_power_are_steps_of_their_own() -> None:
     assert {case for case, kinds in needs.items() if kinds} == timed
     # WP5 is switched off for hours; WP6 has its clock moved, which only a simulator can do.
     wp5, wp6 = (
-        next(step for step in case_by_id(case).build(plan) if isinstance(step, PowerCycle))
+        next(step for step in CASE_BY_ID[case].build(plan) if isinstance(step, PowerCycle))
         for case in ("WP5", "WP6")
     )
     assert (wp5.off_seconds, wp5.rtc_forward) == (2 * 3600, 0)

@@ -11,10 +11,10 @@ import pytest
 
 from paygkit.certify import CertParams, Report, Runner, Verdict, certify, select_cases
 from paygkit.device.host import DeviceLink
+from paygkit.device.interpreter import CommandInterpreter
 from paygkit.device.memory import RamMemory
-from paygkit.device.protocol import ProtocolSession
+from paygkit.device.serve import PtyEndpoint, serve_pty
 from paygkit.device.simulator import SimulatedDevice
-from paygkit.device.transport import PtyEndpoint, serve_pty
 from tests.certify import faulty
 
 KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
@@ -43,7 +43,7 @@ def test_over_tcp_time_and_power_cases_are_skipped_with_a_clear_mark() -> None:
     skipped = {c.id: c.message for c in report.cases if c.verdict is Verdict.SKIPPED}
     assert set(skipped) >= TIME_CASES | CLOCK_CASES
     assert set(skipped) - TIME_CASES - CLOCK_CASES == {"RD1", "RD2", "RD3"}  # not applicable
-    assert skipped["G12"].startswith("SKIPPED on a real device: needs time to pass (48 hours)")
+    assert skipped["G12"].startswith("SKIPPED on a real device: needs time to pass (2 days)")
     assert "needs time to pass (the waiting period) and a power cycle" in skipped["WP3"]
     assert "--interactive" in skipped["WP1"]
     assert skipped["WP6"].startswith("not applicable on a real device: needs its clock moved")
@@ -82,7 +82,7 @@ class ScriptedOperator:
 
 
 def run_real(sim: SimulatedDevice, params: CertParams, **options: object) -> Report:
-    with DeviceLink.for_session(faulty.device_session(sim)) as link:
+    with DeviceLink.for_interpreter(faulty.device_session(sim)) as link:
         return Runner(link, params, **options).run(select_cases())  # type: ignore[arg-type]
 
 
@@ -100,7 +100,7 @@ def test_interactive_the_operator_lets_time_pass_and_cycles_the_power() -> None:
     assert verdicts(report)["WP6"] is Verdict.SKIPPED
     assert not any("clock" in ask for ask in operator.asked)
     assert any(
-        ask.startswith("The device's keypad is blocked for 2 minutes") for ask in operator.asked
+        ask.startswith("The device's keypad is blocked for 2 min:") for ask in operator.asked
     )
     wp3 = report.case("WP3")
     assert any("operator confirmed: Switch the device off" in s.observed for s in wp3.steps)
@@ -118,7 +118,7 @@ def test_interactive_a_faulty_device_is_still_caught_by_the_operator_run_cases()
 
 def test_interactive_a_case_the_operator_skips_is_skipped_and_the_rest_still_run() -> None:
     sim = SimulatedDevice(RamMemory())
-    operator = ScriptedOperator(sim, refuse="blocked for 2 minutes")
+    operator = ScriptedOperator(sim, refuse="blocked for 2 min:")
     report = run_real(sim, cert(), operator=operator)
     found = verdicts(report)
     assert report.passed, [(c.id, c.message) for c in report.failed()]
@@ -139,7 +139,7 @@ def test_time_that_passes_on_a_real_device_is_tolerated_but_not_a_wrong_time() -
 
     sim = SimulatedDevice(RamMemory())
     session = faulty.TickingSession(sim, 1, tick)
-    with DeviceLink.for_session(session) as link:
+    with DeviceLink.for_interpreter(session) as link:
         report = Runner(link, cert(), clock=lambda: now[0]).run(select_cases())
     assert report.passed, [(c.id, c.message) for c in report.failed()]
     g3 = report.case("G3").steps[-1]
@@ -148,7 +148,7 @@ def test_time_that_passes_on_a_real_device_is_tolerated_but_not_a_wrong_time() -
 
     wrong = faulty.FaultySimulator(faulty.IgnoresDivider)
     session = faulty.TickingSession(wrong, 1, tick)
-    with DeviceLink.for_session(session) as link:
+    with DeviceLink.for_interpreter(session) as link:
         report = Runner(link, cert(time_divider=4), clock=lambda: now[0]).run(select_cases(["TD"]))
     assert verdicts(report)["TD1"] is Verdict.FAILED
 
@@ -167,7 +167,7 @@ def pty_device() -> Iterator[tuple[str, SimulatedDevice]]:
     thread = threading.Thread(
         target=serve_pty,
         kwargs={
-            "session": ProtocolSession(sim, newline="\r\n"),
+            "interpreter": CommandInterpreter(sim, newline="\r\n"),
             "stop": stop,
             "ready": on_ready,
         },

@@ -21,7 +21,7 @@ from paygkit.certify.report import (
     report_html,
     report_json,
 )
-from paygkit.device.firmware import Device
+from paygkit.device.firmware import Firmware
 from paygkit.device.host import DeviceLink
 from tests.certify import faulty
 
@@ -32,7 +32,7 @@ STARTING_CODE = 516959010
 SEED = 4711
 
 
-def run_faulty(firmware: type[Device], suites: list[str]) -> Report:
+def run_faulty(firmware: type[Firmware], suites: list[str]) -> Report:
     sim = faulty.FaultySimulator(firmware)
     cert = CertParams.create(KEY, STARTING_CODE, serial="SLT220000001", seed=SEED)
     with DeviceLink.for_simulator(sim) as link:

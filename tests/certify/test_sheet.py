@@ -18,9 +18,9 @@ from paygkit.certify.sheet import (
     Sheet,
     _sheet_order,
     build_sheet,
-    duration_words,
     sheet_csv,
     sheet_html,
+    time_needed_text,
 )
 from paygkit.device.host import DeviceLink
 from paygkit.device.memory import RamMemory
@@ -203,19 +203,19 @@ def test_long_waits_come_last_and_the_sheet_says_how_long_it_takes() -> None:
     assert sheet.seconds > sheet.wait_seconds >= (48 + 34) * 3600
 
     table = rows(sheet)
-    assert table[0]["Time"] == f"about {duration_words(sheet.seconds)} in all"
+    assert table[0]["Time"] == f"about {time_needed_text(sheet.seconds)} in all"
     assert "The long waits come last" in table[0]["Notes"]
     first_rows = {row["Case"]: row["Time"] for row in table[1:-1] if row["Step"] == "1"}
-    assert first_rows["G12"] == "about 2 d 00 h"
+    assert first_rows["G12"] == "about 2 days 2 min"
     assert all(row["Time"] == "" for row in table[1:-1] if row["Step"] != "1")
 
     page = sheet_html(sheet)
     top = page.split("<h2>Before you begin</h2>")[0]
-    assert f"about {duration_words(sheet.seconds)} in all" in top
+    assert f"about {time_needed_text(sheet.seconds)} in all" in top
     assert "Time per case" in top
     assert 'href="#case-WP2"' in top
     assert html.escape("G12 ") in page
-    assert "(about 2 d 00 h)</h2>" in page
+    assert "(about 2 days 2 min)</h2>" in page
 
 
 def test_a_case_never_comes_before_the_cases_it_requires() -> None:
@@ -235,12 +235,12 @@ def test_a_dependent_of_a_long_case_follows_it_to_the_end() -> None:
     assert [case.id for case in order] == ["G2", "G12", "G1X"]
 
 
-def test_duration_words() -> None:
-    assert [duration_words(s) for s in (0, 59, 61, 3600, 90000, 48 * 3600 + 30)] == [
-        "0 min",
+def test_time_needed_text() -> None:
+    assert [time_needed_text(s) for s in (0, 59, 61, 3600, 90000, 48 * 3600 + 30)] == [
+        "no time",
         "1 min",
         "2 min",
-        "1 h 00 min",
-        "1 d 01 h",
-        "2 d 00 h",
+        "1 h",
+        "1 day 1 h",
+        "2 days 1 min",
     ]

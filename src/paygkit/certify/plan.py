@@ -21,48 +21,61 @@ from paygkit.certify.steps import (
     Expect,
     Outcome,
     WaitRule,
-    duration_words,
 )
+from paygkit.device.feedback import (
+    REFERENCE_LED_PATTERNS,
+    STATUS_ACTIVE,
+    STATUS_INACTIVE,
+    LedPattern,
+)
+from paygkit.device.ports import FeedbackKind
 from paygkit.token import (
+    SECONDS_PER_DAY,
     DecodeResult,
     GeneratedToken,
     TokenType,
     decode,
+    duration_text,
     format_token,
     from_restricted,
     generate,
+    plural,
 )
 
-SECONDS_PER_DAY = 86_400
 # A device further behind the tokens made so far than this has refused tokens it
 # should have taken (or was reset); carrying on from the highest count issued
 # would leave every later token out of its 64-count window.
 LAG_LIMIT = 32
 
-_USED_WORDS = "Refused as already used; nothing changes (reference: green LED blinks once)"
-_INVALID_WORDS = "Refused as invalid; nothing changes (reference: red LED blinks 10 times)"
-_APPLIED_LED = {
-    TokenType.ADD_TIME: "green LED blinks 2 times",
-    TokenType.SET_TIME: "green LED blinks 2 times",
-    TokenType.DISABLE_PAYG: "green LED blinks 5 times",
-    TokenType.COUNTER_SYNC: "green LED blinks 3 times",
+
+def _led_words(pattern: LedPattern) -> str:
+    """'green LED blinks once', 'red LED blinks 10 times': what a person at the device sees."""
+    colour = pattern.led.value if pattern.led is not None else "no"
+    times = "once" if pattern.blinks == 1 else f"{pattern.blinks} times"
+    return f"{colour} LED blinks {times}"
+
+
+def _reference(kind: FeedbackKind) -> str:
+    return _led_words(REFERENCE_LED_PATTERNS[kind])
+
+
+_USED_WORDS = (
+    f"Refused as already used; nothing changes (reference: {_reference(FeedbackKind.ALREADY_USED)})"
+)
+_INVALID_WORDS = (
+    f"Refused as invalid; nothing changes (reference: {_reference(FeedbackKind.INVALID)})"
+)
+# The feedback the firmware gives for each applied token type.
+_APPLIED_FEEDBACK = {
+    TokenType.ADD_TIME: FeedbackKind.TIME_CHANGED,
+    TokenType.SET_TIME: FeedbackKind.TIME_CHANGED,
+    TokenType.DISABLE_PAYG: FeedbackKind.PAYG_DISABLED,
+    TokenType.COUNTER_SYNC: FeedbackKind.COUNTER_SYNCED,
 }
 
 
 class NotApplicableError(Exception):
     """A case cannot be built for this device or at this point; the message says why."""
-
-
-def span_words(seconds: int) -> str:
-    """Time left in words: '2 days', '1.5 days', '6 hours', '0 days'."""
-    if seconds == 0:
-        return "0 days"
-    if seconds % SECONDS_PER_DAY == 0:
-        days = seconds // SECONDS_PER_DAY
-        return "1 day" if days == 1 else f"{days} days"
-    if seconds < 3 * SECONDS_PER_DAY:
-        return duration_words(seconds)
-    return f"{seconds / SECONDS_PER_DAY:.2f}".rstrip("0").rstrip(".") + " days"
 
 
 class Plan:
@@ -115,9 +128,8 @@ class Plan:
         if units == 0:
             return "0"
         if self.divider == 1:
-            return "1 day" if units == 1 else f"{units} days"
-        unit_word = "unit" if units == 1 else "units"
-        return f"{units} {unit_word} = {span_words(self.seconds(units))}"
+            return plural(units, "day")
+        return f"{plural(units, 'unit')} = {duration_text(self.seconds(units))}"
 
     def label(self, token: GeneratedToken) -> str:
         """'Set Time 1 day (count 3)', 'extended Add Time 1000 days (count 7)'."""
@@ -206,14 +218,14 @@ class Plan:
     def effect_words(self, token: GeneratedToken | DecodeResult) -> str:
         units = token.units or 0
         if token.token_type is TokenType.ADD_TIME:
-            effect = f"+{span_words(self.seconds(units))}"
+            effect = f"adds {duration_text(self.seconds(units))}"
         elif token.token_type is TokenType.SET_TIME:
-            effect = f"time set to {span_words(self.seconds(units))}"
+            effect = f"sets {duration_text(self.seconds(units))} left"
         elif token.token_type is TokenType.DISABLE_PAYG:
             effect = "PAYG disabled, unlimited"
         else:
             effect = f"counter synchronised to count {token.count}"
-        return f"Accepted: {effect} (reference: {_APPLIED_LED[token.token_type]})"
+        return f"Accepted: {effect} (reference: {_reference(_APPLIED_FEEDBACK[token.token_type])})"
 
     def predicted(self, result: DecodeResult) -> Expect:
         """The expectation for an entry whose outcome the model worked out (`decode`)."""
@@ -291,7 +303,7 @@ class Plan:
         expect = Expect(
             frozenset({Outcome.BLOCKED}),
             "Refused without being checked: entry is blocked by the waiting period "
-            "(reference: red LED blinks once)",
+            f"(reference: {_reference(FeedbackKind.ENTRY_LOCKED)})",
             wait="positive",
         )
         return Enter(token.digits, self.label(token) + " during the waiting period", expect)
@@ -303,9 +315,10 @@ class Plan:
 
     def left(self, seconds: int, *, setup: bool = False) -> Check:
         if seconds == 0:
-            text = "Inactive, no time left (reference: red LED blinks once on #)"
+            text = f"Inactive, no time left (reference: {_led_words(STATUS_INACTIVE)} on #)"
         else:
-            text = f"Active, {span_words(seconds)} left (reference: green LED blinks once on #)"
+            shown = f"reference: {_led_words(STATUS_ACTIVE)} on #"
+            text = f"Active, {duration_text(seconds)} left ({shown})"
         return Check(text, seconds_left=seconds, setup=setup)
 
     def left_days(self, days: int) -> Check:
@@ -313,7 +326,7 @@ class Plan:
 
     def unlimited(self) -> Check:
         return Check(
-            "Active, unlimited: PAYG disabled (reference: green LED blinks once on #)",
+            f"Active, unlimited: PAYG disabled (reference: {_led_words(STATUS_ACTIVE)} on #)",
             unlimited=True,
         )
 

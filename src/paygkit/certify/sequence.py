@@ -7,7 +7,7 @@ now and then skipping counts (tokens that never reached the device) and,
 after a long gap, a Counter Sync as a server sends to a device left behind.
 The customer enters them out of order: the next one, one further ahead, one
 already entered, an older one never entered, an old Counter Sync.  Before
-each entry `ModelDevice` works out the answer (outcome, count, time left)
+each entry `ExpectedState` works out the answer (outcome, count, time left)
 from the device's last count and used counts with `paygkit.token.decode`
 (the exactly-once rule of SPEC 3.1) and the effects of SPEC section 4.
 
@@ -24,9 +24,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from paygkit.certify.plan import SECONDS_PER_DAY, Plan, span_words
+from paygkit.certify.plan import Plan
 from paygkit.certify.steps import Check, Enter, Step
-from paygkit.token import DecodeResult, DeviceParams, GeneratedToken, TokenType, decode
+from paygkit.token import (
+    SECONDS_PER_DAY,
+    DecodeResult,
+    DeviceParams,
+    GeneratedToken,
+    TokenType,
+    decode,
+    duration_text,
+    plural,
+)
 
 _T = TypeVar("_T")
 
@@ -66,8 +75,8 @@ _CHOICES: tuple[tuple[str, int], ...] = (
 
 
 @dataclass
-class ModelDevice:
-    """What a paygkit device holds and shows, by the protocol's rules, with time standing still.
+class ExpectedState:
+    """What a paygkit device must hold and show after each entry, with time standing still.
 
     `seconds_left` is kept while PAYG is disabled too: an Add Time token then
     extends it, and it shows again only after a Set Time (which replaces it).
@@ -120,10 +129,10 @@ def _weighted(rng: random.Random, table: Sequence[tuple[_T, int]]) -> _T:
 class _Sequence:
     """The server (tokens in count order) and the customer (entries in any order)."""
 
-    def __init__(self, plan: Plan, rng: random.Random, model: ModelDevice) -> None:
+    def __init__(self, plan: Plan, rng: random.Random, expected: ExpectedState) -> None:
         self.plan = plan
         self.rng = rng
-        self.model = model
+        self.expected = expected
         self.issued: list[GeneratedToken] = []
         self.entered: list[GeneratedToken] = []  # in the order entered, repeats included
 
@@ -132,7 +141,7 @@ class _Sequence:
     def issue(self) -> None:
         rng = self.rng
         top = self.plan.count
-        behind = top - self.model.last_count
+        behind = top - self.expected.last_count
         if rng.random() < _LOST_RUN_CHANCE and behind < 10:
             gap = rng.randint(*_LOST_RUN_GAPS)
             token = self.plan.make(TokenType.COUNTER_SYNC, after=top + gap - 1)
@@ -149,7 +158,7 @@ class _Sequence:
 
     def ahead(self) -> list[GeneratedToken]:
         """Tokens made whose count is above the device's (never accepted), lowest first."""
-        return [token for token in self.issued if token.count > self.model.last_count]
+        return [token for token in self.issued if token.count > self.expected.last_count]
 
     # -- the customer -------------------------------------------------------------------------
 
@@ -157,15 +166,15 @@ class _Sequence:
         while len(self.ahead()) < TOKENS_AHEAD:
             self.issue()
         token = self._pick(_weighted(self.rng, _CHOICES))
-        at_limit = self.model.invalid_tries >= FORGIVEN_INVALID_TRIES
-        if at_limit and self.model.predict(token.digits).token_type is TokenType.INVALID:
+        at_limit = self.expected.invalid_tries >= FORGIVEN_INVALID_TRIES
+        if at_limit and self.expected.predict(token.digits).token_type is TokenType.INVALID:
             return self._not_invalid()
         return token
 
     def _pick(self, choice: str) -> GeneratedToken:
         rng = self.rng
         ahead = self.ahead()
-        last = self.model.last_count
+        last = self.expected.last_count
         entered = {token.count for token in self.entered}
         candidates: list[GeneratedToken] = []
         if choice == "further ahead":
@@ -189,7 +198,7 @@ class _Sequence:
 
     def first_accepted_ahead(self) -> GeneratedToken | None:
         for token in self.ahead():
-            if self.model.predict(token.digits).accepted:
+            if self.expected.predict(token.digits).accepted:
                 return token
         return None
 
@@ -202,37 +211,39 @@ class _Sequence:
         final = self.plan.make(TokenType.COUNTER_SYNC)
         self.issued.append(final)
         entries: list[tuple[GeneratedToken, DecodeResult]] = []
-        while not self.model.predict(final.digits).accepted:
+        while not self.expected.predict(final.digits).accepted:
             # Beyond the Counter Sync window: first what the device still takes, lowest first.
             token = self.first_accepted_ahead()
             if token is None or token == final:
                 break
-            entries.append((token, self.model.enter(token.digits)))
-        entries.append((final, self.model.enter(final.digits)))
+            entries.append((token, self.expected.enter(token.digits)))
+        entries.append((final, self.expected.enter(final.digits)))
         return entries
 
     def relation(self, token: GeneratedToken) -> str:
-        last = self.model.last_count
+        last = self.expected.last_count
         if token.count > last:
             ahead = token.count - last
-            return f"{ahead} count{'s' if ahead > 1 else ''} ahead of the device"
+            return f"{plural(ahead, 'count')} ahead of the device"
         before = "again" if token in self.entered else "never entered"
         if token.count == last:
             return f"{before}, at the device's count"
         behind = last - token.count
-        return f"{before}, {behind} count{'s' if behind > 1 else ''} behind the device"
+        return f"{before}, {plural(behind, 'count')} behind the device"
 
 
-def _status_check(model: ModelDevice) -> Check:
-    count = model.last_count
-    if not model.payg_enabled:
+def _status_check(expected: ExpectedState) -> Check:
+    count = expected.last_count
+    if not expected.payg_enabled:
         return Check(
             f"Active, unlimited: PAYG disabled; count {count}", unlimited=True, count=count
         )
-    left = model.seconds_left
+    left = expected.seconds_left
     if left == 0:
         return Check(f"Inactive, no time left; count {count}", seconds_left=0, count=count)
-    return Check(f"Active, {span_words(left)} left; count {count}", seconds_left=left, count=count)
+    return Check(
+        f"Active, {duration_text(left)} left; count {count}", seconds_left=left, count=count
+    )
 
 
 def random_sequence(p: Plan) -> list[Step]:
@@ -240,7 +251,7 @@ def random_sequence(p: Plan) -> list[Step]:
     params = p.params
     length = params.sequence_length
     rng = random.Random(params.seed)
-    model = ModelDevice(p.device, params.accepts_reset_token, last_count=p.device_count)
+    expected = ExpectedState(p.device, params.accepts_reset_token, last_count=p.device_count)
     start = p.make(TokenType.SET_TIME, units=0)
     steps: list[Step] = [
         p.applied(
@@ -252,20 +263,20 @@ def random_sequence(p: Plan) -> list[Step]:
             setup=True,
         ),
     ]
-    model.enter(start.digits)
-    steps.append(_status_check(model))
-    sequence = _Sequence(p, rng, model)
+    expected.enter(start.digits)
+    steps.append(_status_check(expected))
+    sequence = _Sequence(p, rng, expected)
     sequence.entered.append(start)
     for number in range(1, length + 1):
         token = sequence.choose()
         what = f"Entry {number} of {length}: {p.label(token)}, {sequence.relation(token)}"
-        result = model.enter(token.digits)
+        result = expected.enter(token.digits)
         sequence.entered.append(token)
         steps.append(Enter(token.digits, what, p.predicted(result)))
-        steps.append(_status_check(model))
+        steps.append(_status_check(expected))
     for token, result in sequence.catch_up():
         what = f"{p.label(token)}: the device catches up with the server's count"
         steps.append(Enter(token.digits, what, p.predicted(result), setup=True))
-    steps.append(_status_check(model))
-    p.device_count = model.last_count
+    steps.append(_status_check(expected))
+    p.device_count = expected.last_count
     return steps

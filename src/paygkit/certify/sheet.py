@@ -35,6 +35,7 @@ from paygkit.certify.steps import (
     needs_clock,
 )
 from paygkit.device.state import WaitingPeriod
+from paygkit.token import duration_text
 
 CSV_COLUMNS = (
     "Case",
@@ -105,16 +106,12 @@ class Sheet:
         return tuple(case for case in self.cases if case.wait_seconds >= LONG_WAIT_SECONDS)
 
 
-def duration_words(seconds: int) -> str:
-    """'2 d 01 h', '8 h 32 min', '14 min' (whole minutes, rounded up)."""
-    minutes = -(-seconds // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours:02d} h"
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min"
+def time_needed_text(seconds: int) -> str:
+    """An estimate of time for a person planning a run: '2 days 1 h', '8 h 32 min', '14 min'.
+
+    Whole minutes, rounded up, and the two largest units: nobody plans by the second.
+    """
+    return duration_text(seconds, parts=2, round_up_to=60)
 
 
 def _step_seconds(steps: Sequence[Step]) -> tuple[int, int]:
@@ -304,15 +301,15 @@ def _instructions(sheet: Sheet) -> list[str]:
 def time_summary(sheet: Sheet) -> str:
     """How long the sheet takes, and where the long waits are."""
     text = (
-        f"Time needed: about {duration_words(sheet.seconds)} in all, "
-        f"{duration_words(sheet.wait_seconds)} of it waiting (each case says its own; "
+        f"Time needed: about {time_needed_text(sheet.seconds)} in all, "
+        f"{time_needed_text(sheet.wait_seconds)} of it waiting (each case says its own; "
         f"typing and checking counted at {STEP_SECONDS} seconds a step)."
     )
     long = sheet.long_cases
     if long:
         text += (
             " The long waits come last: "
-            + ", ".join(f"{case.id} about {duration_words(case.seconds)}" for case in long)
+            + ", ".join(f"{case.id} about {time_needed_text(case.seconds)}" for case in long)
             + ": start them when you can leave the device for that long."
         )
     return text
@@ -341,7 +338,7 @@ def sheet_csv(sheet: Sheet) -> str:
             "",
             "",
             time_summary(sheet),
-            f"about {duration_words(sheet.seconds)} in all",
+            f"about {time_needed_text(sheet.seconds)} in all",
         ]
     )
     for case in sheet.cases:
@@ -359,7 +356,7 @@ def sheet_csv(sheet: Sheet) -> str:
                     "",
                     "",
                     "",
-                    f"about {duration_words(case.seconds)}" if step.number == 1 else "",
+                    f"about {time_needed_text(case.seconds)}" if step.number == 1 else "",
                 ]
             )
     writer.writerow(
@@ -427,8 +424,8 @@ def sheet_html(sheet: Sheet) -> str:
         f"<dt>Digits</dt><dd>{_e(digits)}</dd>",
         f"<dt>Start at count</dt><dd>{_e(sheet.start_count)}</dd>",
         f"<dt>Server count after</dt><dd>{_e(sheet.end_count)}</dd>",
-        f"<dt>Time needed</dt><dd>about {_e(duration_words(sheet.seconds))} in all, "
-        f"{_e(duration_words(sheet.wait_seconds))} of it waiting</dd>",
+        f"<dt>Time needed</dt><dd>about {_e(time_needed_text(sheet.seconds))} in all, "
+        f"{_e(time_needed_text(sheet.wait_seconds))} of it waiting</dd>",
         "<dt>Tested by / date</dt><dd>______________________________</dd>",
         "</dl>",
         "<ul>",
@@ -466,8 +463,8 @@ def sheet_html(sheet: Sheet) -> str:
 def _time_table(sheet: Sheet) -> list[str]:
     rows = [
         f'<tr><td><a href="#case-{_e(case.id)}">{_e(case.id)}</a></td><td>{_e(case.title)}</td>'
-        f"<td>about {_e(duration_words(case.seconds))}</td>"
-        f"<td>{_e(duration_words(case.wait_seconds)) if case.wait_seconds else '-'}</td></tr>"
+        f"<td>about {_e(time_needed_text(case.seconds))}</td>"
+        f"<td>{_e(time_needed_text(case.wait_seconds)) if case.wait_seconds else '-'}</td></tr>"
         for case in sheet.cases
     ]
     return [
@@ -475,8 +472,8 @@ def _time_table(sheet: Sheet) -> list[str]:
         "<table><thead><tr><th>Case</th><th>Title</th><th>Time</th><th>Of it waiting</th>"
         "</tr></thead>",
         *rows,
-        f"<tr><th></th><th>All cases</th><th>about {_e(duration_words(sheet.seconds))}</th>"
-        f"<th>{_e(duration_words(sheet.wait_seconds))}</th></tr></table>",
+        f"<tr><th></th><th>All cases</th><th>about {_e(time_needed_text(sheet.seconds))}</th>"
+        f"<th>{_e(time_needed_text(sheet.wait_seconds))}</th></tr></table>",
     ]
 
 
@@ -485,7 +482,7 @@ def _case_html(case: SheetCase) -> str:
     parts = [
         f'<section class="case" id="case-{_e(case.id)}">',
         f"<h2>{_e(case.id)} {_e(case.title)}{optional} "
-        f"(about {_e(duration_words(case.seconds))})</h2>",
+        f"(about {_e(time_needed_text(case.seconds))})</h2>",
         f'<p class="why">{_e(case.checks)}</p>',
         "<table><thead><tr><th>#</th><th>Do</th><th>What</th><th>Keys to type</th>"
         "<th>Expected</th><th>Pass</th><th>Fail</th></tr></thead>",

@@ -158,21 +158,6 @@ def needs_clock(steps: list[Step]) -> bool:
     return any(isinstance(step, PowerCycle) and step.rtc_forward for step in steps)
 
 
-def duration_words(seconds: int) -> str:
-    """'48 hours', '1 day', '30 seconds', '2 minutes', '3 days 4 hours' (the two largest units)."""
-    if seconds <= 0:
-        return "0 seconds"
-    if seconds % 3600 == 0 and seconds <= 72 * 3600 and seconds != 86_400:
-        hours = seconds // 3600
-        return "1 hour" if hours == 1 else f"{hours} hours"
-    parts: list[str] = []
-    for size, name in ((86_400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
-        amount, seconds = divmod(seconds, size)
-        if amount:
-            parts.append(f"{amount} {name}{'' if amount == 1 else 's'}")
-    return " ".join(parts[:2])
-
-
 def keys_words(keys: str, *, sequence: bool) -> str:
     """What to press, digits in groups of three: '* 588 224 011 #'."""
     if not sequence:
