@@ -25,7 +25,8 @@ from typing import Any
 
 import uvicorn
 
-from paygkit.server.api import Clock, create_app
+from paygkit.server.app import create_app
+from paygkit.server.context import Clock
 from paygkit.server.crypto import Keyring
 from paygkit.server.db import Database
 from paygkit.server.services.common import utc_now

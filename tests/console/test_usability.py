@@ -187,9 +187,7 @@ def test_dates_are_typed_and_shown_as_year_month_day(browser: Browser, server: S
 # --- warnings in plain words --------------------------------------------------------------
 
 
-def test_count_warnings_name_the_console_forms_not_the_api(
-    browser: Browser, server: Server
-) -> None:
+def test_count_warnings_name_no_api_path(browser: Browser, server: Server) -> None:
     # A device taking tokens at most 4 counts past the last one it showed.
     server.add_device(decode_window=4)
     for _ in range(2):
@@ -199,20 +197,19 @@ def test_count_warnings_name_the_console_forms_not_the_api(
     assert issued.status_code == 200
     warned = text_of(issued.text)
     assert "it accepts tokens up to count 5 only" in warned
-    assert 'with the form "Report the device\'s count" on the device page' in warned
-    assert "Counter Sync token (a technician's form on the device page)" in warned
+    assert "report the count shown by the device, or issue a Counter Sync token" in warned
     page = text_of(operator.get(f"/console/devices/{SERIAL}").text)
     assert "the device is 5 counts behind" in page
-    assert "Counter Sync token (a technician's form on the device page)" in page
+    assert "issue a Counter Sync token" in page
     for text in (warned, page):
         assert "counter_sync" not in text
         assert "POST /" not in text
-    # The API's wording and error codes are unchanged.
+    # The services word their warnings once, for the API and the console alike.
     answer = server.post(
         f"/devices/{SERIAL}/tokens", "operator", json={"type": "add_days", "days": 1}
     )
     body = answer.json()  # type: ignore[attr-defined]
-    assert any("issue a counter_sync token" in w for w in body["warnings"])
+    assert any("issue a Counter Sync token" in w for w in body["warnings"])
 
 
 def test_a_warning_close_to_the_window_is_in_plain_words(browser: Browser, server: Server) -> None:
@@ -228,7 +225,7 @@ def test_a_warning_close_to_the_window_is_in_plain_words(browser: Browser, serve
     assert "decode window" not in issued
 
 
-def test_a_count_above_the_issued_one_says_which_box_to_tick(
+def test_a_count_above_the_issued_one_names_the_box_to_tick(
     browser: Browser, server: Server
 ) -> None:
     server.add_device()
@@ -239,7 +236,9 @@ def test_a_count_above_the_issued_one_says_which_box_to_tick(
     )
     assert refused.status_code == 409
     text = text_of(refused.text)
-    assert 'tick "The server is behind" and send it again' in text
+    # The refusal names the confirmation in the words of the box on the device page
+    # (shown to the roles that may tick it), not by the API's field.
+    assert "report it again confirming that the server is behind" in text
     assert "server_behind" not in text.replace('name="server_behind"', "")
 
 

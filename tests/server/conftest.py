@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from paygkit.server.api import create_app
+from paygkit.server.app import create_app
 from paygkit.server.crypto import Keyring
 from paygkit.server.db import Database
 from paygkit.server.models import Role

@@ -8,8 +8,12 @@ import logging
 
 import pytest
 
+from paygkit.device.serial_number import SERIAL_MAX_LENGTH, SERIAL_RULE
+from paygkit.server.services import access, devices
+from paygkit.server.services.devices import DeviceInput
+from paygkit.token import DeviceParams, parse_key
 from tests.reference import EXAMPLE_DEVICE_LIST
-from tests.server.conftest import KEY, STARTING_CODE, Server, snapshot
+from tests.server.conftest import KEY, START, STARTING_CODE, Server, snapshot
 
 REFERENCE_CSV = EXAMPLE_DEVICE_LIST
 HEADER = (
@@ -80,6 +84,9 @@ def test_starting_code_is_derived_from_the_key_when_absent(server: Server) -> No
         ({"serial": "OK1", "key": KEY, "time_divider": 0}, "time divider"),
         ({"serial": "OK1", "key": KEY, "count": -1}, "count"),
         ({"serial": "OK1", "key": KEY, "test_code": "12a"}, "test code"),
+        # The factory's rule: a keypad takes at most 20 digits (the server once took 30).
+        ({"serial": "OK1", "key": KEY, "test_code": "1" * 21}, "at most 20"),
+        ({"serial": "OK1", "key": KEY, "restricted_digits": True, "test_code": "125"}, "1-4"),
         ({"serial": "OK1"}, "key"),
     ],
 )
@@ -249,3 +256,54 @@ def test_formulas_are_neutralised_in_the_key_export_and_import_back_unchanged(
     again = upload(server, text).json()
     assert again["ok"], again
     assert again["unchanged"] == 1
+
+
+# --- the serial rule: one grammar for new serials, every stored serial still reachable --------
+
+LEGACY_SERIAL = "OLD-" + "7" * 36  # 40 characters: taken by the server's old rule, not by devices
+
+
+def test_new_serials_follow_the_one_serial_grammar(server: Server) -> None:
+    longest = "A" * SERIAL_MAX_LENGTH
+    server.add_device(longest)
+    for serial in ("A" * (SERIAL_MAX_LENGTH + 1), "#A1", "-A1", "A B"):
+        refused = server.client.post(
+            "/devices", json={"serial": serial, "key": KEY2}, headers=server.headers()
+        )
+        assert refused.status_code == 422, (serial, refused.text)
+        assert refused.json()["error"]["fix"] == "use " + SERIAL_RULE
+    report = upload(server, HEADER + ROW1.replace("SLT220000001", "S" * 33), dry_run=True).json()
+    assert not report["ok"]
+    assert report["problems"][0]["column"] == "Serial Number"
+
+
+def test_a_device_stored_under_the_old_serial_rule_stays_usable(server: Server) -> None:
+    """Serials of 33-64 characters, registered before the one grammar, are never locked out:
+    lookups take any stored serial, only new serials are checked against the grammar."""
+    legacy = DeviceInput(
+        serial=LEGACY_SERIAL, key=KEY, starting_code=STARTING_CODE, hardware_model="SuperLight"
+    )
+    with server.db.write() as session:
+        actor = access.local_actor(session, access.DEFAULT_TENANT, START)
+        params = DeviceParams.create(parse_key(KEY), STARTING_CODE)
+        session.add(devices.new_device_row(actor, server.keyring, legacy, params, START))
+    path = f"/devices/{LEGACY_SERIAL}"
+    assert server.get(path).status_code == 200  # type: ignore[attr-defined]
+    issued = server.post(f"{path}/tokens", json={"type": "add_days", "days": 1})
+    assert issued.status_code == 201, issued.text  # type: ignore[attr-defined]
+    counted = server.post(f"{path}/counts", json={"count": 2, "source": "display"})
+    assert counted.status_code == 201, counted.text  # type: ignore[attr-defined]
+    tariff = {"price_per_day": "50", "currency": "KES"}
+    server.client.put("/tariffs/SuperLight", json=tariff, headers=server.headers())
+    payment = {"provider": "mpesa", "amount": "100", "currency": "KES"}
+    paid = server.post(
+        "/payments", json={**payment, "transaction_id": "T1", "serial": LEGACY_SERIAL}
+    )
+    assert paid.status_code == 201, paid.text  # type: ignore[attr-defined]
+    assert paid.json()["payment"]["status"] == "applied"  # type: ignore[attr-defined]
+    # A serial outside the grammar that names no device is refused with the rule, as before.
+    unknown = server.post(
+        "/payments", json={**payment, "transaction_id": "T2", "serial": "OLD-" + "8" * 36}
+    )
+    assert unknown.status_code == 422, unknown.text  # type: ignore[attr-defined]
+    assert unknown.json()["error"]["fix"] == "use " + SERIAL_RULE  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from paygkit.server.api import create_app
+from paygkit.server.app import create_app
 from paygkit.server.crypto import Keyring
 from paygkit.server.db import Database
 from tests.server.conftest import KEY, STARTING_CODE, FakeClock, make_keys, snapshot

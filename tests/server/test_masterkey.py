@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 
-from paygkit.server.api import create_app
+from paygkit.server.app import create_app
 from paygkit.server.crypto import Keyring, MasterKeyError, load_keyring, write_private
 from paygkit.server.db import Database
 from paygkit.server.models import Device, MasterKeyVersion

@@ -181,13 +181,15 @@ def test_tokens_beyond_the_decode_window_warn_or_are_refused(server: Server) -> 
         response = issue(server, {"type": "add_days", "days": 1})  # counts 2, 4, 6
         assert response.json()["warnings"] == []
     near = issue(server, {"type": "add_days", "days": 1})  # count 8: 0 left
-    assert "left in its decode window" in near.json()["warnings"][0]
+    (warning,) = near.json()["warnings"]
+    assert warning.endswith("counts left in its decode window of 8; report the device's count")
     before = snapshot(server.db)
     refused = issue(server, {"type": "add_days", "days": 1, "on_window": "refuse"})
     assert refused.status_code == 409, refused.text
     error = refused.json()["error"]
     assert "accepts tokens up to count 9" in error["message"]
-    assert "counts" in error["fix"]
+    # The service says what to do in words of the operation, never an endpoint.
+    assert error["fix"] == "report the count shown by the device, or issue a Counter Sync token"
     assert snapshot(server.db) == before
     warned = issue(server, {"type": "add_days", "days": 1})
     assert warned.status_code == 201
@@ -277,19 +279,19 @@ def test_times_are_utc(server: Server) -> None:
             1,
             {"type": "set_days", "days": 0},
             "Set Time 0 token, which locks the device at once",
-            '{"type": "set_days", "days": 0, "lock": true}',
+            "to lock the device on purpose ask for set_days with days 0 and 'lock'",
         ),
         (
             4,
             {"type": "set_days", "days": "0.1"},
             "which locks the device at once",
-            '"lock": true',
+            "set_days with days 0 and 'lock'",
         ),
         (
             1,
             {"type": "active_until", "until": "2020-01-01"},
             "2020-01-02 00:00 UTC is not in the future: that is a Set Time 0 token, which locks",
-            '"lock": true',
+            "set_days with days 0 and 'lock'",
         ),
     ],
 )

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from paygkit.server.webhooks import Dispatcher, RetryPolicy, sign, verify
+from paygkit.server.webhook_delivery import Dispatcher, RetryPolicy, sign, verify
 from tests.server.conftest import Server, snapshot
 
 SECRET = "s3cret-for-the-tests-0123456789"

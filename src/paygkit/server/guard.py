@@ -33,11 +33,11 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import cookie_parser
 
-from paygkit.device.protocol import redact as _redact_hex
 from paygkit.server.crypto import hash_api_key
 from paygkit.server.db import Database
 from paygkit.server.services import access, sessions
 from paygkit.server.services.common import ServiceError
+from paygkit.token import hide_keys as _redact_hex
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,13 +52,17 @@ _API_KEY = re.compile(r"pgk_[A-Za-z0-9_\-]{8,}")
 # Bodies: the device list may be large; a console upload is capped by its page; the
 # import confirmation carries the sealed, compressed file; anything else is small JSON.
 DEFAULT_BODY_LIMIT = 64 * 1024
-CONSOLE_UPLOAD_LIMIT = 5 * 1024 * 1024 + 64 * 1024
-CONSOLE_CONFIRM_LIMIT = 10 * 1024 * 1024 + 64 * 1024
+# The largest device list the console's import page takes (bigger ones: the CLI or the API).
+CONSOLE_UPLOAD_BYTES = 5 * 1024 * 1024
+# The file and the rest of its form; the confirmation's sealed copy may be twice the file
+# (base64 of a compressed file that did not shrink).
+CONSOLE_UPLOAD_LIMIT = CONSOLE_UPLOAD_BYTES + DEFAULT_BODY_LIMIT
+CONSOLE_CONFIRM_LIMIT = 2 * CONSOLE_UPLOAD_BYTES + DEFAULT_BODY_LIMIT
 # Failed API keys and console sign-ins per client address.
 FAILED_AUTH_LIMIT = "20/5 minutes"
 
-# The console's session cookie: console/pages.py sets it, the guard checks it
-# before a console form's body is read.
+# The console's session cookie: the console's sign-in page sets it, the guard checks
+# it before a console form's body is read.
 CONSOLE_COOKIE = "paygkit_console"
 # Reachable without an API key (everything under /console has its own sessions).
 _PUBLIC = ("/health", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
@@ -115,8 +119,6 @@ class Throttle:
         if self.limiter.test(self.item, address):
             return None
         stats = self.limiter.get_window_stats(self.item, address)
-        import time
-
         return max(1, int(stats.reset_time - time.time()) + 1)
 
     def failed(self, address: str) -> None:

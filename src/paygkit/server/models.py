@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from paygkit.token import DecodeWindows
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -101,6 +103,8 @@ class Device(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    # Wider than a serial may be now (device.serial_number: 32): devices registered under
+    # the server's older rule keep serials of up to 64 characters.
     serial: Mapped[str] = mapped_column(String(64))
     starting_code: Mapped[int] = mapped_column(Integer)
     key_sealed: Mapped[bytes] = mapped_column(LargeBinary)
@@ -111,7 +115,7 @@ class Device(Base):
     version: Mapped[str] = mapped_column(String(100), default="")
     test_code: Mapped[str | None] = mapped_column(String(40))
     account: Mapped[str | None] = mapped_column(String(100), index=True)
-    decode_window: Mapped[int] = mapped_column(Integer, default=64)
+    decode_window: Mapped[int] = mapped_column(Integer, default=DecodeWindows().forward)
     # The count of the last token made for the device (the factory count at first).
     last_count_issued: Mapped[int] = mapped_column(Integer)
     # The last count read from the device (the factory count until a report).

@@ -36,7 +36,7 @@ def start_server_processes(
         "-m",
         "uvicorn",
         "--factory",
-        "paygkit.server.api:create_app_from_env",
+        "paygkit.server.app:create_app_from_env",
         "--host",
         "127.0.0.1",
         "--port",

@@ -126,7 +126,7 @@ def revoke_api_key(session: Session, actor: Actor, key_id: int, now: dt.datetime
         select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == actor.tenant_id)
     )
     if record is None:
-        raise NotFoundError(f"no API key with id {key_id}", "list the keys with GET /api-keys")
+        raise NotFoundError(f"no API key with id {key_id}", "see the list of API keys")
     if record.revoked_at is not None:
         raise ConflictError(f"API key {key_id} is already revoked")
     if record.id == actor.api_key_id:

@@ -32,9 +32,10 @@ from paygkit.server.models import (
     Tenant,
 )
 from paygkit.server.services.common import MAX_TIME, MIN_TIME, InvalidError
+from paygkit.token import MAX_COUNT
 
+# PostgreSQL's INTEGER, the type of every id column.
 MAX_ID = 2**31 - 1
-MAX_COUNT = 2**31 - 1
 # An ISO 8601 time is at most 35 characters (with microseconds and an offset).
 MAX_TIME_TEXT = 40
 # Money: below 10^15 with at most 6 decimals, so its text fits String(40) and a
@@ -110,6 +111,13 @@ def check_id(value: int, what: str) -> int:
     return value
 
 
+def check_count(value: int, what: str = "the count", fix: str | None = None) -> int:
+    """A token count: 0 to the token layer's MAX_COUNT."""
+    if not 0 <= value <= MAX_COUNT:
+        raise InvalidError(f"{what} must be 0 to {MAX_COUNT}, got {value}", fix)
+    return value
+
+
 def check_time(moment: dt.datetime, what: str) -> dt.datetime:
     if not MIN_TIME <= moment < MAX_TIME:
         raise InvalidError(
@@ -146,7 +154,6 @@ ProviderText = Annotated[str, _text(PROVIDER_LENGTH, 1), AfterValidator(clean)]
 TransactionText = Annotated[str, _text(TRANSACTION_LENGTH, 1), AfterValidator(clean)]
 KeyNameText = Annotated[str, _text(KEY_NAME_LENGTH, 1), AfterValidator(clean)]
 NoteText = Annotated[str, _text(MAX_NOTE), AfterValidator(clean)]
-SearchText = Annotated[str, _text(SEARCH_LENGTH), AfterValidator(clean)]
 UrlText = Annotated[str, _text(URL_LENGTH, 1), AfterValidator(clean)]
 TimeText = Annotated[str, _text(MAX_TIME_TEXT, 1), AfterValidator(clean)]
 ShortText = Annotated[str, _text(40), AfterValidator(clean)]
@@ -157,4 +164,3 @@ Money = Annotated[
 ]
 Days = Annotated[Decimal, Field(ge=0, le=MAX_DAYS, max_digits=7 + 6, decimal_places=6)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-RowId = Annotated[int, Field(ge=1, le=MAX_ID)]

@@ -14,49 +14,38 @@ from paygkit.server.models import AuditEntry, Role
 
 @dataclass
 class ServiceError(Exception):
-    """A refused request: HTTP status, a short code, what is wrong and how to fix it."""
+    """A refused request: what is wrong and how to fix it.
+
+    The class is the kind of refusal; how a caller answers each kind (an HTTP
+    status, a page, an exit code) is the caller's business, not the services'.
+    """
 
     message: str
     fix: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
-    status = 400
-    code = "bad_request"
 
     def __str__(self) -> str:
         return self.message if self.fix is None else f"{self.message} ({self.fix})"
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.fix:
-            body["fix"] = self.fix
-        if self.details:
-            body["details"] = self.details
-        return {"error": body}
-
 
 class InvalidError(ServiceError):
-    status = 422
-    code = "invalid"
+    """The input is not valid (a field, a value out of range)."""
 
 
 class NotFoundError(ServiceError):
-    status = 404
-    code = "not_found"
+    """What the request names does not exist for this tenant."""
 
 
 class ConflictError(ServiceError):
-    status = 409
-    code = "conflict"
+    """The request contradicts the stored state (a replay of another request, a count)."""
 
 
 class ForbiddenError(ServiceError):
-    status = 403
-    code = "forbidden"
+    """The role of the acting key may not do this."""
 
 
 class UnauthorizedError(ServiceError):
-    status = 401
-    code = "unauthorized"
+    """No acting key, or one that is unknown, revoked or expired."""
 
 
 # The column of the actor's label (audit_log.actor, tokens.actor, count_reports.actor).

@@ -20,8 +20,9 @@ from paygkit.server.services.common import (
     iso,
     require,
 )
-from paygkit.server.services.devices import MAX_COUNT, device_view, get_device
+from paygkit.server.services.devices import device_view, get_device
 from paygkit.server.services.tokens import COUNTER_SYNC_WINDOW, token_view
+from paygkit.token import MAX_COUNT
 
 
 class CountSource(enum.StrEnum):
@@ -73,7 +74,7 @@ def analyse(session: Session, device: Device) -> dict[str, Any]:
         advice.append(
             f"the device is {drift} counts behind: tokens above count {seen + device.decode_window}"
             " are refused until older ones are entered; enter the unentered tokens in order, "
-            "or issue a counter_sync token"
+            "or issue a Counter Sync token"
             + (
                 ""
                 if drift <= COUNTER_SYNC_WINDOW
@@ -117,8 +118,8 @@ def _check_ahead(actor: Actor, device: Device, count: int, server_behind: bool) 
             f"{issued} only, so a genuine device is at {issued} or below; nothing was recorded",
             "check the count on the device's display and the serial number, and report it "
             "again. Only if this server was restored from an old backup (the device got tokens "
-            'issued since) send it again with "server_behind": true (technician or admin; '
-            "audited)",
+            "issued since) report it again confirming that the server is behind (technician "
+            "or admin; audited)",
             {"count": count, "last_count_issued": issued},
         )
     require(actor, "counts.server_behind")
@@ -158,8 +159,7 @@ def report_count(
     to the device's so its next token is accepted.  Never is a device moved back.
     """
     require(actor, "counts.report")
-    if not 0 <= count <= MAX_COUNT:
-        raise InvalidError(f"the count must be 0 to {MAX_COUNT}, got {count}")
+    bounds.check_count(count)
     if note is not None:
         bounds.check_text(note, "the note", max_length=bounds.MAX_NOTE)
     read_at = read_at or now
@@ -248,13 +248,13 @@ def withdraw_report(
     if report is None:
         raise NotFoundError(
             f"device {serial} has no count report {report_id}",
-            f"list its reports: GET /devices/{serial}/counts",
+            "see the device's count reports",
         )
     if report.withdrawn_at is not None:
         raise ConflictError(
             f"count report {report_id} of device {serial} was already withdrawn "
             f"({iso(report.withdrawn_at)}, by {report.withdrawn_by})",
-            f"list its reports: GET /devices/{serial}/counts",
+            "see the device's count reports",
         )
     report.withdrawn_at = now
     report.withdrawn_by = actor.label

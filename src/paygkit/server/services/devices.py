@@ -13,6 +13,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from paygkit.device.serial_number import SERIAL_RULE, is_serial_number
+from paygkit.factory.devicelist import COLUMNS as CSV_HEADER
+from paygkit.factory.devicelist import bad_test_code
 from paygkit.server.crypto import Keyring
 from paygkit.server.models import Device, ModelTariff
 from paygkit.server.services import bounds
@@ -27,31 +30,43 @@ from paygkit.server.services.common import (
 )
 from paygkit.token import DecodeWindows, DeviceParams, ParameterError, parse_key
 
-SERIAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}")
 CURRENCY_RE = re.compile(r"[A-Z]{3}")
-MAX_COUNT = 2**31 - 1
-DEFAULT_WINDOW = 64
-CSV_HEADER = [
-    "Serial Number",
-    "Starting Code",
-    "Key",
-    "Count",
-    "Time Divider",
-    "Restricted Digit Mode",
-    "Hardware Model",
-    "Version",
-    "Test Code",
-]
+DEFAULT_WINDOW = DecodeWindows().forward
+# The server's own bound on a device's decode window (the token layer takes up to this too).
+MAX_DECODE_WINDOW = 10_000
 
 
 def check_serial(serial: str) -> str:
-    if not isinstance(serial, str) or not SERIAL_RE.fullmatch(serial):
-        raise InvalidError(
-            f"the serial number {serial!r} is not valid"[:200],
-            "use 1-64 letters, digits and . _ : + - starting with a letter or digit "
-            "(e.g. SLT220000001)",
-        )
+    """A new serial (create, import): the one grammar of paygkit.device.serial_number.
+
+    Lookups do not ask this: a device stored under the server's older, looser rule
+    (up to 64 characters) stays reachable by its serial (see find_device and
+    check_serial_reference).
+    """
+    if not is_serial_number(serial):
+        raise InvalidError(f"the serial number {serial!r} is not valid"[:200], "use " + SERIAL_RULE)
     return serial
+
+
+def check_serial_reference(session: Session, tenant_id: int, serial: str) -> str:
+    """A serial that names a device: in the grammar, or one a stored device already has.
+
+    Devices registered before the server took the one grammar may have serials of 33
+    to 64 characters; they keep working.  Any other serial outside the grammar is
+    refused with the rule, as a new one would be.
+    """
+    if is_serial_number(serial) or find_device(session, tenant_id, serial) is not None:
+        return serial
+    return check_serial(serial)
+
+
+def check_decode_window(window: int | None) -> int:
+    if window is None or not 1 <= window <= MAX_DECODE_WINDOW:
+        raise InvalidError(
+            f"the decode window must be 1 to {MAX_DECODE_WINDOW} counts",
+            f"the reference uses {DEFAULT_WINDOW}",
+        )
+    return window
 
 
 def parse_money(value: object, what: str) -> Decimal:
@@ -65,6 +80,14 @@ def parse_money(value: object, what: str) -> Decimal:
             f"{what} must be a decimal number, got {text[:40]!r}", "e.g. 1.50"
         ) from None
     return bounds.check_money(amount, what)
+
+
+def parse_price(value: object) -> Decimal:
+    """A price per day: money above 0 (a free day would give time for nothing)."""
+    amount = parse_money(value, "price_per_day")
+    if amount <= 0:
+        raise InvalidError("price_per_day must be above 0")
+    return amount
 
 
 def check_currency(value: str) -> str:
@@ -110,16 +133,12 @@ def checked_params(data: DeviceInput) -> DeviceParams:
         )
     except ParameterError as error:
         raise InvalidError(str(error)) from None
-    if not 0 <= data.count <= MAX_COUNT:
-        raise InvalidError(
-            f"the count must be 0 to {MAX_COUNT}, got {data.count}", "a new device has 1"
-        )
-    if not 1 <= data.decode_window <= 10_000:
-        raise InvalidError("the decode window must be 1 to 10000 counts", "the reference uses 64")
-    if data.test_code is not None and not re.fullmatch(
-        "[1-4]{1,30}" if data.restricted else "[0-9]{1,30}", data.test_code
-    ):
-        raise InvalidError("the test code must be digits (1-4 on a restricted keypad), up to 30")
+    bounds.check_count(data.count, fix="a new device has 1")
+    check_decode_window(data.decode_window)
+    if data.test_code is not None:
+        problem = bad_test_code(data.test_code, data.restricted)
+        if problem is not None:
+            raise InvalidError(problem, "as in the factory's device list")
     return params
 
 
@@ -163,7 +182,8 @@ def create_device(
     if find_device(session, actor.tenant_id, data.serial) is not None:
         raise ConflictError(
             f"device {data.serial} already exists",
-            "a serial number is registered once; change it with PATCH, or choose another serial",
+            "a serial number is registered once; change the registered device instead, or choose "
+            "another serial",
         )
     device = new_device_row(actor, keyring, data, params, now)
     session.add(device)
@@ -191,7 +211,7 @@ def get_device(session: Session, actor: Actor, serial: str, *, lock: bool = Fals
     if device is None:
         raise NotFoundError(
             f"no device with serial {serial!r}"[:200],
-            "check the serial, or import the device list (POST /devices/import)",
+            "check the serial, or import the device list",
         )
     return device
 
@@ -292,11 +312,7 @@ def update_device(
             bounds.check_text(hardware_model, "the hardware model", max_length=bounds.MODEL_LENGTH)
         changes["hardware_model"] = hardware_model or ""
     if decode_window is not _UNSET:
-        if decode_window is None or not 1 <= decode_window <= 10_000:
-            raise InvalidError(
-                "the decode window must be 1 to 10000 counts", "the reference uses 64"
-            )
-        changes["decode_window"] = decode_window
+        changes["decode_window"] = check_decode_window(decode_window)
     if price_per_day is not _UNSET or currency is not _UNSET:
         price = device.price_per_day if price_per_day is _UNSET else price_per_day
         money = device.currency if currency is _UNSET else currency
@@ -306,10 +322,7 @@ def update_device(
                 "give both, or null for both to use the model's tariff",
             )
         if price is not None and money is not None:
-            amount = parse_money(price, "price_per_day")
-            if amount <= 0:
-                raise InvalidError("price_per_day must be above 0")
-            changes["price_per_day"] = str(amount)
+            changes["price_per_day"] = str(parse_price(price))
             changes["currency"] = check_currency(money)
         else:
             changes["price_per_day"] = changes["currency"] = None
@@ -327,9 +340,7 @@ def set_model_tariff(
     bounds.check_text(
         hardware_model, "the hardware model", min_length=1, max_length=bounds.MODEL_LENGTH
     )
-    amount = parse_money(price, "price_per_day")
-    if amount <= 0:
-        raise InvalidError("price_per_day must be above 0")
+    amount = parse_price(price)
     code = check_currency(currency)
     tariff = session.scalar(
         select(ModelTariff).where(

@@ -33,7 +33,7 @@ from paygkit.server.services.common import (
 )
 from paygkit.server.services.devices import (
     check_currency,
-    check_serial,
+    check_serial_reference,
     device_view,
     find_device,
     get_device,
@@ -44,12 +44,10 @@ from paygkit.server.services.tokens import (
     IssueKind,
     IssueSpec,
     _make_tokens,
-    days_text,
-    duration_text,
-    number_text,
-    plural,
+    days_of_units,
     token_view,
 )
+from paygkit.token import number_text, plural, units_duration_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +84,8 @@ class PaymentInput:
             bounds.check_text(
                 self.account, "the account", min_length=1, max_length=bounds.ACCOUNT_LENGTH
             )
-        if self.serial is not None:
-            check_serial(self.serial)
+        # The serial is checked against the stored devices (record_payment): one registered
+        # under the server's older serial rule still takes payments.
         amount = parse_money(self.amount, "the amount")
         if amount <= 0:
             raise InvalidError(f"the amount must be above 0, got {self.amount}")
@@ -116,7 +114,7 @@ def payment_view(payment: Payment, device: Device | None) -> dict[str, Any]:
         "orphan_reason": payment.orphan_reason,
         "device": device.serial if device is not None else None,
         "units": payment.units,
-        "days": days_text(payment.units, device.time_divider) if device is not None else None,
+        "days": days_of_units(payment.units, device.time_divider) if device is not None else None,
         "created_at": iso(payment.created_at),
         "applied_at": iso(payment.applied_at),
     }
@@ -189,14 +187,14 @@ def payment_worth(
     )
     if exact != units:
         text += f", rounded down to {plural(units, 'unit')}"
-    text += f" = {duration_text(units, time_divider)}"
+    text += f" = {units_duration_text(units, time_divider)}"
     return {
         "units_exact": number_text(exact),
         "units": units,
         "rounded": exact != units,
         "units_per_day": time_divider,
-        "unit_length": duration_text(1, time_divider),
-        "duration": duration_text(units, time_divider),
+        "unit_length": units_duration_text(1, time_divider),
+        "duration": units_duration_text(units, time_divider),
         "unit_price": number_text(Fraction(price) / time_divider, 6),
         "text": text,
     }
@@ -282,6 +280,8 @@ def record_payment(
     """(HTTP status, body): 201 applied, 202 orphan, 200 a replay of an earlier delivery."""
     require(actor, "payments.write")
     data = data.checked()
+    if data.serial is not None:
+        check_serial_reference(session, actor.tenant_id, data.serial)
     existing = session.scalar(
         select(Payment).where(
             Payment.tenant_id == actor.tenant_id,
@@ -362,9 +362,7 @@ def apply_orphan(
         .with_for_update()
     )
     if payment is None:
-        raise NotFoundError(
-            f"no payment with id {payment_id}", "list orphans: GET /payments?status=orphan"
-        )
+        raise NotFoundError(f"no payment with id {payment_id}", "see the orphan payments")
     if payment.status != "orphan":
         raise ConflictError(f"payment {payment_id} is already applied", "a payment gives time once")
     device = get_device(session, actor, serial, lock=True)

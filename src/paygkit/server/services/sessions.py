@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from paygkit.server.models import ApiKey, ConsoleSession, Role
+from paygkit.server.crypto import hash_api_key
+from paygkit.server.models import ApiKey, AuditEntry, ConsoleSession, Role, Tenant
 from paygkit.server.services.access import authenticate
-from paygkit.server.services.common import Actor, UnauthorizedError, audit
+from paygkit.server.services.common import LABEL_LENGTH, Actor, UnauthorizedError, audit
 
 # A working day, and half an hour without a request.
 LIFETIME = dt.timedelta(hours=12)
@@ -88,9 +89,6 @@ def record_failed_sign_in(
     The entry goes to the tenant of the key when it is a known (revoked) one, else
     to the only tenant when there is one: where its admins read the log.
     """
-    from paygkit.server.crypto import hash_api_key
-    from paygkit.server.models import AuditEntry, Tenant
-
     tenant_id = None
     key = None
     if presented_key and len(presented_key) <= 200 and presented_key.isascii():
@@ -104,7 +102,7 @@ def record_failed_sign_in(
         AuditEntry(
             tenant_id=tenant_id,
             at=now,
-            actor=f"console sign-in from {address}"[:120],
+            actor=f"console sign-in from {address}"[:LABEL_LENGTH],
             api_key_id=key.id if key is not None else None,
             action="console.sign_in_failed",
             target=f"api_key:{key.id}" if key is not None else None,

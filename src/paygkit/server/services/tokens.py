@@ -38,21 +38,27 @@ from paygkit.server.services.common import (
 from paygkit.server.services.devices import device_params, device_view, get_device
 from paygkit.server.services.webhooks import enqueue_token
 from paygkit.token import (
+    MAX_ACTIVATION_UNITS,
+    DecodeWindows,
     GeneratedToken,
     ParameterError,
     TokenType,
+    days_number,
     days_to_units,
     generate,
+    group_digits,
+    number_text,
+    plural,
     reset_token,
+    units_duration_text,
 )
+from paygkit.token import duration_text as seconds_duration_text
 
-MAX_UNITS_PER_TOKEN = 995
 MAX_TOKENS_PER_REQUEST = 20
-COUNTER_SYNC_WINDOW = 100
-MAX_COUNT = 2**31 - 1
-# Set Time 0 locks a device at once: asked for on purpose only ("lock": true), by the
+COUNTER_SYNC_WINDOW = DecodeWindows().counter_sync
+# Set Time 0 locks a device at once: asked for on purpose only (with 'lock'), by the
 # people who answer for a device's state (an operator's slip must not lock a customer out).
-LOCK_REQUEST = '{"type": "set_days", "days": 0, "lock": true}'
+LOCK_REQUEST = "set_days with days 0 and 'lock'"
 
 
 class IssueKind(enum.StrEnum):
@@ -88,7 +94,7 @@ class IssueSpec:
             raise InvalidError(
                 "'lock' goes with set_days and days 0 only: it issues Set Time 0, "
                 "which locks the device at once",
-                f"to lock the device send {LOCK_REQUEST}; to give time, leave 'lock' out",
+                f"to lock the device ask for {LOCK_REQUEST}; to give time, leave 'lock' out",
             )
         if self.units is not None:
             if self.kind is not IssueKind.ADD_DAYS or self.days is not None or self.units < 0:
@@ -111,7 +117,7 @@ class IssueSpec:
             if days > bounds.MAX_DAYS:
                 raise InvalidError(
                     f"days must be at most {bounds.MAX_DAYS}; one request issues at most "
-                    f"{MAX_TOKENS_PER_REQUEST} tokens of {MAX_UNITS_PER_TOKEN} time units",
+                    f"{MAX_TOKENS_PER_REQUEST} tokens of {MAX_ACTIVATION_UNITS} time units",
                     "ask for less time per request",
                 )
             bounds.check_money(days, "days")  # at most 6 decimal places, like money
@@ -175,7 +181,10 @@ def unit_length(time_divider: int) -> dt.timedelta:
 
 def check_token_count(units: int) -> None:
     """Refuse, before a single token is made, what needs more tokens than one request issues."""
-    needed = max(1, -(-units // MAX_UNITS_PER_TOKEN))
+    _check_tokens_needed(max(1, -(-units // MAX_ACTIVATION_UNITS)))
+
+
+def _check_tokens_needed(needed: int) -> None:
     if needed > MAX_TOKENS_PER_REQUEST:
         raise InvalidError(
             f"this needs {needed} tokens; at most {MAX_TOKENS_PER_REQUEST} are issued at once",
@@ -186,15 +195,15 @@ def check_token_count(units: int) -> None:
 
 def _split_units(units: int) -> list[int]:
     check_token_count(units)
-    parts = [MAX_UNITS_PER_TOKEN] * (units // MAX_UNITS_PER_TOKEN)
-    if units % MAX_UNITS_PER_TOKEN or not parts:
-        parts.append(units % MAX_UNITS_PER_TOKEN)
+    parts = [MAX_ACTIVATION_UNITS] * (units // MAX_ACTIVATION_UNITS)
+    if units % MAX_ACTIVATION_UNITS or not parts:
+        parts.append(units % MAX_ACTIVATION_UNITS)
     return parts
 
 
 def _set_then_add(units: int) -> list[tuple[TokenType, int | None]]:
     check_token_count(units)
-    first = min(units, MAX_UNITS_PER_TOKEN)
+    first = min(units, MAX_ACTIVATION_UNITS)
     plan: list[tuple[TokenType, int | None]] = [(TokenType.SET_TIME, first)]
     if units > first:
         plan += [(TokenType.ADD_TIME, u) for u in _split_units(units - first)]
@@ -207,36 +216,6 @@ def _exact_units(span: dt.timedelta, time_divider: int) -> Fraction:
 
 def _ceil_units(span: dt.timedelta, time_divider: int) -> int:
     return max(0, math.ceil(_exact_units(span, time_divider)))
-
-
-def plural(amount: int | str, word: str) -> str:
-    return f"{amount} {word}" if str(amount) in ("1", "1.0") else f"{amount} {word}s"
-
-
-def number_text(value: Fraction, places: int = 3) -> str:
-    """A fraction as a short decimal ("1.2"); "about" when it is not exact in `places`."""
-    shown = format(
-        (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal(10) ** -places),
-        "f",
-    )
-    shown = shown.rstrip("0").rstrip(".") if "." in shown else shown
-    return shown if Fraction(Decimal(shown)) == value else f"about {shown}"
-
-
-def duration_text(units: int, time_divider: int) -> str:
-    """What `units` are worth as time: "6 h", "1 day 12 h", "8 min 14 s"."""
-    seconds = round(Fraction(units * 86_400, time_divider))
-    if seconds == 0:
-        return "no time"
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [plural(days, "day")] if days else []
-    parts += [f"{hours} h"] if hours else []
-    parts += [f"{minutes} min"] if minutes else []
-    # Seconds only where they matter (short units: dividers that do not divide a day evenly).
-    parts += [f"{secs} s"] if secs and not days else []
-    return " ".join(parts)
 
 
 def _minimum_days(time_divider: int) -> str:
@@ -277,15 +256,15 @@ def explain(device: Device, spec: IssueSpec, now: dt.datetime) -> dict[str, Any]
     if rounded:
         way = "rounded up" if spec.kind is IssueKind.ACTIVE_UNTIL else "rounded"
         text += f", {way} to {plural(units, 'unit')}"
-    text += f" = {duration_text(units, divider)}"
+    text += f" = {units_duration_text(units, divider)}"
     return {
         "requested": asked,
         "units_exact": number_text(exact),
         "units": units,
         "rounded": rounded,
         "units_per_day": divider,
-        "unit_length": duration_text(1, divider),
-        "duration": duration_text(units, divider),
+        "unit_length": units_duration_text(1, divider),
+        "duration": units_duration_text(units, divider),
         "text": text,
     }
 
@@ -296,13 +275,9 @@ def _when(moment: dt.datetime) -> str:
 
 
 def _span(gap: dt.timedelta) -> str:
-    minutes = int(gap.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    parts = [plural(days, "day")] if days else []
-    parts += [f"{hours} h"] if hours else []
-    parts += [f"{minutes} min"] if minutes or not parts else []
-    return " ".join(parts)
+    """A gap in whole minutes (seconds dropped): "2 days 3 h 5 min", "0 min"."""
+    seconds = int(gap.total_seconds() // 60) * 60
+    return seconds_duration_text(seconds) if seconds > 0 else "0 min"
 
 
 def _until_start(device: Device, target: dt.datetime, now: dt.datetime) -> tuple[dt.datetime, bool]:
@@ -325,7 +300,7 @@ def _refuse_worthless(device: Device, spec: IssueSpec, units: int, now: dt.datet
     divider = device.time_divider
     worth = explain(device, spec, now)
     assert worth is not None
-    least = f"{_minimum_days(divider)} day (1 unit = {duration_text(1, divider)})"
+    least = f"{_minimum_days(divider)} day (1 unit = {units_duration_text(1, divider)})"
     details = {"units": 0, "units_per_day": divider, "time": worth["text"]}
     if spec.kind is IssueKind.ADD_DAYS:
         raise InvalidError(
@@ -341,7 +316,7 @@ def _refuse_worthless(device: Device, spec: IssueSpec, units: int, now: dt.datet
         what = f"{_when(spec.until)} is not in the future: that is a Set Time 0 token"
     raise InvalidError(
         f"{what}, which locks the device at once; nothing was issued",
-        f"to lock the device on purpose send {LOCK_REQUEST} (admin or technician; audited "
+        f"to lock the device on purpose ask for {LOCK_REQUEST} (admin or technician; audited "
         f"as token.lock); to give time, ask for at least {least}"
         + (" or a date in the future" if spec.kind is IssueKind.ACTIVE_UNTIL else ""),
         details,
@@ -399,24 +374,20 @@ def _apply_to_state(device: Device, token: GeneratedToken, now: dt.datetime) -> 
         device.payg_enabled = False
 
 
-def days_text(units: int | None, time_divider: int) -> str | None:
-    if units is None:
-        return None
-    days = Fraction(units, time_divider)
-    if days.denominator == 1:
-        return str(days.numerator)
-    return format(Decimal(days.numerator) / Decimal(days.denominator), ".6f").rstrip("0")
+def days_of_units(units: int | None, time_divider: int) -> str | None:
+    """The "days" of a token or payment: the units as days, a number for data."""
+    return None if units is None else days_number(Fraction(units, time_divider))
 
 
 def token_view(record: TokenRecord, time_divider: int) -> dict[str, Any]:
     digits = record.token
     return {
         "id": record.id,
-        "token": " ".join(digits[i : i + 3] for i in range(0, len(digits), 3)),
+        "token": group_digits(digits),
         "digits": digits,
         "type": record.token_type,
         "units": record.units,
-        "days": days_text(record.units, time_divider),
+        "days": days_of_units(record.units, time_divider),
         "count": record.token_count,
         "count_before": record.count_before,
         "count_after": record.count_after,
@@ -439,7 +410,7 @@ def _window_warnings(
             return [
                 f"the device's last known count is {device.last_count_reported} and this token "
                 f"is at {final_count}: {window - ahead} counts left in its decode window of "
-                f"{window}; report the device's count (POST /devices/{device.serial}/counts)"
+                f"{window}; report the device's count"
             ]
         return []
     message = (
@@ -447,10 +418,7 @@ def _window_warnings(
         f"to count {device.last_count_reported + window} only, and this one is at "
         f"{final_count}. It works only if tokens issued since then were entered"
     )
-    fix = (
-        f"report the count shown by the device (POST /devices/{device.serial}/counts), or "
-        "issue a counter_sync token"
-    )
+    fix = "report the count shown by the device, or issue a Counter Sync token"
     if policy is WindowPolicy.REFUSE:
         raise ConflictError(
             message,
@@ -477,7 +445,7 @@ def issue_tokens(
     device = get_device(session, actor, serial, lock=True)
     print_ = ""
     if idempotency_key is not None:
-        print_ = idempotency.fingerprint("POST", f"/devices/{serial}/tokens", spec.to_json())
+        print_ = idempotency.fingerprint("tokens.issue", serial, spec.to_json())
         stored = idempotency.lookup(session, actor.tenant_id, idempotency_key, print_)
         if stored is not None:
             status, body = stored
@@ -515,11 +483,7 @@ def _make_tokens(
 ) -> tuple[list[TokenRecord], list[str]]:
     """Make, record and apply the tokens of `spec` for a locked device."""
     plan = plan_tokens(device, spec, now)
-    if len(plan) > MAX_TOKENS_PER_REQUEST:
-        raise InvalidError(
-            f"this needs {len(plan)} tokens; at most {MAX_TOKENS_PER_REQUEST} are issued at once",
-            "ask for less time per request",
-        )
+    _check_tokens_needed(len(plan))  # the plan's own check, kept as a guard before any token
     params = device_params(device, keyring)
     request_id = str(uuid.uuid4())
     warnings: list[str] = []

@@ -2,7 +2,7 @@
 
 A delivery row is written in the same transaction as the token it carries
 (an outbox), so a token is never issued without its delivery being queued,
-nor delivered when its transaction rolled back.  `paygkit.server.webhooks`
+nor delivered when its transaction rolled back.  `paygkit.server.webhook_delivery`
 sends them.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,12 +22,14 @@ from paygkit.server.crypto import Keyring
 from paygkit.server.models import Device, Tenant, TokenRecord, WebhookDelivery
 from paygkit.server.services import bounds
 from paygkit.server.services.common import Actor, InvalidError, audit, iso, require
-
-_TENANT_CACHE_ATTR = "_paygkit_tenants"
+from paygkit.token import days_number, group_digits
 
 
 def secret_label(tenant_id: int) -> str:
     return f"webhook:{tenant_id}"
+
+
+URL_EXAMPLE = "e.g. https://sms-gateway.example/paygkit"
 
 
 def check_url(url: str) -> str:
@@ -35,14 +38,9 @@ def check_url(url: str) -> str:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 - a bad port raises here, not later in the sender
     except ValueError:
-        raise InvalidError(
-            "the webhook URL is not an http(s) URL", "e.g. https://sms-gateway.example/paygkit"
-        ) from None
+        raise InvalidError("the webhook URL is not an http(s) URL", URL_EXAMPLE) from None
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
-        raise InvalidError(
-            f"the webhook URL {url[:100]!r} is not an http(s) URL",
-            "e.g. https://sms-gateway.example/paygkit",
-        )
+        raise InvalidError(f"the webhook URL {url[:100]!r} is not an http(s) URL", URL_EXAMPLE)
     return url.strip()
 
 
@@ -90,18 +88,20 @@ def enqueue_token(session: Session, device: Device, record: TokenRecord, now: dt
     tenant = session.get(Tenant, device.tenant_id)
     if tenant is None or tenant.webhook_url is None:
         return
-    from paygkit.server.services.tokens import days_text
-
     payload = {
         "event": "token.issued",
         "tenant": tenant.name,
         "serial": device.serial,
         "account": device.account,
-        "token": " ".join(record.token[i : i + 3] for i in range(0, len(record.token), 3)),
+        "token": group_digits(record.token),
         "digits": record.token,
         "type": record.token_type,
         "units": record.units,
-        "days": days_text(record.units, device.time_divider),
+        "days": (
+            None
+            if record.units is None
+            else days_number(Fraction(record.units, device.time_divider))
+        ),
         "count": record.token_count,
         "request_id": record.request_id,
         "issued_at": iso(record.created_at),

@@ -35,7 +35,7 @@ from paygkit.server.db import Database
 from paygkit.server.models import Tenant, WebhookDelivery
 from paygkit.server.services.webhooks import secret_label
 
-log = logging.getLogger("paygkit.server.webhooks")
+log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 
 

@@ -1,0 +1,35 @@
+"""What the HTTP layers share: the database, the keyring and the clock of one server.
+
+The app (`paygkit.server.app`) makes one `ServerContext` and keeps it on
+`app.state`; the API's routers and the console's pages find it there through
+`server_context(request)`, so neither imports the app nor the other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from paygkit.server.crypto import Keyring
+from paygkit.server.db import Database
+
+Clock = Callable[[], dt.datetime]
+
+
+@dataclass
+class ServerContext:
+    db: Database
+    keyring: Keyring
+    clock: Clock
+
+
+def server_context(request: Request) -> ServerContext:
+    context = request.app.state.paygkit
+    assert isinstance(context, ServerContext)
+    return context
+
+
+__all__ = ["Clock", "ServerContext", "server_context"]
