@@ -45,14 +45,14 @@ from paygkit.certify.report import (
 )
 from paygkit.certify.sheet import (
     build_sheet,
-    duration_words,
     sheet_csv,
     sheet_html,
+    time_needed_text,
     time_summary,
 )
 from paygkit.cli.token_cmd import KEY_ENV, DividerAliasOption, time_divider_of
 from paygkit.device.host import LinkError, open_link
-from paygkit.device.protocol import redact
+from paygkit.token import hide_keys
 
 USAGE_EXIT_CODE = 2
 FAILED_EXIT_CODE = 1
@@ -66,7 +66,7 @@ _ROW_OPTIONS = ("key", "starting_code", "time_divider", "divider", "restricted")
 
 
 def _fail(message: str) -> typer.Exit:
-    text = escape(redact(message.replace("\n", " ")))
+    text = escape(hide_keys(message.replace("\n", " ")))
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]Error: {text}[/]")
     return typer.Exit(USAGE_EXIT_CODE)
 
@@ -219,7 +219,7 @@ def _manual(
     table.add_column("Time", justify="right")
     for case in sheet.cases:
         table.add_row(
-            case.id, escape(case.title), str(len(case.steps)), duration_words(case.seconds)
+            case.id, escape(case.title), str(len(case.steps)), time_needed_text(case.seconds)
         )
     console.print(table)
     console.print(escape(time_summary(sheet)))

@@ -32,19 +32,20 @@ from rich.text import Text
 from paygkit.cli.keyfiles import warn_if_in_git_work_tree
 from paygkit.cli.token_cmd import KEY_ENV, DividerAliasOption, time_divider_of
 from paygkit.device.firmware import OutcomeKind, TokenOutcome
+from paygkit.device.interpreter import CommandInterpreter
 from paygkit.device.ports import Feedback, FeedbackKind, Led
-from paygkit.device.protocol import ProtocolSession, format_tamper, redact
-from paygkit.device.simulator import PoweredOffError, SimulatedDevice, SimulatorFileError
-from paygkit.device.state import DeviceConfig, TamperResponse
-from paygkit.device.storage import StorageError
-from paygkit.device.transport import (
+from paygkit.device.serve import (
     PtyEndpoint,
-    TransportError,
+    ServeError,
     serve_pty,
     serve_stdio,
     serve_tcp,
 )
-from paygkit.token import countdown_text, derive_starting_code, parse_key
+from paygkit.device.simulator import PoweredOffError, SimulatedDevice, SimulatorFileError
+from paygkit.device.state import DeviceConfig, TamperResponse
+from paygkit.device.storage import StorageError
+from paygkit.device.wire import format_tamper
+from paygkit.token import countdown_text, derive_starting_code, hide_keys, parse_key
 
 DEFAULT_STATE_FILE = Path("paygkit-device.bin")
 USAGE_EXIT_CODE = 2
@@ -119,7 +120,7 @@ class InteractiveSimulator:
 
     def __init__(self, sim: SimulatedDevice) -> None:
         self.sim = sim
-        self.session = ProtocolSession(sim, feedback=self)
+        self.session = CommandInterpreter(sim, feedback=self)
         self.answer: list[str] = []
         self.hints: list[str] = []  # what went wrong with the last line, in plain words
         self.finished = False
@@ -297,7 +298,7 @@ def parse_serve(text: str) -> ServeMode:
 
 
 def _fail(message: str) -> typer.Exit:
-    text = escape(redact(message.replace("\n", " ")))
+    text = escape(hide_keys(message.replace("\n", " ")))
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]Error: {text}[/]")
     return typer.Exit(USAGE_EXIT_CODE)
 
@@ -404,7 +405,7 @@ def _serve(sim: SimulatedDevice, mode: ServeMode) -> None:
     with _stop_on_sigterm(stop), contextlib.suppress(KeyboardInterrupt):
         if mode.kind == "stdio":
             _note(f"Device {serial}: device protocol on stdin/stdout (QUIT or end of input ends).")
-            serve_stdio(ProtocolSession(sim), stop=stop)
+            serve_stdio(CommandInterpreter(sim), stop=stop)
         elif mode.kind == "tcp":
 
             def listening(address: tuple[str, int]) -> None:
@@ -414,7 +415,7 @@ def _serve(sim: SimulatedDevice, mode: ServeMode) -> None:
                 )
 
             serve_tcp(
-                lambda: ProtocolSession(sim, newline="\r\n"),
+                lambda: CommandInterpreter(sim, newline="\r\n"),
                 port=mode.port,
                 stop=stop,
                 ready=listening,
@@ -424,13 +425,15 @@ def _serve(sim: SimulatedDevice, mode: ServeMode) -> None:
             def opened(endpoint: PtyEndpoint) -> None:
                 # The path alone on stdout, so that scripts can read it.
                 print(endpoint.path, flush=True)
-                link = f" (link {endpoint.link})" if endpoint.link else ""
+                link = f" (link {endpoint.symlink})" if endpoint.symlink else ""
                 _note(
                     f"Device {serial}: device protocol on the serial device "
                     f"{endpoint.path}{link} (Ctrl-C to stop)."
                 )
 
-            serve_pty(ProtocolSession(sim, newline="\r\n"), stop=stop, link=mode.link, ready=opened)
+            serve_pty(
+                CommandInterpreter(sim, newline="\r\n"), stop=stop, symlink=mode.link, ready=opened
+            )
 
 
 def _holds_key(sim: SimulatedDevice) -> bool:
@@ -580,7 +583,7 @@ def simulate(
             run_interactive(sim, Console(highlight=False))
         else:
             _serve(sim, mode)
-    except (StorageError, TransportError) as error:
+    except (StorageError, ServeError) as error:
         raise _fail(str(error)) from None
     except ValueError as error:
         # ProvisioningError and the token layer's errors: checked input, no key in them.

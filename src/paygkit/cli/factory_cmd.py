@@ -33,7 +33,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from paygkit.cli.keyfiles import warn_if_in_git_work_tree
 from paygkit.cli.token_cmd import DividerAliasOption, time_divider_of
 from paygkit.device.host import LinkError
-from paygkit.device.protocol import redact
 from paygkit.factory.batch import (
     DEFAULT_DIGITS,
     DEFAULT_TEST_CODE_COUNTS,
@@ -64,6 +63,7 @@ from paygkit.factory.sealed import (
     seal,
     unseal,
 )
+from paygkit.token import hide_keys
 
 USAGE_EXIT_CODE = 2
 PASSWORD_ENV = "PAYGKIT_FACTORY_PASSWORD"
@@ -91,7 +91,7 @@ def _err() -> Console:
 
 
 def _fail(message: str) -> typer.Exit:
-    text = escape(redact(message.replace("\n", " ")))
+    text = escape(hide_keys(message.replace("\n", " ")))
     _err().print(f"[red]Error: {text}[/]")
     return typer.Exit(USAGE_EXIT_CODE)
 

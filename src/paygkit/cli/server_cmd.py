@@ -301,7 +301,7 @@ def run(
     )
     sys.stdout.flush()
     uvicorn.run(
-        "paygkit.server.api:create_app_from_env",
+        "paygkit.server.app:create_app_from_env",
         factory=True,
         host=host,
         port=port,
@@ -632,9 +632,9 @@ def token(
     tenant: TenantOption = DEFAULT_TENANT,
 ) -> None:
     """Issue tokens for a device as the local admin (recorded and audited like the API)."""
-    from paygkit.server.api import parse_time
     from paygkit.server.models import Role
     from paygkit.server.services import tokens
+    from paygkit.server.services.common import parse_time
 
     chosen = [
         name
