@@ -25,6 +25,7 @@ from paygkit.server.services.common import (
     NotFoundError,
     ServiceError,
     UnauthorizedError,
+    answer_for_kind,
 )
 
 log = logging.getLogger("paygkit.server")
@@ -42,10 +43,7 @@ SERVICE_ERROR_ANSWERS: dict[type[ServiceError], tuple[int, str]] = {
 
 def service_error_answer(error: ServiceError) -> tuple[int, str]:
     """The HTTP status and error code of a service error."""
-    for kind in type(error).__mro__:
-        if kind in SERVICE_ERROR_ANSWERS:
-            return SERVICE_ERROR_ANSWERS[kind]
-    raise AssertionError("ServiceError is in the table")
+    return answer_for_kind(SERVICE_ERROR_ANSWERS, error)
 
 
 def error_body(

@@ -9,6 +9,7 @@ from paygkit.server.services.common import (
     NotFoundError,
     ServiceError,
     UnauthorizedError,
+    answer_for_kind,
 )
 
 
@@ -34,10 +35,7 @@ PAGE_ANSWERS: dict[type[ServiceError], tuple[int, str]] = {
 
 
 def _answer(error: ServiceError) -> tuple[int, str]:
-    for kind in type(error).__mro__:
-        if kind in PAGE_ANSWERS:
-            return PAGE_ANSWERS[kind]
-    raise AssertionError("ServiceError is in the table")
+    return answer_for_kind(PAGE_ANSWERS, error)
 
 
 def page_status(error: ServiceError) -> int:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from paygkit.server.models import AuditEntry, Role
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -46,6 +49,15 @@ class ForbiddenError(ServiceError):
 
 class UnauthorizedError(ServiceError):
     """No acting key, or one that is unknown, revoked or expired."""
+
+
+def answer_for_kind(answers: Mapping[type[ServiceError], T], error: ServiceError) -> T:
+    """What an edge (the API, the console) answers to `error`: the entry of its
+    kind, or of its nearest listed base kind; `answers` must list ServiceError."""
+    for kind in type(error).__mro__:
+        if kind in answers:
+            return answers[kind]
+    raise AssertionError("ServiceError is missing from the table of answers")
 
 
 # The column of the actor's label (audit_log.actor, tokens.actor, count_reports.actor).
