@@ -12,6 +12,7 @@ import pytest
 from limits import parse
 
 from paygkit.server import guard
+from paygkit.server.services.access import KeyCache
 from tests.console.conftest import hidden_fields
 from tests.server.conftest import KEY, STARTING_CODE, Server, snapshot
 from tests.server.test_devices import HEADER, upload
@@ -23,7 +24,7 @@ def _guard(server: Server) -> guard.RequestGuard:
     async def app(_scope: Any, _receive: Any, _send: Any) -> None:
         raise AssertionError("the handler must not run")
 
-    return guard.RequestGuard(app, server.db, guard.Throttle())
+    return guard.RequestGuard(app, server.db, guard.Throttle(), KeyCache())
 
 
 def _call(middleware: guard.RequestGuard, path: str, headers: dict[str, str], chunks: list[bytes]):  # type: ignore[no-untyped-def]

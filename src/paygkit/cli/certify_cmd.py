@@ -50,7 +50,8 @@ from paygkit.certify.sheet import (
     time_needed_text,
     time_summary,
 )
-from paygkit.cli.token_cmd import KEY_ENV, DividerAliasOption, time_divider_of
+from paygkit.cli.commands import KEY_ENV, SUBCOMMANDS
+from paygkit.cli.token_cmd import DividerAliasOption, time_divider_of
 from paygkit.device.host import LinkError, open_link
 from paygkit.token import hide_keys
 
@@ -407,11 +408,7 @@ def certify(
         bool, typer.Option("--list", help="List the cases, what each checks and why, and exit.")
     ] = False,
 ) -> None:
-    """Certify a device: run the test procedure (G1-G12, U1-U3 and the IN, RD, TD, EX, CS,
-    XO, WP and RS suites) through the device protocol, or print it as a sheet with --manual.
-
-    Exit status 0 when no case failed, 1 when one did, 2 when the run could not start.
-    """
+    # The help is SUBCOMMANDS["certify"].help (see `app` below).
     console = Console(highlight=False)
     try:
         cases = select_cases(suite or (), skip or ())
@@ -489,3 +486,8 @@ def certify(
         _write(json_path, report_json(report), console, "JSON report")
     if not report.passed:
         raise typer.Exit(FAILED_EXIT_CODE)
+
+
+# One command: `paygkit.cli.main` loads it as `paygkit certify` when it runs.
+app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+app.command("certify", help=SUBCOMMANDS["certify"].help)(certify)

@@ -29,8 +29,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from paygkit.cli.commands import KEY_ENV, SUBCOMMANDS
 from paygkit.cli.keyfiles import warn_if_in_git_work_tree
-from paygkit.cli.token_cmd import KEY_ENV, DividerAliasOption, time_divider_of
+from paygkit.cli.token_cmd import DividerAliasOption, time_divider_of
 from paygkit.device.firmware import OutcomeKind, TokenOutcome
 from paygkit.device.interpreter import CommandInterpreter
 from paygkit.device.ports import Feedback, FeedbackKind, Led
@@ -53,7 +54,7 @@ PROMPT = "key/command> "
 
 app = typer.Typer(
     name="device",
-    help="A simulated PAYG device: interactive, or served over stdio, TCP or a pty.",
+    help=SUBCOMMANDS["device"].help,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )

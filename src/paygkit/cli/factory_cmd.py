@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from paygkit.cli.commands import FACTORY_PASSWORD_ENV, SUBCOMMANDS
 from paygkit.cli.keyfiles import warn_if_in_git_work_tree
 from paygkit.cli.token_cmd import DividerAliasOption, time_divider_of
 from paygkit.device.host import LinkError
@@ -66,16 +67,12 @@ from paygkit.factory.sealed import (
 from paygkit.token import hide_keys
 
 USAGE_EXIT_CODE = 2
-PASSWORD_ENV = "PAYGKIT_FACTORY_PASSWORD"
+PASSWORD_ENV = FACTORY_PASSWORD_ENV
 PROGRESS_FROM = 5000  # devices; smaller batches are done before a bar would show
 
 app = typer.Typer(
     name="factory",
-    help=(
-        "Factory tools: make device parameters in batches, check device lists, encrypt "
-        "them for transport, and flash devices over the device protocol.\n\n"
-        f"Passwords are read from {PASSWORD_ENV} or asked for; keys are never printed."
-    ),
+    help=SUBCOMMANDS["factory"].help,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )

@@ -6,43 +6,41 @@ never a traceback, and no message ever contains a key.
 
 from __future__ import annotations
 
+import importlib
 import sys
-import time
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
-from typer.core import TyperGroup
+from typer import _click as click  # the click typer is built on (typer vendors it)
+from typer.core import TyperCommand, TyperGroup
 
 from paygkit import __version__
-from paygkit.cli import certify_cmd, device_cmd, factory_cmd, server_cmd, token_cmd
-from paygkit.token import (
-    DecodeResult,
-    DeviceParams,
-    GeneratedToken,
-    TokenError,
-    TokenType,
-    days_text,
-    decode,
-    default_backend,
-    generate,
-    group_digits,
-    hide_keys,
-)
+from paygkit.cli.commands import KEY_ENV, SUBCOMMANDS, Subcommand
 
 USAGE_EXIT_CODE = 2
 
 
 def _fail(message: str, hint: str | None = None) -> None:
     """Print one red line on stderr (no wrapping, no markup from the message)."""
+    from paygkit.token import hide_keys  # on the way out only: it costs the start-up
+
     text = hide_keys(message.strip().replace("\n", " "))
     if hint:
         text += f" ({hint})"
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]Error: {escape(text)}[/]")
+
+
+def _is_token_error(error: Exception) -> bool:
+    """A bad key, count or token given to a command (the token layer's TokenError).
+
+    Looked up only if a command imported the token layer: the root command must
+    not import it for all the commands that never do.
+    """
+    token = sys.modules.get("paygkit.token")
+    return token is not None and isinstance(error, token.TokenError)
 
 
 def _click_failure(error: Exception) -> tuple[str, str | None, int] | None:
@@ -86,7 +84,44 @@ def _help_without_flag_types() -> None:
 _help_without_flag_types()
 
 
-class OneLineErrorGroup(TyperGroup):
+class LazySubcommands(TyperGroup):
+    """A group whose subcommands are imported when one is run, not before.
+
+    `paygkit --help` and `paygkit token ...` would otherwise import the device
+    simulator, the factory, certification and the server (SQLAlchemy, FastAPI)
+    first: most of the start-up time of every command.  The list in the help
+    shows each subcommand's one-line help from `paygkit.cli.commands`.
+    """
+
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*SUBCOMMANDS, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = SUBCOMMANDS.get(cmd_name)
+        if entry is None:
+            return super().get_command(ctx, cmd_name)
+        if self._listing:
+            return TyperCommand(cmd_name, short_help=entry.summary)
+        return _load(cmd_name, entry)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+def _load(name: str, entry: Subcommand) -> click.Command:
+    app = getattr(importlib.import_module(entry.module), entry.attribute)
+    command = typer.main.get_group(app) if entry.group else typer.main.get_command(app)
+    command.name = name
+    return command
+
+
+class OneLineErrorGroup(LazySubcommands):
     """The top-level group: turns input errors into one line and exit status 2."""
 
     def main(
@@ -106,13 +141,13 @@ class OneLineErrorGroup(TyperGroup):
             result = super().main(
                 args, prog_name, complete_var, False, windows_expand_args, **extra
             )
-        except TokenError as error:
-            _fail(str(error))
-            sys.exit(USAGE_EXIT_CODE)
         except typer.Abort:
             _fail("aborted")
             sys.exit(1)
         except Exception as error:
+            if _is_token_error(error):
+                _fail(str(error))
+                sys.exit(USAGE_EXIT_CODE)
             failure = _click_failure(error)
             if failure is None:
                 raise
@@ -133,17 +168,12 @@ app = typer.Typer(
     help=(
         "paygkit: an open toolkit for pay-as-you-go devices built on OpenPAYGO Token.\n\n"
         f"Commands that need a device key read it from --key or from the environment "
-        f"variable {token_cmd.KEY_ENV}; keys are never printed."
+        f"variable {KEY_ENV}; keys are never printed."
     ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(token_cmd.app, name="token")
-app.add_typer(device_cmd.app, name="device")
-app.add_typer(factory_cmd.app, name="factory")
-app.add_typer(server_cmd.app, name="server")
-app.command("certify")(certify_cmd.certify)
 
 
 def _version(value: bool) -> None:
@@ -165,133 +195,3 @@ def main(
     ] = False,
 ) -> None:
     """paygkit: OpenPAYGO Token tools for pay-as-you-go devices."""
-
-
-# --- demo ------------------------------------------------------------------------------------
-
-DEMO_KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
-DEMO_STARTING_CODE = 516959010
-DEMO_SERIAL = "TEST220000001"
-
-
-def _mistype(digits: str) -> str:
-    """The token with one digit in the middle changed, as a typing slip would."""
-    middle = len(digits) // 2
-    return digits[:middle] + str((int(digits[middle]) + 1) % 10) + digits[middle + 1 :]
-
-
-def _result_text(result: DecodeResult) -> str:
-    if result.token_type.carries_value and result.days is not None:
-        return f"{result.token_type.name} {days_text(result.days)}"
-    return result.token_type.name
-
-
-def _counts_text(counts: Sequence[int]) -> str:
-    """'0-4,6': sorted counts with consecutive runs shortened."""
-    runs: list[list[int]] = []
-    for count in sorted(counts):
-        if runs and count == runs[-1][1] + 1:
-            runs[-1][1] = count
-        else:
-            runs.append([count, count])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "-"
-
-
-def _state_text(result: DecodeResult) -> str:
-    return f"last {result.last_count} used {_counts_text(result.used_counts)}"
-
-
-def _short_value(token: GeneratedToken) -> str:
-    if token.days is not None:
-        return days_text(token.days)
-    return str(998 if token.token_type is TokenType.DISABLE_PAYG else 999)
-
-
-@app.command()
-def demo() -> None:
-    """Run a token round trip on the first published test device."""
-    started = time.perf_counter()
-    console = Console(highlight=False)
-    device = DeviceParams.create(DEMO_KEY, DEMO_STARTING_CODE)
-    backend = default_backend()
-
-    plan: list[tuple[TokenType, int | None]] = [
-        (TokenType.ADD_TIME, 7),
-        (TokenType.SET_TIME, 30),
-        (TokenType.ADD_TIME, 1),
-        (TokenType.DISABLE_PAYG, None),
-        (TokenType.COUNTER_SYNC, None),
-    ]
-    # The server: each token is made from the count of the previous one.
-    made: list[GeneratedToken] = []
-    count = 1
-    for token_type, days in plan:
-        token = generate(device, count=count, token_type=token_type, days=days, backend=backend)
-        made.append(token)
-        count = token.count
-
-    # The device: each token is entered in order on its stored counter state.
-    last_count = 1
-    used_counts: tuple[int, ...] = ()
-    rows: list[tuple[str, str, str, str, str, DecodeResult]] = []
-    for number, token in enumerate(made, start=1):
-        result = decode(
-            device, token.grouped, last_count=last_count, used_counts=used_counts, backend=backend
-        )
-        last_count, used_counts = result.last_count, result.used_counts
-        rows.append(
-            (
-                str(number),
-                token.grouped,
-                token.token_type.label,
-                _short_value(token),
-                str(token.count),
-                result,
-            )
-        )
-    # Re-entering the first token, then the third one with a typing slip.
-    old = made[0]
-    again = decode(device, old.grouped, last_count=last_count, used_counts=used_counts)
-    rows.append(("", old.grouped, "#1 again", "", str(old.count), again))
-    slip_digits = _mistype(made[2].digits)
-    slip = decode(device, slip_digits, last_count=last_count, used_counts=used_counts)
-    rows.append(("", group_digits(slip_digits), "#3 mistyped", "", "", slip))
-    elapsed_ms = (time.perf_counter() - started) * 1000
-
-    console.print(
-        f"[bold]paygkit demo[/]: device {DEMO_SERIAL}, starting code "
-        f"{group_digits(f'{DEMO_STARTING_CODE:09d}')}, time divider 1; "
-        "server and device both start at count 1. Tokens are made in order, then "
-        "entered on the device in order."
-    )
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
-    table.add_column("#", justify="right")
-    table.add_column("Token", no_wrap=True, style="bold")
-    table.add_column("Type")
-    table.add_column("Value")
-    table.add_column("Count", justify="right")
-    table.add_column("Device result")
-    table.add_column("Device state")
-    for label, grouped, type_label, value, token_count, result in rows:
-        style = "green" if result.accepted else "red"
-        table.add_row(
-            label,
-            grouped,
-            type_label,
-            value,
-            token_count,
-            f"[{style}]{escape(_result_text(result))}[/]",
-            _state_text(result),
-        )
-    console.print()
-    console.print(table)
-    console.print("Device state: the last count and used counts the device stores afterwards.")
-    console.print(
-        f"Chain backend: [bold]{backend.name}[/] (paygkit.token.default_backend()); "
-        f"{len(made) + 2} decodes and {len(made)} tokens in {elapsed_ms:.1f} ms"
-    )
-    console.print(
-        "See how a token is made (this is the published test key, not a secret): "
-        f"paygkit token explain --key {DEMO_KEY} --starting-code {DEMO_STARTING_CODE} "
-        "--count 1 --units 1"
-    )

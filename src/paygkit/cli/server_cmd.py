@@ -41,6 +41,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from paygkit.cli.commands import SUBCOMMANDS
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -57,10 +59,7 @@ DEFAULT_TENANT = "default"
 
 app = typer.Typer(
     name="server",
-    help=(
-        "The token server: devices, tokens, payments, roles and audit over HTTP. "
-        "SQLite (./paygkit.db) by default, PostgreSQL with --database or PAYGKIT_DATABASE_URL."
-    ),
+    help=SUBCOMMANDS["server"].help,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )

@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from paygkit.cli.commands import KEY_ENV, SUBCOMMANDS
 from paygkit.token import (
     DecodeResult,
     DeviceParams,
@@ -32,16 +33,9 @@ from paygkit.token import (
     generate,
 )
 
-KEY_ENV = "PAYGKIT_KEY"
-
 app = typer.Typer(
     name="token",
-    help=(
-        "Generate, decode and explain OpenPAYGO Tokens.\n\n"
-        f"The device key can be given with --key or, better, in the environment "
-        f"variable {KEY_ENV}, so that it stays out of shell history and process "
-        "lists. The key is never printed."
-    ),
+    help=SUBCOMMANDS["token"].help,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )

@@ -72,7 +72,11 @@ def create_app(
     app.mount(console.STATIC_PATH, console.static_files(), name=console.STATIC_NAME)
     # Outermost: limits, throttling and authentication before any body is read.
     app.add_middleware(
-        guard.RequestGuard, db=database, throttle=app.state.paygkit_throttle, clock=clock
+        guard.RequestGuard,
+        db=database,
+        throttle=app.state.paygkit_throttle,
+        keys=context.keys,
+        clock=clock,
     )
     guard.install_access_log_redaction()
     return app

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from paygkit.server.crypto import Keyring
 from paygkit.server.db import Database
+from paygkit.server.services.access import KeyCache
 
 Clock = Callable[[], dt.datetime]
 
@@ -24,6 +25,8 @@ class ServerContext:
     db: Database
     keyring: Keyring
     clock: Clock
+    # The API keys read valid in the last second, shared by the guard and the handlers.
+    keys: KeyCache = field(default_factory=KeyCache)
 
 
 def server_context(request: Request) -> ServerContext:

@@ -33,7 +33,6 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import cookie_parser
 
-from paygkit.server.crypto import hash_api_key
 from paygkit.server.db import Database
 from paygkit.server.services import access, sessions
 from paygkit.server.services.common import ServiceError
@@ -169,27 +168,21 @@ class _TooLargeError(Exception):
     pass
 
 
-# A key seen valid this recently is let through to its handler without another
-# database read here; the handler checks it again in its own transaction, so a
-# revoked key still changes nothing, and after this long it is not read either.
-AUTHENTICATED_FOR_SECONDS = 1.0
-_MAX_REMEMBERED_KEYS = 4096
-
-
 class RequestGuard:
     def __init__(
         self,
         app: ASGIApp,
         db: Database,
         throttle: Throttle,
+        keys: access.KeyCache,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.app = app
         self.db = db
         self.throttle = throttle
+        # Shared with the handlers: a key read valid here is not read again there.
+        self.keys = keys
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        # hash of a key -> monotonic time until which it counts as authenticated
-        self._recent: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -248,7 +241,8 @@ class RequestGuard:
             )
             await send({"type": "http.response.body", "body": b""})
             return
-        if not console and path not in _PUBLIC and not await self._authenticated(presented):
+        refusal = None if console or path in _PUBLIC else await self._refusal(presented)
+        if refusal is not None:
             if presented:
                 self.throttle.failed(address)
             await _send_json(
@@ -256,8 +250,8 @@ class RequestGuard:
                 401,
                 _error(
                     "unauthorized",
-                    "no API key given" if not presented else "the API key is not known",
-                    "send 'Authorization: Bearer <key>'; nothing was read or changed",
+                    refusal.message,
+                    f"{refusal.fix or 'check the key'}; nothing was read or changed",
                 ),
             )
             return
@@ -283,29 +277,20 @@ class RequestGuard:
 
         return await run_in_threadpool(check)
 
-    async def _authenticated(self, presented: str | None) -> bool:
-        if not presented:
-            return False
-        digest = hash_api_key(presented) if len(presented) <= 256 and presented.isascii() else ""
-        now = time.monotonic()
-        if self._recent.get(digest, 0.0) > now:
-            return True
+    async def _refusal(self, presented: str | None) -> ServiceError | None:
+        """Why the presented key may not act (unknown, revoked, none), or None."""
+        if presented and self.keys.cached(presented) is not None:
+            return None
 
-        def check() -> bool:
+        def check() -> ServiceError | None:
             try:
                 with self.db.read() as session:
-                    access.authenticate(session, presented)
-            except ServiceError:
-                return False
-            return True
+                    self.keys.authenticate(session, presented)
+            except ServiceError as refused:
+                return refused
+            return None
 
-        if not await run_in_threadpool(check):
-            return False
-        if len(self._recent) >= _MAX_REMEMBERED_KEYS:
-            self._recent = {k: t for k, t in self._recent.items() if t > now}
-        if digest and len(self._recent) < _MAX_REMEMBERED_KEYS:
-            self._recent[digest] = now + AUTHENTICATED_FOR_SECONDS
-        return True
+        return await run_in_threadpool(check)
 
 
 def _too_large(limit: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -132,6 +133,40 @@ class Device(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+@dataclass(slots=True)
+class DeviceRow:
+    """A row of `devices` as a plain value, for the token issue path (see
+    `paygkit.server.plain`): the same fields as `Device`, no ORM state."""
+
+    id: int
+    tenant_id: int
+    serial: str
+    starting_code: int
+    key_sealed: bytes
+    key_version: int
+    time_divider: int
+    restricted: bool
+    hardware_model: str
+    version: str
+    test_code: str | None
+    account: str | None
+    decode_window: int
+    last_count_issued: int
+    last_count_reported: int
+    count_reported_at: dt.datetime | None
+    payg_enabled: bool
+    active_until: dt.datetime | None
+    furthest_until: dt.datetime | None
+    price_per_day: str | None
+    currency: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+# What reads a device's fields takes either form.
+AnyDevice = Device | DeviceRow
+
+
 class ModelTariff(Base):
     __tablename__ = "model_tariffs"
     __table_args__ = (UniqueConstraint("tenant_id", "hardware_model"),)
@@ -168,6 +203,28 @@ class TokenRecord(Base):
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A row of `tokens` just inserted, as a plain value: the issue path makes no ORM objects
+    (their instrumentation cost more than the statements)."""
+
+    id: int
+    device_id: int
+    count: int | None
+    token_count: int
+    count_before: int
+    count_after: int
+    token_type: str
+    units: int | None
+    token: str
+    request_id: str
+    source: str
+    actor: str
+    api_key_id: int | None
+    payment_id: int | None
+    created_at: dt.datetime
 
 
 class IdempotencyRecord(Base):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from paygkit.server.api.params import AfterId, IdPath, Limit, SearchQuery
 from paygkit.server.api.schemas import ApiKeyCreate
 from paygkit.server.api.transactions import reading, writing
+from paygkit.server.context import server_context
 from paygkit.server.services import access, audit
 
 router = APIRouter(tags=["access"])
@@ -33,7 +34,10 @@ def create_api_key(request: Request, body: ApiKeyCreate) -> dict[str, Any]:
 @router.delete("/api-keys/{key_id}")
 def revoke_api_key(request: Request, key_id: IdPath) -> dict[str, Any]:
     with writing(request) as (session, actor, now):
-        return access.api_key_view(access.revoke_api_key(session, actor, key_id, now))
+        revoked = access.api_key_view(access.revoke_api_key(session, actor, key_id, now))
+    # After the commit: a request in between must not read the key valid again.
+    server_context(request).keys.forget()
+    return revoked
 
 
 @router.get("/audit")

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from paygkit.server.context import server_context
-from paygkit.server.services import access
 from paygkit.server.services.common import Actor, UnauthorizedError
 
 
@@ -32,7 +31,7 @@ def presented_key(request: Request) -> str | None:
 def writing(request: Request) -> Iterator[tuple[Session, Actor, dt.datetime]]:
     context = server_context(request)
     with context.db.write() as session:
-        actor = access.authenticate(session, presented_key(request))
+        actor = context.keys.authenticate(session, presented_key(request))
         yield session, actor, context.clock()
 
 
@@ -40,7 +39,7 @@ def writing(request: Request) -> Iterator[tuple[Session, Actor, dt.datetime]]:
 def reading(request: Request) -> Iterator[tuple[Session, Actor, dt.datetime]]:
     context = server_context(request)
     with context.db.read() as session:
-        actor = access.authenticate(session, presented_key(request))
+        actor = context.keys.authenticate(session, presented_key(request))
         yield session, actor, context.clock()
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from paygkit.server.crypto import hash_api_key
@@ -139,6 +142,12 @@ def revoke_api_key(session: Session, actor: Actor, key_id: int, now: dt.datetime
 
 
 def authenticate(session: Session, presented: str | None) -> Actor:
+    """The actor of the presented key, read from the database now (see `KeyCache`)."""
+    return _actor_of_digest(session, _checked_digest(presented))
+
+
+def _checked_digest(presented: str | None) -> str | None:
+    """The stored form of a presented key; None when it cannot be a key at all."""
     if not presented:
         raise UnauthorizedError(
             "no API key given",
@@ -146,13 +155,84 @@ def authenticate(session: Session, presented: str | None) -> Actor:
         )
     # A key is short printable ASCII: anything else is not one (and is not hashed).
     if len(presented) > MAX_PRESENTED_KEY or not presented.isascii():
-        record = None
-    else:
-        record = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(presented)))
-    if record is None:
+        return None
+    return hash_api_key(presented)
+
+
+_KEYS = ApiKey.__table__.c
+_KEY_BY_HASH = select(_KEYS.id, _KEYS.tenant_id, _KEYS.name, _KEYS.role, _KEYS.revoked_at).where(
+    _KEYS.key_hash == bindparam("key_hash")
+)
+
+
+def _actor_of_digest(session: Session, digest: str | None) -> Actor:
+    row = None
+    if digest is not None:
+        row = session.connection().execute(_KEY_BY_HASH, {"key_hash": digest}).first()
+    if row is None:
         raise UnauthorizedError("the API key is not known", "check the key, or create a new one")
-    if record.revoked_at is not None:
+    if row.revoked_at is not None:
         raise UnauthorizedError("the API key was revoked", "ask an admin for a new key")
-    return Actor(
-        tenant_id=record.tenant_id, name=record.name, role=Role(record.role), api_key_id=record.id
-    )
+    return Actor(tenant_id=row.tenant_id, name=row.name, role=Role(row.role), api_key_id=row.id)
+
+
+# How long a key read valid from the database is taken without reading it again: a
+# key revoked by another process (the CLI, another server process) stops working
+# within this time; in this process `KeyCache.forget` makes it at once.
+KEY_CACHE_SECONDS = 1.0
+_MAX_CACHED_KEYS = 4096
+
+
+class KeyCache:
+    """API keys read valid in the last `KEY_CACHE_SECONDS`, per process.
+
+    Every request presents its key, and reading it took a statement of its own
+    per request (two: the guard's and the handler's).  Only valid keys are kept,
+    by their hash; an unknown key is read every time (and throttled by the guard).
+    """
+
+    def __init__(
+        self, seconds: float = KEY_CACHE_SECONDS, ticks: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self.ticks = ticks
+        self._valid: dict[str, tuple[float, Actor]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, presented: str | None) -> Actor | None:
+        """The actor of a key read valid recently, without reading the database."""
+        if not presented:
+            return None
+        digest = _checked_digest(presented)
+        if digest is None:
+            return None
+        entry = self._valid.get(digest)
+        if entry is None or entry[0] <= self.ticks():
+            return None
+        return entry[1]
+
+    def authenticate(self, session: Session, presented: str | None) -> Actor:
+        """As `authenticate`, from the cache when the key was read valid recently."""
+        digest = _checked_digest(presented)
+        if digest is not None:
+            entry = self._valid.get(digest)
+            now = self.ticks()
+            if entry is not None and entry[0] > now:
+                return entry[1]
+        actor = _actor_of_digest(session, digest)
+        assert digest is not None  # no digest is never a valid key
+        self._remember(digest, actor)
+        return actor
+
+    def _remember(self, digest: str, actor: Actor) -> None:
+        now = self.ticks()
+        with self._lock:
+            if len(self._valid) >= _MAX_CACHED_KEYS:
+                self._valid = {d: e for d, e in self._valid.items() if e[0] > now}
+            if len(self._valid) < _MAX_CACHED_KEYS:
+                self._valid[digest] = (now + self.seconds, actor)
+
+    def forget(self) -> None:
+        """Drop every cached key (after a revocation in this process)."""
+        with self._lock:
+            self._valid = {}

@@ -6,11 +6,13 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.orm import Session
 
 from paygkit.server.models import AuditEntry, Role
+from paygkit.server.plain import PlainStatement
 
 T = TypeVar("T")
 
@@ -197,15 +199,28 @@ def audit(
     now: dt.datetime,
     **details: Any,
 ) -> None:
-    """Append one entry to the audit log (never a key in `details`)."""
-    session.add(
-        AuditEntry(
-            tenant_id=actor.tenant_id,
-            at=now,
-            actor=actor.label,
-            api_key_id=actor.api_key_id,
-            action=action,
-            target=target,
-            details=json.dumps(details, sort_keys=True, default=str),
-        )
+    """Append one entry to the audit log (never a key in `details`).
+
+    Written at once, in the caller's transaction, by a plain statement
+    (`paygkit.server.plain`): every token issued writes one.
+    """
+    _AUDIT_INSERT.run(
+        session.connection(),
+        {
+            "tenant_id": actor.tenant_id,
+            "at": now,
+            "actor": actor.label,
+            "api_key_id": actor.api_key_id,
+            "action": action,
+            "target": target,
+            "details": json.dumps(details, sort_keys=True, default=str),
+        },
     )
+
+
+_AUDIT_TABLE = cast(Table, AuditEntry.__table__)
+_AUDIT_INSERT = PlainStatement(
+    insert(_AUDIT_TABLE).values(
+        {c.key: bindparam(c.key) for c in _AUDIT_TABLE.columns if c.key != "id"}
+    )
+)

@@ -17,7 +17,7 @@ from paygkit.device.serial_number import SERIAL_RULE, is_serial_number
 from paygkit.factory.devicelist import COLUMNS as CSV_HEADER
 from paygkit.factory.devicelist import bad_test_code
 from paygkit.server.crypto import Keyring
-from paygkit.server.models import Device, ModelTariff
+from paygkit.server.models import AnyDevice, Device, ModelTariff
 from paygkit.server.services import bounds
 from paygkit.server.services.common import (
     Actor,
@@ -193,11 +193,16 @@ def create_device(
     return device
 
 
+def could_be_stored_serial(serial: str) -> bool:
+    """False for what no stored serial looks like: the database need not be asked."""
+    return len(serial) <= bounds.SERIAL_LENGTH and not bounds.text_problem(serial)
+
+
 def find_device(
     session: Session, tenant_id: int, serial: str, *, lock: bool = False
 ) -> Device | None:
-    if len(serial) > bounds.SERIAL_LENGTH or bounds.text_problem(serial):
-        return None  # no stored serial looks like that; the database need not be asked
+    if not could_be_stored_serial(serial):
+        return None
     query = select(Device).where(Device.tenant_id == tenant_id, Device.serial == serial)
     if lock:
         # FOR UPDATE on PostgreSQL; SQLite's writing transactions hold the database lock.
@@ -274,7 +279,7 @@ def count_devices(session: Session, tenant_id: int) -> int:
     )
 
 
-def device_params(device: Device, keyring: Keyring) -> DeviceParams:
+def device_params(device: AnyDevice, keyring: Keyring) -> DeviceParams:
     key = keyring.open(device.serial, device.key_sealed, device.key_version)
     return DeviceParams(
         key=key,
@@ -377,7 +382,7 @@ def list_model_tariffs(session: Session, actor: Actor) -> list[ModelTariff]:
     )
 
 
-def tariff_for(session: Session, device: Device) -> tuple[Decimal, str] | None:
+def tariff_for(session: Session, device: AnyDevice) -> tuple[Decimal, str] | None:
     """(price per day, currency): the device's own, else its model's, else None."""
     if device.price_per_day is not None and device.currency is not None:
         return Decimal(device.price_per_day), device.currency
@@ -440,7 +445,7 @@ def export_keys_csv(session: Session, actor: Actor, keyring: Keyring, now: dt.da
     return out.getvalue()
 
 
-def device_view(device: Device, now: dt.datetime | None = None) -> dict[str, Any]:
+def device_view(device: AnyDevice, now: dt.datetime | None = None) -> dict[str, Any]:
     """What the API shows of a device: never its key."""
     view: dict[str, Any] = {
         "serial": device.serial,

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from paygkit.server.crypto import Keyring
-from paygkit.server.models import Device, Payment, TokenRecord
+from paygkit.server.models import AnyDevice, Device, Payment, TokenRecord
 from paygkit.server.services import bounds
 from paygkit.server.services.common import (
     Actor,
@@ -35,16 +35,17 @@ from paygkit.server.services.devices import (
     check_currency,
     check_serial_reference,
     device_view,
-    find_device,
-    get_device,
     parse_money,
     tariff_for,
 )
 from paygkit.server.services.tokens import (
     IssueKind,
     IssueSpec,
+    IssueTarget,
     _make_tokens,
     days_of_units,
+    find_for_issue,
+    lock_for_issue,
     token_view,
 )
 from paygkit.token import number_text, plural, units_duration_text
@@ -209,29 +210,30 @@ def _too_little(amount: Decimal, price: Decimal, currency: str, time_divider: in
     )
 
 
-def _match(session: Session, tenant_id: int, data: PaymentInput) -> tuple[Device | None, str]:
+def _match(session: Session, tenant_id: int, data: PaymentInput) -> tuple[IssueTarget | None, str]:
+    """The device the payment is for, its row locked for issuing; else why none."""
     if data.serial is not None:
-        device = find_device(session, tenant_id, data.serial, lock=True)
-        if device is None:
+        target = find_for_issue(session, tenant_id, data.serial)
+        if target is None:
             return None, f"no device has serial {data.serial}"
-        if data.account is not None and device.account != data.account:
+        if data.account is not None and target.device.account != data.account:
             return None, f"device {data.serial} does not belong to account {data.account}"
-        return device, ""
-    devices = list(
+        return target, ""
+    serials = list(
         session.scalars(
-            select(Device)
+            select(Device.serial)
             .where(Device.tenant_id == tenant_id, Device.account == data.account)
             .limit(5)
         )
     )
-    if not devices:
+    if not serials:
         return None, f"no device has account {data.account}"
-    if len(devices) > 1:
+    if len(serials) > 1:
         return None, f"several devices have account {data.account}; choose one"
-    return find_device(session, tenant_id, devices[0].serial, lock=True), ""
+    return find_for_issue(session, tenant_id, serials[0]), ""
 
 
-def _price(session: Session, device: Device, currency: str) -> tuple[Decimal | None, str]:
+def _price(session: Session, device: AnyDevice, currency: str) -> tuple[Decimal | None, str]:
     tariff = tariff_for(session, device)
     if tariff is None:
         return None, (
@@ -248,18 +250,19 @@ def _apply(
     actor: Actor,
     keyring: Keyring,
     payment: Payment,
-    device: Device,
+    target: IssueTarget,
     price: Decimal,
     now: dt.datetime,
 ) -> tuple[list[str], dict[str, Any]]:
     """Issue the payment's tokens: (warnings, what the money bought)."""
+    device = target.device
     worth = payment_worth(Decimal(payment.amount), price, payment.currency, device.time_divider)
     units = worth["units"]
     records, warnings = _make_tokens(
         session,
         actor,
         keyring,
-        device,
+        target,
         IssueSpec(IssueKind.ADD_DAYS, units=units),
         now,
         source="payment",
@@ -314,7 +317,8 @@ def record_payment(
     )
     session.add(payment)
     session.flush()  # the unique (provider, transaction id) is checked here
-    device, reason = _match(session, actor.tenant_id, data)
+    target, reason = _match(session, actor.tenant_id, data)
+    device = None if target is None else target.device
     price = None
     if device is not None:
         price, reason = _price(session, device, data.currency)
@@ -325,7 +329,8 @@ def record_payment(
         if _units_for(Decimal(data.amount), price, device.time_divider) == 0:
             reason = _too_little(Decimal(data.amount), price, data.currency, device.time_divider)
         else:
-            warnings, worth = _apply(session, actor, keyring, payment, device, price, now)
+            assert target is not None
+            warnings, worth = _apply(session, actor, keyring, payment, target, price, now)
     if payment.status == "orphan":
         payment.orphan_reason = reason
         payment.device_id = device.id if device is not None else None
@@ -365,7 +370,8 @@ def apply_orphan(
         raise NotFoundError(f"no payment with id {payment_id}", "see the orphan payments")
     if payment.status != "orphan":
         raise ConflictError(f"payment {payment_id} is already applied", "a payment gives time once")
-    device = get_device(session, actor, serial, lock=True)
+    target = lock_for_issue(session, actor, serial)
+    device = target.device
     price, reason = _price(session, device, payment.currency)
     if price is None:
         raise InvalidError(
@@ -379,7 +385,7 @@ def apply_orphan(
             "settle this payment outside the server (refund it, or give the time with the "
             "customer's next payment); it stays in the orphan queue",
         )
-    warnings, worth = _apply(session, actor, keyring, payment, device, price, now)
+    warnings, worth = _apply(session, actor, keyring, payment, target, price, now)
     audit(session, actor, "payment.apply", f"payment:{payment.id}", now, serial=serial)
     return payment_body(session, payment, replayed=False, warnings=warnings, time=worth)
 

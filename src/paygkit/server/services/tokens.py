@@ -13,30 +13,38 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import math
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from paygkit.server.crypto import Keyring
-from paygkit.server.models import Device, TokenRecord
+from paygkit.server.models import AnyDevice, Device, DeviceRow, IssuedToken, Tenant, TokenRecord
+from paygkit.server.plain import PlainStatement
 from paygkit.server.services import bounds, idempotency
 from paygkit.server.services.common import (
     Actor,
     ConflictError,
     InvalidError,
+    NotFoundError,
     allowed,
     audit,
     iso,
     require,
 )
-from paygkit.server.services.devices import device_params, device_view, get_device
-from paygkit.server.services.webhooks import enqueue_token
+from paygkit.server.services.devices import (
+    could_be_stored_serial,
+    device_params,
+    device_view,
+    get_device,
+)
+from paygkit.server.services.webhooks import WebhookTarget, enqueue_token
 from paygkit.token import (
     MAX_ACTIVATION_UNITS,
     DecodeWindows,
@@ -222,40 +230,57 @@ def _minimum_days(time_divider: int) -> str:
     return number_text(Fraction(1, time_divider), 6)
 
 
-def explain(device: Device, spec: IssueSpec, now: dt.datetime) -> dict[str, Any] | None:
+def explain(device: AnyDevice, spec: IssueSpec, now: dt.datetime) -> dict[str, Any] | None:
     """What the request is worth in the device's time units, rounding shown.
 
     e.g. "0.3 days = 1.2 units at 4 units a day, rounded to 1 unit = 6 h".  None for
     the tokens that carry no time (disable_payg, counter_sync).
     """
     divider = device.time_divider
-    per_day = f"at {plural(divider, 'unit')} a day"
-    asked: str | None = None
     if spec.kind is IssueKind.ADD_DAYS and spec.units is not None:
-        units, exact, lead = spec.units, Fraction(spec.units), ""
-    elif spec.kind in (IssueKind.ADD_DAYS, IssueKind.SET_DAYS):
-        days = _days_asked(spec)
-        exact = Fraction(days) * divider
-        units = days_to_units(days, divider)
-        asked = plural(format(days.normalize(), "f"), "day")
-        lead = asked + (" from now" if spec.kind is IssueKind.SET_DAYS else "")
-    elif spec.kind is IssueKind.ACTIVE_UNTIL:
+        return dict(_worth_of_units(spec.units, divider))
+    if spec.kind in (IssueKind.ADD_DAYS, IssueKind.SET_DAYS):
+        return dict(_worth_of_days(spec.kind, _days_asked(spec), divider))
+    if spec.kind is IssueKind.ACTIVE_UNTIL:
         assert spec.until is not None
         start, adds = _until_start(device, spec.until, now)
         gap = max(spec.until - start, dt.timedelta(0))
-        exact = max(Fraction(0), _exact_units(gap, divider))
-        units = _ceil_units(gap, divider)
         asked = f"until {_when(spec.until)}"
         since = f"after {_when(start)}, the furthest date issued" if adds else "from now"
-        lead = f"{asked}: {_span(gap)} {since}"
-    else:
-        return None
+        return _worth(
+            f"{asked}: {_span(gap)} {since}",
+            asked,
+            max(Fraction(0), _exact_units(gap, divider)),
+            _ceil_units(gap, divider),
+            divider,
+            rounding="rounded up",
+        )
+    return None
+
+
+# The worth of a number of days or units is the same text every time (and most requests
+# ask for one of a few amounts): made once.  Callers get a copy.
+@functools.lru_cache(maxsize=1024)
+def _worth_of_units(units: int, divider: int) -> dict[str, Any]:
+    return _worth("", None, Fraction(units), units, divider, rounding="rounded")
+
+
+@functools.lru_cache(maxsize=1024)
+def _worth_of_days(kind: IssueKind, days: Decimal, divider: int) -> dict[str, Any]:
+    asked = plural(format(days.normalize(), "f"), "day")
+    lead = asked + (" from now" if kind is IssueKind.SET_DAYS else "")
+    exact = Fraction(days) * divider
+    return _worth(lead, asked, exact, days_to_units(days, divider), divider, rounding="rounded")
+
+
+def _worth(
+    lead: str, asked: str | None, exact: Fraction, units: int, divider: int, *, rounding: str
+) -> dict[str, Any]:
     text = f"{lead} = " if lead else ""
-    text += f"{plural(number_text(exact), 'unit')} {per_day}"
+    text += f"{plural(number_text(exact), 'unit')} at {plural(divider, 'unit')} a day"
     rounded = exact != units
     if rounded:
-        way = "rounded up" if spec.kind is IssueKind.ACTIVE_UNTIL else "rounded"
-        text += f", {way} to {plural(units, 'unit')}"
+        text += f", {rounding} to {plural(units, 'unit')}"
     text += f" = {units_duration_text(units, divider)}"
     return {
         "requested": asked,
@@ -280,7 +305,9 @@ def _span(gap: dt.timedelta) -> str:
     return seconds_duration_text(seconds) if seconds > 0 else "0 min"
 
 
-def _until_start(device: Device, target: dt.datetime, now: dt.datetime) -> tuple[dt.datetime, bool]:
+def _until_start(
+    device: AnyDevice, target: dt.datetime, now: dt.datetime
+) -> tuple[dt.datetime, bool]:
     """Where active_until counts from, and whether it adds time (else: Set Time from now).
 
     As the reference server: Add Time when the date is beyond the furthest date the
@@ -293,7 +320,7 @@ def _until_start(device: Device, target: dt.datetime, now: dt.datetime) -> tuple
     return now, False
 
 
-def _refuse_worthless(device: Device, spec: IssueSpec, units: int, now: dt.datetime) -> None:
+def _refuse_worthless(device: AnyDevice, spec: IssueSpec, units: int, now: dt.datetime) -> None:
     """A token worth 0 units still uses up a count; Set Time 0 locks the customer out."""
     if units > 0 or spec.lock:
         return
@@ -324,7 +351,7 @@ def _refuse_worthless(device: Device, spec: IssueSpec, units: int, now: dt.datet
 
 
 def plan_tokens(
-    device: Device, spec: IssueSpec, now: dt.datetime
+    device: AnyDevice, spec: IssueSpec, now: dt.datetime
 ) -> list[tuple[TokenType, int | None]]:
     """The tokens (type, units) that carry out the request, in the order to enter them.
 
@@ -357,7 +384,7 @@ def plan_tokens(
     return _set_then_add(units)
 
 
-def _apply_to_state(device: Device, token: GeneratedToken, now: dt.datetime) -> None:
+def _apply_to_state(device: AnyDevice, token: GeneratedToken, now: dt.datetime) -> None:
     """The device's expected state once the token is entered."""
     step = unit_length(device.time_divider)
     if token.token_type is TokenType.ADD_TIME:
@@ -379,7 +406,7 @@ def days_of_units(units: int | None, time_divider: int) -> str | None:
     return None if units is None else days_number(Fraction(units, time_divider))
 
 
-def token_view(record: TokenRecord, time_divider: int) -> dict[str, Any]:
+def token_view(record: TokenRecord | IssuedToken, time_divider: int) -> dict[str, Any]:
     digits = record.token
     return {
         "id": record.id,
@@ -401,7 +428,7 @@ def token_view(record: TokenRecord, time_divider: int) -> dict[str, Any]:
 
 
 def _window_warnings(
-    device: Device, final_count: int, counter_sync: bool, policy: WindowPolicy
+    device: AnyDevice, final_count: int, counter_sync: bool, policy: WindowPolicy
 ) -> list[str]:
     window = COUNTER_SYNC_WINDOW if counter_sync else device.decode_window
     ahead = final_count - device.last_count_reported
@@ -442,7 +469,8 @@ def issue_tokens(
 ) -> IssueOutcome:
     spec.check()
     authorize(actor, spec)
-    device = get_device(session, actor, serial, lock=True)
+    target = lock_for_issue(session, actor, serial)
+    device = target.device
     print_ = ""
     if idempotency_key is not None:
         print_ = idempotency.fingerprint("tokens.issue", serial, spec.to_json())
@@ -454,7 +482,7 @@ def issue_tokens(
     # Explained before the tokens move the device's furthest date (active_until).
     worth = explain(device, spec, now)
     records, warnings = _make_tokens(
-        session, actor, keyring, device, spec, now, source=source, payment_id=payment_id
+        session, actor, keyring, target, spec, now, source=source, payment_id=payment_id
     )
     body = {
         "serial": device.serial,
@@ -470,18 +498,83 @@ def issue_tokens(
     return IssueOutcome(201, body)
 
 
+_DEVICES = cast(Table, Device.__table__)
+_TOKENS = cast(Table, TokenRecord.__table__)
+_TENANTS = cast(Table, Tenant.__table__)
+_DEVICE_FIELDS = tuple(column.key for column in _DEVICES.columns)
+_LOCK_FOR_ISSUE = PlainStatement(
+    select(_DEVICES, _TENANTS.c.name, _TENANTS.c.webhook_url)
+    .join_from(_DEVICES, _TENANTS, _DEVICES.c.tenant_id == _TENANTS.c.id)
+    .where(_DEVICES.c.tenant_id == bindparam("tenant_id"), _DEVICES.c.serial == bindparam("serial"))
+    # FOR UPDATE OF devices on PostgreSQL; SQLite's writing transaction holds the lock.
+    .with_for_update(of=_DEVICES)
+)
+_RECORD_TOKEN = PlainStatement(
+    insert(_TOKENS)
+    .values({column.key: bindparam(column.key) for column in _TOKENS.columns if column.key != "id"})
+    .returning(_TOKENS.c.id)
+)
+_MOVE_DEVICE = PlainStatement(
+    update(_DEVICES)
+    .where(_DEVICES.c.id == bindparam("device_id"))
+    .values(
+        last_count_issued=bindparam("last_count_issued"),
+        active_until=bindparam("active_until"),
+        furthest_until=bindparam("furthest_until"),
+        payg_enabled=bindparam("payg_enabled"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IssueTarget:
+    """A device whose row is locked for issuing, and where its tokens are announced.
+
+    `device` is a plain copy of the row: the issue path reads and writes it with
+    plain statements (`paygkit.server.plain`), not through the ORM.
+    """
+
+    device: DeviceRow
+    webhook: WebhookTarget
+
+
+def lock_for_issue(session: Session, actor: Actor, serial: str) -> IssueTarget:
+    """The actor's device `serial`, its row locked until the transaction ends."""
+    require(actor, "read")
+    target = find_for_issue(session, actor.tenant_id, serial)
+    if target is None:
+        raise NotFoundError(
+            f"no device with serial {serial!r}"[:200],
+            "check the serial, or import the device list",
+        )
+    return target
+
+
+def find_for_issue(session: Session, tenant_id: int, serial: str) -> IssueTarget | None:
+    if not could_be_stored_serial(serial):
+        return None
+    row = _LOCK_FOR_ISSUE.first(session.connection(), {"tenant_id": tenant_id, "serial": serial})
+    if row is None:
+        return None
+    *fields, tenant_name, webhook_url = row
+    device = DeviceRow(**dict(zip(_DEVICE_FIELDS, fields, strict=True)))
+    return IssueTarget(device, WebhookTarget(tenant_name, webhook_url))
+
+
 def _make_tokens(
     session: Session,
     actor: Actor,
     keyring: Keyring,
-    device: Device,
+    target: IssueTarget,
     spec: IssueSpec,
     now: dt.datetime,
     *,
     source: str,
     payment_id: int | None,
-) -> tuple[list[TokenRecord], list[str]]:
+) -> tuple[list[IssuedToken], list[str]]:
     """Make, record and apply the tokens of `spec` for a locked device."""
+    device = target.device
     plan = plan_tokens(device, spec, now)
     _check_tokens_needed(len(plan))  # the plan's own check, kept as a guard before any token
     params = device_params(device, keyring)
@@ -513,33 +606,54 @@ def _make_tokens(
             device, count, spec.kind is IssueKind.COUNTER_SYNC, spec.on_window
         )
 
+    rows = [
+        {
+            "device_id": device.id,
+            "count": unique_count,
+            "token_count": token.count,
+            "count_before": before,
+            "count_after": after,
+            "token_type": token.token_type.value,
+            "units": token.units,
+            "token": token.digits,
+            "request_id": request_id,
+            "source": source,
+            "actor": actor.label,
+            "api_key_id": actor.api_key_id,
+            "payment_id": payment_id,
+            "created_at": now,
+        }
+        for token, before, after, unique_count in made
+    ]
+    connection = session.connection()
     records = []
-    for token, before, after, unique_count in made:
-        record = TokenRecord(
-            device_id=device.id,
-            count=unique_count,
-            token_count=token.count,
-            count_before=before,
-            count_after=after,
-            token_type=token.token_type.value,
-            units=token.units,
-            token=token.digits,
-            request_id=request_id,
-            source=source,
-            actor=actor.label,
-            api_key_id=actor.api_key_id,
-            payment_id=payment_id,
-            created_at=now,
-        )
-        session.add(record)
-        records.append(record)
-        if not spec.reset:
+    for row in rows:
+        # UNIQUE(device_id, count) refuses a count recorded twice, whatever the lock did.
+        inserted = _RECORD_TOKEN.first(connection, row)
+        assert inserted is not None
+        records.append(IssuedToken(id=inserted[0], **row))
+    if not spec.reset:
+        for token, *_counts in made:
             _apply_to_state(device, token, now)
     device.last_count_issued = count
     device.updated_at = now
-    session.flush()
+    _MOVE_DEVICE.run(
+        connection,
+        {
+            "device_id": device.id,
+            "last_count_issued": device.last_count_issued,
+            "active_until": device.active_until,
+            "furthest_until": device.furthest_until,
+            "payg_enabled": device.payg_enabled,
+            "updated_at": device.updated_at,
+        },
+    )
+    # A copy of this row the session loaded earlier is stale now: read it again if used.
+    loaded = session.identity_map.get(session.identity_key(Device, device.id))
+    if loaded is not None:
+        session.expire(loaded)
     for record in records:
-        enqueue_token(session, device, record, now)
+        enqueue_token(session, target.webhook, device, record, now)
     audit(
         session,
         actor,

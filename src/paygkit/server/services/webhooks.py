@@ -11,15 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from paygkit.server.crypto import Keyring
-from paygkit.server.models import Device, Tenant, TokenRecord, WebhookDelivery
+from paygkit.server.models import AnyDevice, IssuedToken, Tenant, WebhookDelivery
 from paygkit.server.services import bounds
 from paygkit.server.services.common import Actor, InvalidError, audit, iso, require
 from paygkit.token import days_number, group_digits
@@ -83,14 +84,23 @@ def webhook_view(tenant: Tenant) -> dict[str, Any]:
     return {"url": tenant.webhook_url, "configured": tenant.webhook_url is not None}
 
 
-def enqueue_token(session: Session, device: Device, record: TokenRecord, now: dt.datetime) -> None:
-    """Queue the delivery of a new token when the device's tenant has a webhook."""
-    tenant = session.get(Tenant, device.tenant_id)
-    if tenant is None or tenant.webhook_url is None:
+def enqueue_token(
+    session: Session,
+    target: WebhookTarget,
+    device: AnyDevice,
+    record: IssuedToken,
+    now: dt.datetime,
+) -> None:
+    """Queue the delivery of a new token when the device's tenant has a webhook.
+
+    No webhook, no row: most tenants have none, and the token issue path is the
+    server's hot path.
+    """
+    if target.url is None:
         return
     payload = {
         "event": "token.issued",
-        "tenant": tenant.name,
+        "tenant": target.tenant_name,
         "serial": device.serial,
         "account": device.account,
         "token": group_digits(record.token),
@@ -106,18 +116,30 @@ def enqueue_token(session: Session, device: Device, record: TokenRecord, now: dt
         "request_id": record.request_id,
         "issued_at": iso(record.created_at),
     }
-    session.add(
-        WebhookDelivery(
-            tenant_id=tenant.id,
-            token_id=record.id,
-            url=tenant.webhook_url,
-            payload=json.dumps(payload, sort_keys=True),
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    session.connection().execute(
+        _DELIVERY_INSERT,
+        {
+            "tenant_id": device.tenant_id,
+            "token_id": record.id,
+            "url": target.url,
+            "payload": json.dumps(payload, sort_keys=True),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """Where a tenant's token deliveries go (read with the device being issued for)."""
+
+    tenant_name: str
+    url: str | None
+
+
+_DELIVERY_INSERT = insert(cast(Table, WebhookDelivery.__table__))
 
 
 def list_deliveries(

@@ -13,6 +13,7 @@ from paygkit.server.console.forms import Csrf, RowIdPath, Text
 from paygkit.server.console.routing import page_router
 from paygkit.server.console.transactions import reading, writing
 from paygkit.server.console.views import render
+from paygkit.server.context import server_context
 from paygkit.server.models import Role
 from paygkit.server.services import access
 from paygkit.server.services.common import InvalidError, NotFoundError, ServiceError
@@ -81,9 +82,12 @@ def confirm_revoke(request: Request, key_id: RowIdPath, csrf: Csrf = "") -> Resp
 def revoke_key(request: Request, key_id: RowIdPath, csrf: Csrf = "") -> Response:
     with writing(request, csrf) as (session, signed, now):
         record = access.revoke_api_key(session, signed.actor, key_id, now)
-        return _keys_page(
+        page = _keys_page(
             request,
             session,
             signed,
             notice=f"Key {record.id} ({record.name}) is revoked; its sessions have ended.",
         )
+    # After the commit: a request in between must not read the key valid again.
+    server_context(request).keys.forget()
+    return page
