@@ -48,6 +48,7 @@ def create_app(
         finally:
             if dispatcher is not None:
                 dispatcher.stop()
+            context.db_threads.shutdown(wait=True)
 
     if migrate:
         database.migrate()

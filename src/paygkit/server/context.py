@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -18,6 +19,9 @@ from paygkit.server.db import Database
 from paygkit.server.services.access import KeyCache
 
 Clock = Callable[[], dt.datetime]
+# As many as the clients a process is expected to serve at once; a SQLite writer waits
+# for the database's lock on one of them, never on the event loop.
+DB_THREADS = 32
 
 
 @dataclass
@@ -27,6 +31,10 @@ class ServerContext:
     clock: Clock
     # The API keys read valid in the last second, shared by the guard and the handlers.
     keys: KeyCache = field(default_factory=KeyCache)
+    # The threads the token issue path's transactions run on (`api.transactions.run_db`).
+    db_threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(DB_THREADS, thread_name_prefix="paygkit-db")
+    )
 
 
 def server_context(request: Request) -> ServerContext:

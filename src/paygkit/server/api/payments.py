@@ -46,7 +46,7 @@ async def record_payment(request: Request, body: PaymentCreate) -> Response:
                     raise
         raise AssertionError("unreachable")
 
-    return await run_db(work)
+    return await run_db(request, work)
 
 
 @router.get("/payments")

@@ -54,7 +54,7 @@ async def issue_token(
             )
         return JSONResponse(outcome.body, status_code=outcome.status)
 
-    return await run_db(work)
+    return await run_db(request, work)
 
 
 @router.get("/devices/{serial}/tokens")
