@@ -1,17 +1,20 @@
 # make run   - the token server on the embedded SQLite default (./paygkit.db), http://127.0.0.1:8000
 # make demo  - a token round trip on a simulated device
 # make test  - lint, type check and the whole test suite, on the C engine and the fallback
-# make bench - both benchmarks, every figure against its target (exit 0 unless an answer is
-#              wrong); make bench-check also fails on a missed target
+# make bench - the benchmarks (token, server, command line), every figure against its target
+#              (exit 0 unless an answer is wrong); make bench-check also fails on a missed target
+# make firmware, make firmware-size - the device library's firmware for the emulated
+#              Cortex-M0 board, and its flash and RAM
 # The system packages these need (gcc, python3-venv, python3-dev; for make test also
-# postgresql, chromium and curl) come from scripts/system-deps: installed when missing if
-# run as root, else make stops at once with the apt-get command to run.
+# postgresql, chromium, curl and the firmware's gcc-arm-none-eabi, libnewlib-arm-none-eabi and
+# qemu-system-arm) come from scripts/system-deps: installed when missing if run as root, else
+# make stops at once with the apt-get command to run.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck pytest bench bench-check install clean
+.PHONY: run demo test lint typecheck pytest bench bench-check install clean firmware firmware-size
 
 $(STAMP): pyproject.toml setup.py src/paygkit/token/_chain.c
 	PYTHON=$(PYTHON) bash scripts/system-deps build
@@ -39,8 +42,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	PAYGKIT_REQUIRE_POSTGRES=1 PAYGKIT_REQUIRE_BROWSER=1 PAYGKIT_REQUIRE_C_EXT=1 $(BIN)/pytest -q
-	PAYGKIT_REQUIRE_POSTGRES=1 PAYGKIT_REQUIRE_BROWSER=1 PAYGKIT_REQUIRE_C_EXT=1 PAYGKIT_PURE_PYTHON=1 $(BIN)/pytest -q
+	PAYGKIT_REQUIRE_POSTGRES=1 PAYGKIT_REQUIRE_BROWSER=1 PAYGKIT_REQUIRE_C_EXT=1 PAYGKIT_REQUIRE_FIRMWARE=1 $(BIN)/pytest -q
+	PAYGKIT_REQUIRE_POSTGRES=1 PAYGKIT_REQUIRE_BROWSER=1 PAYGKIT_REQUIRE_C_EXT=1 PAYGKIT_REQUIRE_FIRMWARE=1 PAYGKIT_PURE_PYTHON=1 $(BIN)/pytest -q
 
 test:
 	PYTHON=$(PYTHON) bash scripts/system-deps test
@@ -49,13 +52,22 @@ test:
 # Both benchmarks run whatever the first one finds; the exit status is the worse of the two
 # (2: a wrong answer; 1: a missed target, with --fail-on-targets only).
 bench: $(STAMP)
-	status=0; for name in token server; do \
+	status=0; for name in token server cli; do \
 		$(BIN)/python benchmarks/bench_$$name.py $(BENCH_FLAGS) || \
 			{ s=$$?; [ $$s -le $$status ] || status=$$s; }; \
 	done; exit $$status
+
+# The device library's firmware for the emulated Cortex-M0 board (firmware/Makefile).
+firmware:
+	bash scripts/system-deps firmware
+	$(MAKE) -C firmware
+
+firmware-size: firmware
+	$(MAKE) -C firmware size PYTHON=$(PYTHON)
 
 bench-check:
 	$(MAKE) --no-print-directory bench BENCH_FLAGS=--fail-on-targets
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/paygkit/token/*.so
+	$(MAKE) -C firmware clean

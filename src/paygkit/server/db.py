@@ -109,10 +109,14 @@ def _setup_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
+        # On the driver's own connection: every request begins one, and SQLAlchemy's
+        # execution of a statement costs several times sqlite3's.
+        driver = connection.connection.dbapi_connection
+        assert driver is not None
         if connection.get_execution_options().get(_DEFERRED):
-            connection.exec_driver_sql("BEGIN")
+            driver.execute("BEGIN")
         else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            driver.execute("BEGIN IMMEDIATE")
 
 
 class Database:
