@@ -1,9 +1,10 @@
 """`make test` installs the system packages its tests need (as root), or stops with the command.
 
-scripts/system-deps is run with names that do not exist for the C compiler and Chromium,
-and with an `id` and an `apt-get` of the test's own first on PATH, so nothing is installed
-and being root or not is the test's choice.  `make test` is run with MAKE=true, so that once
-the packages are there it stops instead of running the suite again.
+scripts/system-deps is run with names that do not exist for the C compiler, Chromium, and
+the firmware's cross compiler and QEMU, and with an `id` and an `apt-get` of the test's own
+first on PATH, so nothing is installed and being root or not is the test's choice.
+`make test` is run with MAKE=true, so that once the packages are there it stops instead of
+running the suite again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "system-deps"
-MISSING = {"CC": "paygkit-no-such-cc", "PAYGKIT_CHROMIUM": "/nonexistent/paygkit/chromium"}
+MISSING = {
+    "CC": "paygkit-no-such-cc",
+    "PAYGKIT_CHROMIUM": "/nonexistent/paygkit/chromium",
+    "PAYGKIT_ARM_GCC": "paygkit-no-such-arm-none-eabi-gcc",
+    "PAYGKIT_QEMU_ARM": "paygkit-no-such-qemu-system-arm",
+}
+FIRMWARE = {"gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm"}
 COMMAND = re.compile(r"run as root first: (apt-get install -y [a-z0-9 .+-]+?) \(")
 
 
@@ -55,7 +62,7 @@ def test_not_root_stops_at_once_with_the_exact_command(tmp_path: Path) -> None:
     found = COMMAND.search(line)
     assert found, line
     packages = found.group(1).removeprefix("apt-get install -y ").split()
-    assert {"gcc", "chromium"} <= set(packages)
+    assert {"gcc", "chromium"} | FIRMWARE <= set(packages)
     assert len(packages) == len(set(packages))
     assert not log.exists()  # nothing installed, nothing asked of apt
 
@@ -78,6 +85,59 @@ def test_build_needs_no_browser(tmp_path: Path) -> None:
     env["CC"] = "sh"  # a compiler that exists; Chromium still does not
     run = system_deps("build", env=env)
     assert "chromium" not in run.stderr
+    assert not log.exists()
+
+
+def fake_tool(tmp_path: Path, name: str, output: str = "") -> str:
+    """A command on the fake system's PATH that prints output; its name."""
+    tool = tmp_path / "bin" / name
+    tool.write_text(f'#!/bin/sh\necho "{output}"\n')
+    tool.chmod(0o755)
+    return name
+
+
+def test_firmware_is_the_cross_toolchain_and_qemu_only(tmp_path: Path) -> None:
+    env, log = fake_system(tmp_path, uid=1000)
+    fake_tool(tmp_path, "make")  # the firmware group asks for make too, where it is missing
+    run = system_deps("firmware", env=env)
+    assert run.returncode == 1
+    found = COMMAND.search(run.stderr)
+    assert found, run.stderr
+    assert set(found.group(1).removeprefix("apt-get install -y ").split()) == FIRMWARE
+    assert not log.exists()
+
+
+def test_firmware_as_root_installs_it_once_with_test(tmp_path: Path) -> None:
+    env, log = fake_system(tmp_path, uid=0)
+    run = system_deps("firmware", "test", env=env)
+    assert run.returncode == 0, run.stderr
+    _, install = log.read_text().splitlines()
+    packages = install.removeprefix("install -y -qq ").split()
+    assert set(packages) >= FIRMWARE
+    assert all(packages.count(name) == 1 for name in FIRMWARE)
+
+
+def test_firmware_without_newlib_asks_for_newlib_only(tmp_path: Path) -> None:
+    # A cross gcc that exists but finds no libc_nano.a prints the bare name back.
+    env, log = fake_system(tmp_path, uid=1000)
+    fake_tool(tmp_path, "make")
+    env["PAYGKIT_ARM_GCC"] = fake_tool(tmp_path, "paygkit-fake-arm-gcc", "libc_nano.a")
+    env["PAYGKIT_QEMU_ARM"] = "sh"  # an emulator that exists
+    run = system_deps("firmware", env=env)
+    found = COMMAND.search(run.stderr)
+    assert found, run.stderr
+    assert found.group(1) == "apt-get install -y libnewlib-arm-none-eabi"
+    assert not log.exists()
+
+
+def test_nothing_missing_is_silent(tmp_path: Path) -> None:
+    env, log = fake_system(tmp_path, uid=1000)
+    fake_tool(tmp_path, "make")
+    # A cross gcc whose libc_nano.a is any file that exists.
+    env["PAYGKIT_ARM_GCC"] = fake_tool(tmp_path, "paygkit-fake-arm-gcc", str(SCRIPT))
+    env["PAYGKIT_QEMU_ARM"] = "sh"
+    run = system_deps("firmware", env=env)
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
     assert not log.exists()
 
 

@@ -1,0 +1,564 @@
+/* The state store of docs/storage-layout.md, as paygkit.device.storage
+ * implements it (see pgk_storage.h).
+ *
+ * Records are never built whole in RAM: the encoder streams a record's bytes
+ * through a sink that, 16 bytes at a time, copies them out, writes the ones
+ * that differ from the memory, or compares them with it.  One encoder thus
+ * serves encoding, saving, the "nothing changed" test and the read-back
+ * check, and a save needs about 200 bytes of stack at its deepest.
+ */
+#include "pgk_storage.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "pgk_storage keeps pgk_state in the record's little-endian byte image"
+#endif
+
+#define SLOT_NONE 0xFFu
+
+#define HEADER_SIZE 12u
+#define FIXED_PAYLOAD_SIZE 68u
+#define CRC_SIZE 4u
+
+/* "PGKS" read as a little-endian u32; its first byte doubles as the commit mark. */
+#define MAGIC 0x534B4750u
+#define COMMIT_MARK 0x50u
+#define UNCOMMITTED 0x00u
+#define ERASED 0xFFu
+
+#define KNOWN_FLAGS (PGK_FLAG_PROVISIONED | PGK_FLAG_RESTRICTED_DIGITS | PGK_FLAG_PAYG_ENABLED)
+#define KNOWN_TAMPER (PGK_TAMPER_RTC_SLOW | PGK_TAMPER_RTC_FAST | PGK_TAMPER_RTC_BACKWARDS)
+
+/* Record offsets (docs/storage-layout.md, "Record layout"). */
+#define AT_VERSION 4u
+#define AT_HEADER_RESERVED 5u
+#define AT_PAYLOAD_LENGTH 6u
+#define AT_SEQUENCE 8u
+#define AT_WAIT_LEFT 28u
+#define AT_LAST_COUNT 56u
+
+/* The bytes a sink handles per memory access; also the size of its two buffers. */
+#define PIECE 16u
+
+/* pgk_state's first bytes must be the fixed payload's image, or every record
+ * would be garbled: a compiler laying the struct out otherwise fails here. */
+#define LAYOUT_CHECK(name, holds) typedef char layout_check_##name[(holds) ? 1 : -1]
+LAYOUT_CHECK(flags, offsetof(pgk_state, flags) == 0);
+LAYOUT_CHECK(reserved, offsetof(pgk_state, reserved) == 7);
+LAYOUT_CHECK(active_until, offsetof(pgk_state, active_until) == 8);
+LAYOUT_CHECK(wait_left, offsetof(pgk_state, wait_left) == AT_WAIT_LEFT - HEADER_SIZE);
+LAYOUT_CHECK(latest_rtc_seen, offsetof(pgk_state, latest_rtc_seen) == 24);
+LAYOUT_CHECK(test_active_until, offsetof(pgk_state, test_active_until) == 32);
+LAYOUT_CHECK(starting_code, offsetof(pgk_state, starting_code) == 40);
+LAYOUT_CHECK(last_count, offsetof(pgk_state, last_count) == AT_LAST_COUNT - HEADER_SIZE);
+LAYOUT_CHECK(invalid_attempts, offsetof(pgk_state, invalid_attempts) == 48);
+LAYOUT_CHECK(key, offsetof(pgk_state, key) == 52 && sizeof(((pgk_state *)0)->key) == 16);
+LAYOUT_CHECK(fixed_end, offsetof(pgk_state, used_counts) == FIXED_PAYLOAD_SIZE);
+
+static uint32_t get_le32(const uint8_t *from)
+{
+    return (uint32_t)from[0] | (uint32_t)from[1] << 8 | (uint32_t)from[2] << 16 |
+           (uint32_t)from[3] << 24;
+}
+
+/* The CRC register before the final inversion, so it can run byte by byte. */
+static uint32_t crc_byte(uint32_t crc, unsigned byte)
+{
+    crc ^= byte;
+    for (unsigned bit = 0; bit < 8; bit++) {
+        crc = crc >> 1 ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return crc;
+}
+
+uint32_t pgk_crc32(uint32_t crc, const uint8_t *data, uint16_t length)
+{
+    crc = ~crc;
+    while (length--) {
+        crc = crc_byte(crc, *data++);
+    }
+    return ~crc;
+}
+
+/* Serial-number order (RFC 1982), so the sequence may wrap past 2^32. */
+static unsigned is_newer(uint32_t a, uint32_t b)
+{
+    return a != b && (uint32_t)(a - b) < 0x80000000u;
+}
+
+static unsigned used_counts_size(const pgk_state *state)
+{
+    return 4u * state->used_count_n;
+}
+
+static unsigned test_code_uses_size(const pgk_state *state)
+{
+    return 8u * state->test_code_use_n;
+}
+
+static unsigned test_code_size(const pgk_state *state)
+{
+    return (state->test_code_length + 1u) / 2u;
+}
+
+static unsigned payload_length_of(const pgk_state *state)
+{
+    return FIXED_PAYLOAD_SIZE + used_counts_size(state) + test_code_uses_size(state) +
+           state->serial_length + test_code_size(state);
+}
+
+/* The lengths that size pgk_state's arrays: checked before a load reads into them. */
+static unsigned lengths_fit(const pgk_state *state)
+{
+    return state->used_count_n <= PGK_MAX_USED_COUNTS &&
+           state->test_code_use_n <= PGK_MAX_TEST_CODE_USES &&
+           state->serial_length <= PGK_SERIAL_MAX_LENGTH &&
+           state->test_code_length <= PGK_TEST_CODE_MAX_DIGITS;
+}
+
+/* What paygkit's _check_state accepts: a state that reads back equal.  Save
+ * refuses anything else before it writes, and load refuses a record that
+ * decodes to anything else, so both sides agree on what a record can be. */
+static unsigned state_fits_layout(const pgk_state *state)
+{
+    unsigned digits = state->test_code_length;
+    if ((state->flags & ~KNOWN_FLAGS) || (state->tamper & ~KNOWN_TAMPER) || state->reserved ||
+        state->wait_left < 0 || !lengths_fit(state)) {
+        return 0;
+    }
+    /* Digits, then the 0xF that pads an odd count: nibble i of the packed bytes. */
+    for (unsigned i = 0; i < test_code_size(state) * 2u; i++) {
+        unsigned byte = state->test_code[i / 2u];
+        unsigned nibble = (i & 1u) ? byte & 0x0Fu : byte >> 4;
+        if (i < digits ? nibble > 9u : nibble != 0x0Fu) {
+            return 0;
+        }
+    }
+    if (state->flags & PGK_FLAG_PROVISIONED) {
+        if (!state->serial_length || !state->time_divider ||
+            state->starting_code > PGK_MAX_STARTING_CODE) {
+            return 0;
+        }
+        /* Only the layout's byte range: serials provisioned under paygkit
+         * 0.1's wider rule must keep loading and saving. */
+        for (unsigned i = 0; i < state->serial_length; i++) {
+            if ((uint8_t)(state->serial[i] - 0x20) > 0x7Eu - 0x20u) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    if ((state->flags & PGK_FLAG_RESTRICTED_DIGITS) | state->time_divider | state->serial_length |
+        digits | state->starting_code) {
+        return 0;
+    }
+    for (unsigned i = 0; i < sizeof state->key; i++) {
+        if (state->key[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void pgk_state_init(pgk_state *state)
+{
+    memset(state, 0, sizeof *state);
+    state->last_count = 1;
+    state->flags = PGK_FLAG_PAYG_ENABLED;
+}
+
+/* DeviceState() is what a blank memory "holds": saving it there changes
+ * nothing.  For a state that fits, its fixed part settles it (the lengths
+ * are in it): all zero but flags (PAYG enabled) and last_count (1). */
+static unsigned is_blank(const pgk_state *fitting)
+{
+    const uint8_t *image = (const uint8_t *)fitting;
+    for (unsigned i = 0; i < FIXED_PAYLOAD_SIZE; i++) {
+        unsigned blank = i == offsetof(pgk_state, flags)        ? PGK_FLAG_PAYG_ENABLED
+                         : i == offsetof(pgk_state, last_count) ? 1u
+                                                                : 0u;
+        if (image[i] != blank) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* -- the record sink ---------------------------------------------------------- */
+
+enum sink_mode {
+    SINK_TO_BUFFER,
+    SINK_WRITE_CHANGES,  /* write the bytes that differ from the slot, all but the commit mark */
+    SINK_COMPARE,        /* the whole record against the slot: the read-back check */
+    SINK_COMPARE_CONTENT /* header and payload only: the CRC follows from them */
+};
+
+enum sink_outcome { SINK_SAME, SINK_DIFFERENT, SINK_NV_FAILED };
+
+typedef struct {
+    uint8_t *buffer;
+    /* Set to compare with a version 1 record as it reads in version 2. */
+    const uint8_t *upgraded_fields;
+    uint32_t crc;
+    unsigned base;
+    unsigned position; /* record offset of pending[0] */
+    unsigned pending_length;
+    unsigned mode;
+    unsigned outcome;
+    uint8_t pending[PIECE];
+} record_sink;
+
+static void sink_start(record_sink *sink, unsigned mode, unsigned base)
+{
+    memset(sink, 0, sizeof *sink);
+    sink->crc = 0xFFFFFFFFu;
+    sink->mode = mode;
+    sink->base = base;
+}
+
+/* What the slot's byte at `offset` reads as in version 2. */
+static unsigned as_version_2(const record_sink *sink, unsigned offset, unsigned stored)
+{
+#if PGK_STORAGE_READ_VERSION_1
+    const uint8_t *upgraded = sink->upgraded_fields;
+    if (upgraded) {
+        if (offset == AT_VERSION) {
+            return PGK_STORAGE_LAYOUT_VERSION;
+        }
+        if (offset - AT_WAIT_LEFT < 8u) {
+            return upgraded[offset - AT_WAIT_LEFT];
+        }
+        if (offset - AT_LAST_COUNT < 4u) {
+            return upgraded[8u + offset - AT_LAST_COUNT];
+        }
+    }
+#else
+    (void)sink;
+    (void)offset;
+#endif
+    return stored;
+}
+
+static void sink_flush(record_sink *sink)
+{
+    uint8_t stored[PIECE];
+    unsigned at = sink->position;
+    unsigned length = sink->pending_length;
+    sink->position = at + length;
+    sink->pending_length = 0;
+    if (sink->mode == SINK_TO_BUFFER) {
+        memcpy(sink->buffer + at, sink->pending, length);
+        return;
+    }
+    if (sink->outcome != SINK_SAME) {
+        return;
+    }
+    if (pgk_port_nv_read(sink->base + at, stored, length)) {
+        sink->outcome = SINK_NV_FAILED;
+        return;
+    }
+    for (unsigned i = 0; i < length; i++) {
+        if (as_version_2(sink, at + i, stored[i]) == sink->pending[i]) {
+            continue;
+        }
+        if (sink->mode != SINK_WRITE_CHANGES) {
+            sink->outcome = SINK_DIFFERENT;
+            return;
+        }
+        if (at + i == 0) {
+            continue; /* the commit mark: the save writes it last, itself */
+        }
+        /* Runs rather than single bytes: fewer write cycles on an EEPROM page. */
+        unsigned end = i + 1;
+        while (end < length && stored[end] != sink->pending[end]) {
+            end++;
+        }
+        if (pgk_port_nv_write(sink->base + at + i, sink->pending + i, end - i)) {
+            sink->outcome = SINK_NV_FAILED;
+            return;
+        }
+        i = end;
+    }
+}
+
+static void sink_bytes(record_sink *sink, const void *data, unsigned length)
+{
+    const uint8_t *byte = data;
+    while (length--) {
+        sink->crc = crc_byte(sink->crc, *byte);
+        sink->pending[sink->pending_length++] = *byte++;
+        if (sink->pending_length == PIECE) {
+            sink_flush(sink);
+        }
+    }
+}
+
+static void emit_record(record_sink *sink, const pgk_state *state, uint32_t sequence)
+{
+    /* Magic, version, reserved byte, then the little-endian length and sequence. */
+    static const uint8_t header_start[] = {'P', 'G', 'K', 'S', PGK_STORAGE_LAYOUT_VERSION, 0};
+    uint16_t payload_length = (uint16_t)payload_length_of(state);
+    sink_bytes(sink, header_start, sizeof header_start);
+    sink_bytes(sink, &payload_length, sizeof payload_length);
+    sink_bytes(sink, &sequence, sizeof sequence);
+    sink_bytes(sink, state, FIXED_PAYLOAD_SIZE);
+    sink_bytes(sink, state->used_counts, used_counts_size(state));
+    sink_bytes(sink, state->test_code_uses, test_code_uses_size(state));
+    sink_bytes(sink, state->serial, state->serial_length);
+    sink_bytes(sink, state->test_code, test_code_size(state));
+    if (sink->mode != SINK_COMPARE_CONTENT) {
+        uint32_t crc = ~sink->crc;
+        sink_bytes(sink, &crc, CRC_SIZE);
+    }
+    sink_flush(sink);
+}
+
+uint16_t pgk_storage_encode(const pgk_state *state, uint32_t sequence,
+                            uint8_t record[PGK_STORAGE_MAX_RECORD_SIZE])
+{
+    record_sink sink;
+    if (!state_fits_layout(state)) {
+        return 0;
+    }
+    sink_start(&sink, SINK_TO_BUFFER, 0);
+    sink.buffer = record;
+    emit_record(&sink, state, sequence);
+    return (uint16_t)sink.position;
+}
+
+/* -- reading ------------------------------------------------------------------------ */
+
+static unsigned payload_length_in(const uint8_t header[HEADER_SIZE])
+{
+    return header[AT_PAYLOAD_LENGTH] | (unsigned)header[AT_PAYLOAD_LENGTH + 1] << 8;
+}
+
+enum slot_kind { SLOT_EMPTY, SLOT_DAMAGED, SLOT_INTACT, SLOT_NEWER, SLOT_UNREADABLE };
+
+/* docs/storage-layout.md, "Reading", steps 1-3, leaving the header in
+ * `header`; step 4 is decode_slot's. */
+static unsigned classify_slot(unsigned base, uint8_t header[HEADER_SIZE])
+{
+    uint8_t piece[PIECE];
+    uint32_t crc = 0xFFFFFFFFu;
+    if (pgk_port_nv_read(base, header, HEADER_SIZE)) {
+        return SLOT_UNREADABLE;
+    }
+    if (header[0] == UNCOMMITTED || header[0] == ERASED) {
+        return SLOT_EMPTY; /* blank, or a save cut before its commit mark: not damage */
+    }
+    unsigned end = HEADER_SIZE + payload_length_in(header);
+    if (get_le32(header) != MAGIC || end + CRC_SIZE > PGK_STORAGE_SLOT_SIZE) {
+        return SLOT_DAMAGED;
+    }
+    unsigned length;
+    for (unsigned at = 0; at < end; at += length) {
+        length = end - at < PIECE ? end - at : PIECE;
+        if (pgk_port_nv_read(base + at, piece, length)) {
+            return SLOT_UNREADABLE;
+        }
+        for (unsigned i = 0; i < length; i++) {
+            crc = crc_byte(crc, piece[i]);
+        }
+    }
+    if (pgk_port_nv_read(base + end, piece, CRC_SIZE)) {
+        return SLOT_UNREADABLE;
+    }
+    if (get_le32(piece) != (uint32_t)~crc) {
+        return SLOT_DAMAGED;
+    }
+    return header[AT_VERSION] > PGK_STORAGE_LAYOUT_VERSION ? SLOT_NEWER : SLOT_INTACT;
+}
+
+/* Reads the next `length` bytes of a record at *at; nonzero if the port failed. */
+static unsigned read_on(unsigned *at, void *into, unsigned length)
+{
+    unsigned failed = pgk_port_nv_read(*at, into, length) != 0;
+    *at += length;
+    return failed;
+}
+
+/* An intact record of version 2 or older, into *state; steps 4-5 of "Reading". */
+static pgk_storage_result decode_slot(pgk_store *store, unsigned base,
+                                      const uint8_t header[HEADER_SIZE], pgk_state *state)
+{
+    unsigned version = header[AT_VERSION];
+    unsigned at = base + HEADER_SIZE;
+    if (read_on(&at, state, FIXED_PAYLOAD_SIZE)) {
+        return PGK_STORAGE_ERR_NV;
+    }
+    if (version == 0 || (!PGK_STORAGE_READ_VERSION_1 && version == 1) ||
+        header[AT_HEADER_RESERVED] || !lengths_fit(state) ||
+        payload_length_in(header) != payload_length_of(state)) {
+        return PGK_STORAGE_ERR_REFUSED;
+    }
+    if (read_on(&at, state->used_counts, used_counts_size(state)) |
+        read_on(&at, state->test_code_uses, test_code_uses_size(state)) |
+        read_on(&at, state->serial, state->serial_length) |
+        read_on(&at, state->test_code, test_code_size(state))) {
+        return PGK_STORAGE_ERR_NV;
+    }
+#if PGK_STORAGE_READ_VERSION_1
+    if (version == 1) {
+        /* Offset 28 held blocked_until, an RTC time: what was left of the
+         * wait at the latest RTC time stored, without overflowing.  And
+         * firmware on the reference rule may have moved last_count back with
+         * a Counter Sync; the counts it accepted above are still listed. */
+        int64_t blocked_until = state->wait_left;
+        state->wait_left = 0;
+        if (blocked_until > state->latest_rtc_seen) {
+            uint64_t left = (uint64_t)blocked_until - (uint64_t)state->latest_rtc_seen;
+            state->wait_left = left > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)left;
+        }
+        for (unsigned i = 0; i < state->used_count_n; i++) {
+            if (state->used_counts[i] > state->last_count) {
+                state->last_count = state->used_counts[i];
+            }
+        }
+        memcpy(store->upgraded_fields, &state->wait_left, 8);
+        memcpy(store->upgraded_fields + 8, &state->last_count, 4);
+    }
+#endif
+    store->newest_version = (uint8_t)version;
+    return state_fits_layout(state) ? PGK_STORAGE_OK : PGK_STORAGE_ERR_REFUSED;
+}
+
+pgk_storage_result pgk_storage_load(pgk_store *store, pgk_state *state)
+{
+    uint8_t headers[2][HEADER_SIZE];
+    unsigned newest = SLOT_NONE;
+    unsigned damaged = 0;
+    memset(store, 0, sizeof *store);
+    store->newest_slot = 1; /* none: see pgk_storage_save */
+    for (unsigned slot = 0; slot < 2; slot++) {
+        unsigned kind = classify_slot(slot * PGK_STORAGE_SLOT_SIZE, headers[slot]);
+        store->failed_slot = (uint8_t)slot;
+        if (kind == SLOT_UNREADABLE) {
+            return PGK_STORAGE_ERR_NV;
+        }
+        if (kind == SLOT_NEWER) {
+            return PGK_STORAGE_ERR_NEWER_LAYOUT;
+        }
+        damaged |= kind == SLOT_DAMAGED;
+        /* A refused record still counts for "newest": falling back past it
+         * would load an older state and later overwrite it. */
+        if (kind == SLOT_INTACT &&
+            (newest == SLOT_NONE || is_newer(get_le32(headers[slot] + AT_SEQUENCE),
+                                             get_le32(headers[newest] + AT_SEQUENCE)))) {
+            newest = slot;
+        }
+    }
+    pgk_state_init(state);
+    if (newest != SLOT_NONE) {
+        store->failed_slot = (uint8_t)newest;
+        pgk_storage_result result =
+            decode_slot(store, newest * PGK_STORAGE_SLOT_SIZE, headers[newest], state);
+        if (result != PGK_STORAGE_OK) {
+            return result;
+        }
+        store->newest_slot = (uint8_t)newest;
+        store->sequence = get_le32(headers[newest] + AT_SEQUENCE);
+    }
+    store->recovered_from_corruption = (uint8_t)damaged;
+    store->loaded = 1;
+    return PGK_STORAGE_OK;
+}
+
+/* -- writing ------------------------------------------------------------------------ */
+
+static const uint8_t commit_mark = COMMIT_MARK;
+#if !PGK_NV_NEEDS_ERASE
+static const uint8_t uncommitted = UNCOMMITTED;
+#endif
+
+/* One pass of the record over the slot at `base`; a sink_outcome. */
+static unsigned stream_record(unsigned mode, unsigned base, const pgk_state *state,
+                              uint32_t sequence, const uint8_t *upgraded_fields)
+{
+    record_sink sink;
+    sink_start(&sink, mode, base);
+    sink.upgraded_fields = upgraded_fields;
+    emit_record(&sink, state, sequence);
+    return sink.outcome;
+}
+
+/* How to compare with the newest record: as stored, or as a version 1 record reads. */
+static const uint8_t *upgraded_fields_of(const pgk_store *store)
+{
+#if PGK_STORAGE_READ_VERSION_1
+    if (store->newest_version == 1) {
+        return store->upgraded_fields;
+    }
+#endif
+    (void)store;
+    return NULL;
+}
+
+/* docs/storage-layout.md, "Writing: the save procedure". */
+pgk_storage_result pgk_storage_save(pgk_store *store, const pgk_state *state)
+{
+    unsigned outcome;
+    if (!state_fits_layout(state)) {
+        return PGK_STORAGE_ERR_STATE;
+    }
+    if (!store->loaded) {
+        return PGK_STORAGE_ERR_NOT_LOADED;
+    }
+    /* Wear: nothing is written when the memory already holds the state. */
+    if (!store->rewrite) {
+        if (store->newest_version == 0) {
+            if (is_blank(state)) {
+                return PGK_STORAGE_UNCHANGED;
+            }
+        } else {
+            outcome = stream_record(SINK_COMPARE_CONTENT,
+                                    store->newest_slot * PGK_STORAGE_SLOT_SIZE, state,
+                                    store->sequence, upgraded_fields_of(store));
+            if (outcome == SINK_SAME) {
+                return PGK_STORAGE_UNCHANGED;
+            }
+            if (outcome == SINK_NV_FAILED) {
+                return PGK_STORAGE_ERR_NV;
+            }
+        }
+    }
+    /* With no valid record, slot B "holds" sequence 0: the first save goes
+     * to slot A with sequence 1, as the layout says. */
+    unsigned target = store->newest_slot ^ 1u;
+    uint32_t sequence = store->sequence + 1;
+    unsigned base = target * PGK_STORAGE_SLOT_SIZE;
+    store->failed_slot = (uint8_t)target;
+    /* Until the commit below is checked, the target slot may hold anything:
+     * never take it as holding the state. */
+    store->rewrite = 1;
+#if PGK_NV_NEEDS_ERASE
+    if (pgk_port_nv_erase(base, PGK_STORAGE_SLOT_SIZE)) {
+        return PGK_STORAGE_ERR_NV;
+    }
+#else
+    uint8_t mark;
+    if (pgk_port_nv_read(base, &mark, 1)) {
+        return PGK_STORAGE_ERR_NV;
+    }
+    /* From the uncommit until the commit the slot loads as empty, whatever
+     * mix of old and new bytes a power cut leaves in it. */
+    if (mark == COMMIT_MARK && pgk_port_nv_write(base, &uncommitted, 1)) {
+        return PGK_STORAGE_ERR_NV;
+    }
+#endif
+    if (stream_record(SINK_WRITE_CHANGES, base, state, sequence, NULL) != SINK_SAME ||
+        pgk_port_nv_write(base, &commit_mark, 1)) {
+        return PGK_STORAGE_ERR_NV;
+    }
+    outcome = stream_record(SINK_COMPARE, base, state, sequence, NULL);
+    if (outcome != SINK_SAME) {
+        return outcome == SINK_NV_FAILED ? PGK_STORAGE_ERR_NV : PGK_STORAGE_ERR_VERIFY;
+    }
+    store->newest_slot = (uint8_t)target;
+    store->newest_version = PGK_STORAGE_LAYOUT_VERSION;
+    store->sequence = sequence;
+    store->rewrite = 0;
+    return PGK_STORAGE_OK;
+}

@@ -1,0 +1,162 @@
+/* The device's persistent state and its power-cut-safe store in non-volatile
+ * memory: docs/storage-layout.md (layout version 2, version 1 still read),
+ * byte for byte as paygkit.device.storage writes and reads it, so a memory
+ * dump passes between this library and paygkit either way
+ * (tests/firmware/test_c_storage.py checks both directions).
+ *
+ * Memory goes through the NV section of pgk_port.h.  No heap; the store
+ * needs no buffer for a whole record (it streams records in 16-byte pieces),
+ * so RAM is the state itself plus a small context.
+ */
+#ifndef PGK_STORAGE_H
+#define PGK_STORAGE_H
+
+#include <stdint.h>
+
+#include "pgk_port.h"
+
+#define PGK_STORAGE_LAYOUT_VERSION 2u
+
+/* 1: records of layout version 1 (paygkit 0.1) are read as the layout says,
+ * so a device keeps its state through a firmware update.  0 saves about 170
+ * bytes of code where no memory can hold one: such a record is then refused
+ * (PGK_STORAGE_ERR_REFUSED), never misread and never overwritten. */
+#ifndef PGK_STORAGE_READ_VERSION_1
+#define PGK_STORAGE_READ_VERSION_1 1
+#endif
+
+#define PGK_STORAGE_SLOT_SIZE 512u
+#define PGK_STORAGE_MAX_RECORD_SIZE 510u
+
+/* The longest lists and texts the layout holds (paygkit.device.state). */
+#define PGK_MAX_USED_COUNTS 64u
+#define PGK_MAX_TEST_CODE_USES 16u
+#define PGK_SERIAL_MAX_LENGTH 32u
+#define PGK_TEST_CODE_MAX_DIGITS 20u
+#define PGK_TEST_CODE_PACKED_SIZE 10u
+#define PGK_MAX_STARTING_CODE 999999999u
+
+/* pgk_state.flags */
+#define PGK_FLAG_PROVISIONED 0x01u
+#define PGK_FLAG_RESTRICTED_DIGITS 0x02u /* tokens typed with keys 1-4 */
+#define PGK_FLAG_PAYG_ENABLED 0x04u
+
+/* pgk_state.tamper (paygkit's TamperFlag) */
+#define PGK_TAMPER_RTC_SLOW 0x01u
+#define PGK_TAMPER_RTC_FAST 0x02u
+#define PGK_TAMPER_RTC_BACKWARDS 0x04u
+
+/* paygkit's DeviceState, field for field as the layout stores it.  Times are
+ * RTC seconds except wait_left (seconds of powered-on time).  When
+ * PGK_FLAG_PROVISIONED is clear, the provisioning fields (time_divider,
+ * starting_code, key, serial, test code, PGK_FLAG_RESTRICTED_DIGITS) must be
+ * zero, as pgk_state_init leaves them.  Array entries past their length are
+ * neither stored nor compared.
+ *
+ * The first 68 bytes are the record's fixed payload part, in its order and
+ * byte image (a little-endian target is required, and pgk_storage.c checks
+ * the offsets at compile time), and the lists, serial and test code are kept
+ * as the record stores them: encoding and decoding are then byte copies,
+ * which is most of what keeps the store small. */
+typedef struct {
+    uint8_t flags;
+    uint8_t time_divider; /* value units per day, 1..255 when provisioned */
+    uint8_t tamper;
+    uint8_t serial_length;    /* 1..32 when provisioned */
+    uint8_t test_code_length; /* digits, 0..20; 0 = no test code */
+    uint8_t used_count_n;
+    uint8_t test_code_use_n;
+    uint8_t reserved; /* 0 */
+    int64_t active_until;
+    int64_t wait_left; /* never negative */
+    int64_t latest_rtc_seen;
+    int64_t test_active_until;
+    uint32_t starting_code;
+    uint32_t last_count;
+    uint32_t invalid_attempts;
+    uint8_t key[16];
+    uint32_t used_counts[PGK_MAX_USED_COUNTS];      /* in the order the firmware keeps them */
+    int64_t test_code_uses[PGK_MAX_TEST_CODE_USES]; /* oldest first */
+    char serial[PGK_SERIAL_MAX_LENGTH];             /* printable ASCII, no terminator */
+    /* Packed BCD: two digits a byte, the first in the high nibble; an odd
+     * last digit is followed by the nibble 0xF ("999333777" is 99 93 33 77 7F). */
+    uint8_t test_code[PGK_TEST_CODE_PACKED_SIZE];
+} pgk_state;
+
+typedef enum {
+    PGK_STORAGE_OK = 0,
+    PGK_STORAGE_UNCHANGED = 1, /* save: the memory already holds this state; nothing written */
+    PGK_STORAGE_ERR_NV = -1,   /* the port reported a failure */
+    PGK_STORAGE_ERR_STATE = -2, /* save: the state does not fit the layout; nothing written */
+    /* load: a slot holds a record of a newer layout version: update the
+     * firmware.  Neither falls back nor resets, or the device would lose or
+     * replay its state; the memory is left as it is. */
+    PGK_STORAGE_ERR_NEWER_LAYOUT = -3,
+    /* load: the newest record is intact but holds impossible values (foreign
+     * or faulty software wrote it); erase and provision again. */
+    PGK_STORAGE_ERR_REFUSED = -4,
+    /* save: the slot did not read back as written (worn or faulty memory);
+     * the previous state is still stored in the other slot. */
+    PGK_STORAGE_ERR_VERIFY = -5,
+    /* save: no successful pgk_storage_load since the store was set up or
+     * since a load failed. */
+    PGK_STORAGE_ERR_NOT_LOADED = -6
+} pgk_storage_result;
+
+/* What the store knows about the memory between calls.  Zero it (or let
+ * pgk_storage_load fill it) before use; its fields are the store's own. */
+typedef struct {
+    uint32_t sequence;      /* of the newest valid record; 0 when there is none */
+    uint8_t newest_slot;    /* 0 (A) or 1 (B); 1 when there is none */
+    uint8_t newest_version; /* its layout version; 0 when there is none */
+    uint8_t loaded;
+    /* A save failed part-way: the slots may no longer match what the store
+     * saw, so the next save writes without first asking whether anything
+     * changed. */
+    uint8_t rewrite;
+    /* The last load found a damaged record (paygkit's
+     * recovered_from_corruption): the state is the newest intact one, which
+     * may be one save older than the last save made. */
+    uint8_t recovered_from_corruption;
+    /* The slot a load or save failed on (0 = A, 1 = B), for the message. */
+    uint8_t failed_slot;
+#if PGK_STORAGE_READ_VERSION_1
+    /* A version 1 newest record reads as version 2 with its wait and last
+     * count upgraded: those bytes (little-endian wait_left, then last_count)
+     * as version 2 would store them, so that saving the loaded state
+     * unchanged is recognised and writes nothing. */
+    uint8_t upgraded_fields[12];
+#endif
+} pgk_store;
+
+/* The state of a device whose memory holds none: unprovisioned, last count 1,
+ * PAYG enabled, everything else zero (paygkit's DeviceState()). */
+void pgk_state_init(pgk_state *state);
+
+/* Read the newest valid state into *state (pgk_state_init's state when the
+ * memory holds none) and remember where it is for the next save.  Writes
+ * nothing.  On an error *state is not a state to use and saves are refused
+ * until a load succeeds: the device should stop and show the error (and
+ * store->failed_slot), not run on a state it made up. */
+pgk_storage_result pgk_storage_load(pgk_store *store, pgk_state *state);
+
+/* Store *state unless the memory already holds it (PGK_STORAGE_UNCHANGED).
+ * On either of these two results the state is what every later load gives,
+ * whatever power cut follows: give a token's feedback only then.  If the
+ * power fails during the call, the next load gives either this state or the
+ * one stored before, never anything else.  After an error the memory may
+ * hold either too; the next save stores its state regardless (it writes
+ * even an unchanged one). */
+pgk_storage_result pgk_storage_save(pgk_store *store, const pgk_state *state);
+
+/* The record that stores *state with this sequence number, into `record`;
+ * returns its length, or 0 when the state does not fit the layout.  For
+ * tools and tests: a device never needs it (and --gc-sections drops it). */
+uint16_t pgk_storage_encode(const pgk_state *state, uint32_t sequence,
+                            uint8_t record[PGK_STORAGE_MAX_RECORD_SIZE]);
+
+/* CRC-32 as zlib's crc32: pgk_crc32(0, ...) starts, and passing the result
+ * back in continues over more bytes. */
+uint32_t pgk_crc32(uint32_t crc, const uint8_t *data, uint16_t length);
+
+#endif /* PGK_STORAGE_H */
