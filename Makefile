@@ -14,7 +14,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck pytest bench bench-check install clean firmware firmware-size
+.PHONY: run demo test lint typecheck pytest bench bench-check install clean firmware firmware-size \
+	firmware-certify
 
 $(STAMP): pyproject.toml setup.py src/paygkit/token/_chain.c
 	PYTHON=$(PYTHON) bash scripts/system-deps build
@@ -62,8 +63,15 @@ firmware:
 	bash scripts/system-deps firmware
 	$(MAKE) -C firmware
 
+# Per module and build of the library (firmware/size probes against their budgets), then the
+# example firmware as a whole: the last line is its flash_bytes=N ram_bytes=M.
 firmware-size: firmware
-	$(MAKE) -C firmware size PYTHON=$(PYTHON)
+	$(MAKE) --no-print-directory -C firmware library-size example-size PYTHON=$(PYTHON)
+
+# The example firmware in QEMU, set up by `paygkit factory flash` and checked by `paygkit certify`.
+firmware-certify: $(STAMP)
+	bash scripts/system-deps firmware
+	$(BIN)/python scripts/firmware_certify.py
 
 bench-check:
 	$(MAKE) --no-print-directory bench BENCH_FLAGS=--fail-on-targets

@@ -7,6 +7,12 @@ of data being stored in flash; RAM = data + bss, static RAM without the stack), 
 symbols (`nm --size-sort`), and a worst-case stack estimate.  The last line is
 `flash_bytes=N ram_bytes=M` for the first ELF, for scripts to read.
 
+--modules adds the flash each input object takes, from the linker map next to the ELF
+(NAME.map, as -Wl,-Map writes it); with -ffunction-sections that is exact per function, so
+it tells a module's share apart from the run-time code (libc, libgcc) it pulls in.  Objects
+named by --scaffold (a size probe's start-up, stubs and main) are left out of the
+`library_bytes=N` line printed for each ELF, which is then what the library costs a product.
+
 The stack estimate walks the call graph taken from the disassembly (`bl` calls and tail
 branches), so library code such as libgcc's division helpers counts too.  A function's
 frame comes from GCC's -fstack-usage files (*.su) found under the ELF's directory (or
@@ -185,15 +191,75 @@ def handlers(cross: str, elf: Path, functions: dict[str, Function]) -> list[str]
     return sorted(name for name in by_address.values() if name != "Reset_Handler")
 
 
+_MAP_OUTPUT = re.compile(r"^(\.\S+)\s+0x[0-9a-f]+\s+0x[0-9a-f]+")
+# An input section: its name alone on a line when long (the numbers follow on the next),
+# else name, address, size and the object on one line.
+_MAP_NAME_ALONE = re.compile(r"^ (\.\S+|COMMON)\s*$")
+_MAP_INPUT = re.compile(r"^ (?:\.\S+|COMMON)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S.*)$")
+_MAP_CONTINUED = re.compile(r"^\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S.*)$")
+# The output sections whose contents are stored in flash (.data: its initial values).
+_FLASH_OUTPUTS = (".text", ".ARM.exidx", ".data")
+
+
+def module_sizes(map_file: Path) -> dict[str, int]:
+    """Flash bytes by input object (an archive member as ARCHIVE(MEMBER)), from a GNU ld map.
+
+    Alignment padding (*fill*) belongs to no object and is left out, so the sum can fall a
+    few bytes short of the flash figure.
+    """
+    sizes: dict[str, int] = {}
+    output = None
+    pending = False  # an input section name on a line of its own; its numbers follow
+    started = False
+    for line in map_file.read_text().splitlines():
+        if not started:
+            started = line.startswith("Linker script and memory map")
+            continue
+        heading = _MAP_OUTPUT.match(line)
+        if heading or (line and not line[0].isspace()):
+            output = heading[1] if heading else line.split()[0]
+            pending = False
+            continue
+        if _MAP_NAME_ALONE.match(line):
+            pending = True
+            continue
+        entry = _MAP_INPUT.match(line) or (pending and _MAP_CONTINUED.match(line))
+        pending = False
+        if not entry or output not in _FLASH_OUTPUTS or not int(entry[1], 16):
+            continue
+        # "dir/lib.a(member.o)" is named "lib.a(member.o)", "dir/file.o" "file.o".
+        where = entry[2]
+        archive, paren, member = where.partition("(")
+        name = Path(archive).name + paren + member
+        sizes[name] = sizes.get(name, 0) + int(entry[1], 16)
+    return sizes
+
+
+def report_modules(elf: Path, scaffold: list[str]) -> None:
+    map_file = elf.with_suffix(".map")
+    if not map_file.exists():
+        print(f"   no {map_file.name}: link with -Wl,-Map=... for the sizes by module")
+        return
+    sizes = module_sizes(map_file)
+    print("   flash by module (linker map):")
+    library = 0
+    for name, size in sorted(sizes.items(), key=lambda item: (-item[1], item[0])):
+        left_out = name in scaffold
+        library += 0 if left_out else size
+        print(f"   {size:>8}  {name}{'  (probe, not counted)' if left_out else ''}")
+    print(f"   library_bytes={library}")
+
+
 def report(elf: Path, cross: str, top: int, su_dirs: list[Path]) -> tuple[int, int]:
     text, data, bss = berkeley_size(cross, elf)
     flash, ram = text + data, data + bss
     print(f"== {elf}")
     print(f"   {'text':>8} {'data':>8} {'bss':>8}   {'flash':>8} {'ram':>8}")
     print(f"   {text:>8} {data:>8} {bss:>8}   {flash:>8} {ram:>8}")
-    print(f"   largest symbols ({cross}nm --size-sort):")
-    for size, kind, name in largest_symbols(cross, elf, top):
-        print(f"   {size:>8}  {kind}  {name}")
+    if top > 0:
+        print(f"   largest symbols ({cross}nm --size-sort):")
+        for size, kind, name in largest_symbols(cross, elf, top):
+            print(f"   {size:>8}  {kind}  {name}")
 
     functions = disassemble(cross, elf)
     frames, dynamic = stack_usage(su_dirs or [elf.parent])
@@ -229,8 +295,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--su-dir", type=Path, action="append", default=[], help="where the *.su files are"
     )
+    parser.add_argument(
+        "--modules", action="store_true", help="flash by input object, from NAME.map"
+    )
+    parser.add_argument(
+        "--scaffold",
+        action="append",
+        default=[],
+        metavar="OBJECT",
+        help="an object (file name) --modules leaves out of library_bytes",
+    )
     args = parser.parse_args(argv)
-    results = [report(elf, args.cross, args.top, args.su_dir) for elf in args.elves]
+    results = []
+    for elf in args.elves:
+        results.append(report(elf, args.cross, args.top, args.su_dir))
+        if args.modules:
+            report_modules(elf, args.scaffold)
     flash, ram = results[0]
     print(f"flash_bytes={flash} ram_bytes={ram}")
     return 0

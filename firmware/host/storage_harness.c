@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness_hex.h"
 #include "pgk_storage.h"
 
 #define MAX_LINE 8192
@@ -147,20 +148,6 @@ int pgk_port_nv_erase(uint32_t offset, size_t length)
 
 /* -- reading requests ------------------------------------------------------------- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Hex into at most `size` bytes; the number read, or -1 when it is not hex. */
 static long read_hex(const char *text, uint8_t *bytes, size_t size)
 {
@@ -175,12 +162,11 @@ static long read_hex(const char *text, uint8_t *bytes, size_t size)
         return -1;
     }
     for (size_t i = 0; i < length / 2; i++) {
-        int high = hex_value(text[2 * i]);
-        int low = hex_value(text[2 * i + 1]);
-        if (high < 0 || low < 0) {
+        int byte = hex_byte(text + 2 * i);
+        if (byte < 0) {
             return -1;
         }
-        bytes[i] = (uint8_t)(high << 4 | low);
+        bytes[i] = (uint8_t)byte;
     }
     return (long)(length / 2);
 }
@@ -315,16 +301,6 @@ static const char *result_name(pgk_storage_result result)
         return "not-loaded";
     }
     return "unknown";
-}
-
-static void print_hex(const uint8_t *bytes, size_t length)
-{
-    if (length == 0) {
-        printf("-");
-    }
-    for (size_t i = 0; i < length; i++) {
-        printf("%02x", bytes[i]);
-    }
 }
 
 static void print_state(const pgk_state *state)

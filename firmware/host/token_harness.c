@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness_hex.h"
 #include "pgk_siphash.h"
 #include "pgk_token.h"
 
@@ -26,20 +27,6 @@ static const char *const kind_names[] = {
     "ADD_TIME", "SET_TIME", "DISABLE_PAYG", "COUNTER_SYNC", "ALREADY_USED", "INVALID", "MALFORMED",
 };
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Reads exactly `size` bytes of hex; 0 on anything else. */
 static int read_hex(const char *text, uint8_t *bytes, size_t size)
 {
@@ -47,12 +34,11 @@ static int read_hex(const char *text, uint8_t *bytes, size_t size)
         return 0;
     }
     for (size_t i = 0; i < size; i++) {
-        int high = hex_value(text[2 * i]);
-        int low = hex_value(text[2 * i + 1]);
-        if (high < 0 || low < 0) {
+        int byte = hex_byte(text + 2 * i);
+        if (byte < 0) {
             return 0;
         }
-        bytes[i] = (uint8_t)(high << 4 | low);
+        bytes[i] = (uint8_t)byte;
     }
     return 1;
 }

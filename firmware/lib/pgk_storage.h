@@ -155,6 +155,13 @@ pgk_storage_result pgk_storage_save(pgk_store *store, const pgk_state *state);
 uint16_t pgk_storage_encode(const pgk_state *state, uint32_t sequence,
                             uint8_t record[PGK_STORAGE_MAX_RECORD_SIZE]);
 
+/* Byte copy and fill for the library's own use.  newlib's memcpy and memset
+ * are unrolled for speed (about 300 bytes together on a Cortex-M0); the
+ * library only ever moves a few hundred bytes per call, so loops suffice
+ * (and any of its modules that uses these instead links neither). */
+void pgk_copy(void *to, const void *from, unsigned length);
+void pgk_fill(void *to, uint8_t byte, unsigned length);
+
 /* CRC-32 as zlib's crc32: pgk_crc32(0, ...) starts, and passing the result
  * back in continues over more bytes. */
 uint32_t pgk_crc32(uint32_t crc, const uint8_t *data, uint16_t length);

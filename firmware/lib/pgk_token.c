@@ -19,10 +19,10 @@
 /* Every used count the record can hold: the highest and the window below it. */
 #define USED_WINDOW_BITS ((UINT32_C(2) << PGK_WINDOW_UNORDERED) - 1u)
 
-/* x / divisor into *x, returning x % divisor.  Shift-and-subtract: Cortex-M0
- * has no divide instruction, and libgcc's routine is about 280 bytes against
- * this loop's 52; it runs a few times per token, never per hash. */
-static uint32_t divide(uint32_t *x, uint32_t divisor)
+/* Shift-and-subtract: Cortex-M0 has no divide instruction, and libgcc's
+ * routine is about 280 bytes against this loop's 52; it runs a few times per
+ * token, never per hash.  The device logic shares it for the same reason. */
+uint32_t pgk_divide(uint32_t *x, uint32_t divisor)
 {
     uint32_t remainder = 0;
     for (uint8_t bit = 0; bit < 32; bit++) {
@@ -239,7 +239,7 @@ static pgk_token_kind decode_extended(const pgk_device *device, const pgk_count_
     uint32_t base = divide_wide(&value, EXTENDED_MODULUS);
     uint64_t wanted = value * EXTENDED_MODULUS;
     uint32_t starting_high = device->starting_code;
-    uint32_t starting_base = divide(&starting_high, EXTENDED_MODULUS);
+    uint32_t starting_base = pgk_divide(&starting_high, EXTENDED_MODULUS);
     result->units = base >= starting_base ? base - starting_base
                                           : base + EXTENDED_MODULUS - starting_base;
     uint64_t code = (uint64_t)(device->starting_code - starting_base + base);
@@ -304,12 +304,12 @@ pgk_token_kind pgk_decode_token(const pgk_device *device, const pgk_count_state 
         }
         value = value * radix + digit;
     }
-    uint32_t base = divide(&value, STANDARD_MODULUS);
+    uint32_t base = pgk_divide(&value, STANDARD_MODULUS);
     /* A chain value c matches when c / 1000 equals the token's high digits,
      * that is when c - wanted < 1000: no division per hash. */
     uint32_t wanted = value * STANDARD_MODULUS;
     uint32_t starting_high = device->starting_code;
-    uint32_t starting_base = divide(&starting_high, STANDARD_MODULUS);
+    uint32_t starting_base = pgk_divide(&starting_high, STANDARD_MODULUS);
     result->units = base >= starting_base ? base - starting_base
                                           : base + STANDARD_MODULUS - starting_base;
     uint32_t code = device->starting_code - starting_base + base;

@@ -1,0 +1,1164 @@
+/* The device protocol's grammar: see pgk_wire.h.  Every check below runs in
+ * the order paygkit's commands.py and interpreter.py run theirs, because the
+ * first failing check picks the ERR line a host sees. */
+#include "pgk_wire.h"
+
+#include <string.h>
+
+/* ---- lines ------------------------------------------------------------------ */
+
+pgk_line_event pgk_line_feed(pgk_line_splitter *s, uint8_t byte)
+{
+    if (s->done) {
+        s->done = 0;
+        s->length = 0;
+    }
+    if (byte == '\n' || byte == '\r') {
+        uint8_t cut = s->cutting;
+        s->cutting = 0;
+        s->done = 1;
+        return cut ? PGK_LINE_TOO_LONG : PGK_LINE_READY;
+    }
+    if (s->cutting) {
+        return PGK_LINE_PENDING;
+    }
+    if (byte == 0x08 || byte == 0x7f) {
+        if (s->length) {
+            s->length--;
+        }
+        return PGK_LINE_PENDING;
+    }
+    if (s->length == PGK_WIRE_LINE_MAX) {
+        /* paygkit appends the byte, sees the limit passed and drops the line. */
+        s->cutting = 1;
+        s->length = 0;
+        return PGK_LINE_PENDING;
+    }
+    s->line[s->length++] = (char)byte;
+    return PGK_LINE_PENDING;
+}
+
+/* ---- small text helpers -------------------------------------------------------- */
+
+static char upper(char c)
+{
+    return (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+}
+
+static char lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+static uint8_t is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static uint8_t is_letter(char c)
+{
+    c = upper(c);
+    return c >= 'A' && c <= 'Z';
+}
+
+static int hex_value(char c)
+{
+    if (is_digit(c)) {
+        return c - '0';
+    }
+    c = upper(c);
+    return (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+}
+
+/* `text` equals the NUL-terminated `word` ignoring case (word in lower case). */
+static uint8_t same_word(const char *text, size_t length, const char *word)
+{
+    size_t i = 0;
+    for (; i < length; i++) {
+        if (word[i] == 0 || lower(text[i]) != word[i]) {
+            return 0;
+        }
+    }
+    return word[i] == 0;
+}
+
+/* True when all `length` characters are digits and there are min..max of them. */
+static uint8_t digits_only(const char *text, size_t length, size_t min, size_t max)
+{
+    if (length < min || length > max) {
+        return 0;
+    }
+    while (length--) {
+        if (!is_digit(*text++)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The value of 1-12 digits, saturating (callers check the range, and every
+ * range here is below the saturation). */
+static uint32_t number_value(const char *text, size_t length)
+{
+    uint32_t value = 0;
+    while (length--) {
+        value = value > 429496728u ? 0xffffffffu : value * 10u + (uint32_t)(*text++ - '0');
+    }
+    return value;
+}
+
+/* memchr and strlen's uses without the C library, which the library takes only
+ * memcpy and memset from. */
+static const char *find(const char *text, size_t length, char c)
+{
+    for (; length; length--, text++) {
+        if (*text == c) {
+            return text;
+        }
+    }
+    return NULL;
+}
+
+/* The string after the next NUL (a loop GCC does not turn back into strlen). */
+static const char *next_string(const char *text)
+{
+    while (*text++) {
+    }
+    return text;
+}
+
+/* ---- command words ------------------------------------------------------------- */
+
+static const char command_names[] =
+    "\0\0HELLO\0HELP\0SETUP\0KEYS\0TOKEN\0STATUS\0ADVANCE\0CLOCK\0CONFIG\0POWER\0RESET\0WIPE\0QUIT\0";
+
+/* The n-th NUL-separated string of a table. */
+static const char *nth(const char *table, uint8_t n)
+{
+    while (n--) {
+        table = next_string(table);
+    }
+    return table;
+}
+
+const char *pgk_wire_command_name(uint8_t kind)
+{
+    return nth(command_names, kind);
+}
+
+static const char argument_names[] =
+    "serial\0code\0key\0divider\0restricted\0test\0count\0waiting\0tamper\0keypad_timeout\0"
+    "the RTC time\0";
+
+#define SETUP_ARGUMENTS 7u
+#define CONFIG_ARGUMENTS 3u
+
+/* ---- errors -------------------------------------------------------------------- */
+
+static pgk_command_kind refuse(pgk_command *command, uint8_t code, uint8_t message)
+{
+    pgk_error *error = &command->u.error;
+    uint8_t kind = command->kind;
+    memset(error, 0, sizeof *error);
+    error->code = code;
+    error->message = message;
+    error->command = kind;
+    command->kind = PGK_CMD_ERROR;
+    return PGK_CMD_ERROR;
+}
+
+static pgk_command_kind bad(pgk_command *command, uint8_t message)
+{
+    return refuse(command, PGK_ERR_BAD_ARGUMENT, message);
+}
+
+static pgk_command_kind bad_argument(pgk_command *command, uint8_t message, uint8_t argument)
+{
+    bad(command, message);
+    command->u.error.argument = argument;
+    return PGK_CMD_ERROR;
+}
+
+/* ---- the words of a line ------------------------------------------------------- */
+
+typedef struct {
+    const char *text;
+    uint8_t length;
+} span;
+
+/* The next space-separated word at or after *at, or length 0 at the end. */
+static span next_word(const char **at, const char *end)
+{
+    const char *p = *at;
+    span word;
+    while (p < end && *p == ' ') {
+        p++;
+    }
+    word.text = p;
+    while (p < end && *p != ' ') {
+        p++;
+    }
+    word.length = (uint8_t)(p - word.text);
+    *at = p;
+    return word;
+}
+
+/* commands.read_arguments: name=value words of the arguments first..first+n-1. */
+static pgk_command_kind read_arguments(pgk_command *command, const char *at, const char *end,
+                                       uint8_t first, uint8_t n, span *values)
+{
+    for (;;) {
+        span word = next_word(&at, end);
+        const char *equals;
+        uint8_t name_length;
+        uint8_t i;
+        if (word.length == 0) {
+            return PGK_CMD_BLANK;
+        }
+        equals = find(word.text, word.length, '=');
+        name_length = equals ? (uint8_t)(equals - word.text) : 0;
+        if (name_length == 0) {
+            return bad(command, PGK_MSG_WORD_WITHOUT_EQUALS);
+        }
+        for (i = 0; i < n; i++) {
+            if (same_word(word.text, name_length, nth(argument_names, (uint8_t)(first + i)))) {
+                break;
+            }
+        }
+        if (i == n) {
+            bad(command, PGK_MSG_UNKNOWN_ARGUMENT);
+            command->u.error.word = word.text;
+            command->u.error.word_length = name_length;
+            return PGK_CMD_ERROR;
+        }
+        if (values[i].text) {
+            return bad_argument(command, PGK_MSG_GIVEN_TWICE, (uint8_t)(first + i));
+        }
+        if (name_length + 1 == word.length) {
+            return bad_argument(command, PGK_MSG_NEEDS_VALUE, (uint8_t)(first + i));
+        }
+        values[i].text = equals + 1;
+        values[i].length = (uint8_t)(word.length - name_length - 1);
+    }
+}
+
+/* commands.read_number; an absent value reads as `fallback`. */
+static uint8_t read_number(pgk_command *command, span value, uint32_t fallback, uint32_t low,
+                           uint32_t high, uint8_t argument, uint32_t *result)
+{
+    uint32_t number = fallback;
+    if (value.text) {
+        number = number_value(value.text, value.length);
+        if (!digits_only(value.text, value.length, 1, 12) || number < low || number > high) {
+            bad_argument(command, PGK_MSG_NUMBER, argument);
+            return 0;
+        }
+    }
+    *result = number;
+    return 1;
+}
+
+/* commands.read_flag: 1/on/yes/true or 0/off/no/false, any case. */
+static uint8_t read_flag(pgk_command *command, span value, uint8_t argument, uint8_t *result)
+{
+    static const char words[] = "0\0off\0no\0false\0" "1\0on\0yes\0true\0";
+    uint8_t i;
+    if (value.text == NULL) {
+        return 1;
+    }
+    for (i = 0; i < 8; i++) {
+        if (same_word(value.text, value.length, nth(words, i))) {
+            *result = i >= 4;
+            return 1;
+        }
+    }
+    bad_argument(command, PGK_MSG_FLAG, argument);
+    return 0;
+}
+
+#if PGK_WITH_SIM_CONTROLS
+/* commands.read_duration: seconds, or a number with a unit s, m, h or d. */
+static pgk_command_kind read_duration(pgk_command *command, const char *text, size_t length,
+                                      uint8_t owner)
+{
+    static const char unit_letters[4] = {'s', 'm', 'h', 'd'};
+    static const uint32_t units[4] = {1u, 60u, 3600u, 86400u};
+    /* The most of each unit: the limit divided by it, exactly (no divider on the M0). */
+    static const uint32_t most[4] = {PGK_WIRE_MAX_ADVANCE_SECONDS, 5256000u, 87600u, 3650u};
+    uint32_t unit = 1;
+    uint32_t limit = PGK_WIRE_MAX_ADVANCE_SECONDS;
+    uint32_t number;
+    if (length && !is_digit(text[length - 1])) {
+        const char *at = find(unit_letters, 4, lower(text[length - 1]));
+        if (at == NULL) {
+            length = 0; /* refused below */
+        } else {
+            unit = units[at - unit_letters];
+            limit = most[at - unit_letters];
+            length--;
+        }
+    }
+    if (!digits_only(text, length, 1, 12)) {
+        return bad_argument(command, PGK_MSG_DURATION_FORM, owner);
+    }
+    number = number_value(text, length);
+    /* The limit is a whole number of every unit, so this is the product's test
+     * without a product that could overflow. */
+    if (number > limit) {
+        return bad_argument(command, PGK_MSG_DURATION_MAX, owner);
+    }
+    command->u.seconds = number * unit;
+    return (pgk_command_kind)command->kind;
+}
+#endif
+
+/* serial_number.serial_problem: 1-32 of A-Z a-z 0-9 . _ : + -, alnum first. */
+static pgk_command_kind check_serial(pgk_command *command, span serial)
+{
+    uint8_t i;
+    if (serial.length == 0) {
+        return bad(command, PGK_MSG_SERIAL_EMPTY);
+    }
+    if (serial.length > 32) {
+        bad(command, PGK_MSG_SERIAL_LONG);
+        command->u.error.number = serial.length;
+        return PGK_CMD_ERROR;
+    }
+    for (i = 0; i < serial.length; i++) {
+        char c = serial.text[i];
+        if (!is_digit(c) && !is_letter(c) && (i == 0 || find("._:+-", 5, c) == NULL)) {
+            return bad(command, PGK_MSG_SERIAL_BAD);
+        }
+    }
+    command->u.setup.serial = serial.text;
+    command->u.setup.serial_length = serial.length;
+    return PGK_CMD_SETUP;
+}
+
+/* paygkit.token.parse_key: exactly 32 hex digits. */
+static pgk_command_kind read_key(pgk_command *command, span key)
+{
+    uint8_t i;
+    if (key.length != 32) {
+        bad(command, PGK_MSG_KEY_LENGTH);
+        command->u.error.number = key.length;
+        return PGK_CMD_ERROR;
+    }
+    for (i = 0; i < 32; i++) {
+        int value = hex_value(key.text[i]);
+        if (value < 0) {
+            return bad(command, PGK_MSG_KEY_CHARS);
+        }
+        command->u.setup.key[i / 2] = (uint8_t)(command->u.setup.key[i / 2] << 4 | value);
+    }
+    return PGK_CMD_SETUP;
+}
+
+/* The setup's defaults: divider 1, standard digits, no test code, count 1. */
+static void setup_defaults(pgk_command *command)
+{
+    memset(&command->u.setup, 0, sizeof command->u.setup);
+    command->u.setup.time_divider = 1;
+    command->u.setup.count = 1;
+}
+
+/* SetupCommand.parse_reference: #serial;code;key. */
+static pgk_command_kind parse_reference(pgk_command *command, const char *line, const char *end)
+{
+    span fields[3];
+    uint8_t n = 0;
+    const char *start = line + 1;
+    const char *p;
+    command->kind = PGK_CMD_SETUP;
+    command->form = 1;
+    for (p = start;; p++) {
+        if (p == end || *p == ';') {
+            if (n < 3) {
+                fields[n].text = start;
+                fields[n].length = (uint8_t)(p - start);
+            }
+            n++;
+            start = p + 1;
+            if (p == end) {
+                break;
+            }
+        }
+    }
+    if (n != 3) {
+        bad(command, PGK_MSG_REFERENCE_FIELDS);
+        command->u.error.number = end - line == 1;
+        return PGK_CMD_ERROR;
+    }
+    if (!digits_only(fields[1].text, fields[1].length, 9, 9)) {
+        return bad(command, PGK_MSG_REFERENCE_CODE);
+    }
+    setup_defaults(command);
+    command->u.setup.starting_code = number_value(fields[1].text, 9);
+    if (check_serial(command, fields[0]) == PGK_CMD_ERROR) {
+        return PGK_CMD_ERROR;
+    }
+    return read_key(command, fields[2]);
+}
+
+/* SetupCommand.parse: SETUP serial= code= key= [divider=] [restricted=] [test=] [count=]. */
+static pgk_command_kind parse_setup(pgk_command *command, const char *at, const char *end)
+{
+    span values[SETUP_ARGUMENTS];
+    uint32_t number;
+    uint8_t missing = 0;
+    uint8_t i;
+    memset(values, 0, sizeof values);
+    if (read_arguments(command, at, end, PGK_ARG_SERIAL, SETUP_ARGUMENTS, values)) {
+        return PGK_CMD_ERROR;
+    }
+    for (i = 0; i < 3; i++) {
+        if (values[i].text == NULL) {
+            missing |= (uint8_t)(1u << i);
+        }
+    }
+    if (missing) {
+        bad(command, PGK_MSG_MISSING);
+        command->u.error.number = missing;
+        return PGK_CMD_ERROR;
+    }
+    if (!digits_only(values[PGK_ARG_CODE].text, values[PGK_ARG_CODE].length, 1, 9)) {
+        return bad(command, PGK_MSG_CODE);
+    }
+    if (values[PGK_ARG_TEST].text &&
+        !digits_only(values[PGK_ARG_TEST].text, values[PGK_ARG_TEST].length, 1, 20)) {
+        return bad(command, PGK_MSG_TEST);
+    }
+    setup_defaults(command);
+    command->u.setup.starting_code =
+        number_value(values[PGK_ARG_CODE].text, values[PGK_ARG_CODE].length);
+    command->u.setup.test_code = values[PGK_ARG_TEST].text;
+    command->u.setup.test_code_length = values[PGK_ARG_TEST].length;
+    if (check_serial(command, values[PGK_ARG_SERIAL]) == PGK_CMD_ERROR ||
+        read_key(command, values[PGK_ARG_KEY]) == PGK_CMD_ERROR ||
+        !read_number(command, values[PGK_ARG_DIVIDER], 1, 1, 255, PGK_ARG_DIVIDER, &number)) {
+        return PGK_CMD_ERROR;
+    }
+    command->u.setup.time_divider = (uint8_t)number;
+    if (!read_flag(command, values[PGK_ARG_RESTRICTED], PGK_ARG_RESTRICTED,
+                   &command->u.setup.restricted_digits) ||
+        !read_number(command, values[PGK_ARG_COUNT], 1, 0, PGK_WIRE_MAX_COUNT, PGK_ARG_COUNT,
+                     &command->u.setup.count)) {
+        return PGK_CMD_ERROR;
+    }
+    return PGK_CMD_SETUP;
+}
+
+#if PGK_WITH_SIM_CONTROLS
+static pgk_command_kind parse_config(pgk_command *command, const char *at, const char *end)
+{
+    span values[CONFIG_ARGUMENTS];
+    span tamper;
+    uint32_t timeout;
+    uint8_t mask = 0;
+    uint8_t i;
+    memset(values, 0, sizeof values);
+    if (read_arguments(command, at, end, PGK_ARG_WAITING, CONFIG_ARGUMENTS, values)) {
+        return PGK_CMD_ERROR;
+    }
+    for (i = 0; i < CONFIG_ARGUMENTS; i++) {
+        if (values[i].text) {
+            mask |= (uint8_t)(1u << i);
+        }
+    }
+    command->form = mask;
+    if (!read_flag(command, values[0], PGK_ARG_WAITING, &command->u.config.waiting)) {
+        return PGK_CMD_ERROR;
+    }
+    tamper = values[1];
+    if (tamper.text) {
+        if (same_word(tamper.text, tamper.length, "lock")) {
+            command->u.config.tamper_lock = 1;
+        } else if (!same_word(tamper.text, tamper.length, "report")) {
+            return bad(command, PGK_MSG_TAMPER_ARGUMENT);
+        }
+    }
+    if (!read_number(command, values[2], 30, 1, PGK_WIRE_MAX_KEYPAD_TIMEOUT,
+                     PGK_ARG_KEYPAD_TIMEOUT, &timeout)) {
+        return PGK_CMD_ERROR;
+    }
+    command->u.config.keypad_timeout = (uint16_t)timeout;
+    return PGK_CMD_CONFIG;
+}
+#endif
+
+pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
+                                pgk_command *command)
+{
+    char *end = line + length;
+    char *rest;
+    char *p;
+    uint8_t kind;
+    memset(command, 0, sizeof *command);
+    for (p = line; p < end; p++) {
+        if (*p == '\t') {
+            *p = ' ';
+        } else if ((uint8_t)*p < 0x20 || (uint8_t)*p > 0x7e) {
+            return refuse(command, PGK_ERR_BAD_LINE, PGK_MSG_BAD_LINE);
+        }
+    }
+    while (line < end && *line == ' ') {
+        line++;
+    }
+    while (end > line && end[-1] == ' ') {
+        end--;
+    }
+    if (line == end) {
+        return PGK_CMD_BLANK;
+    }
+    if (end - line > (long)PGK_WIRE_LINE_MAX) {
+        return refuse(command, PGK_ERR_LINE_TOO_LONG, PGK_MSG_TOO_LONG);
+    }
+    if (*line == '#') {
+        return parse_reference(command, line, end);
+    }
+    rest = (char *)find(line, (size_t)(end - line), ' ');
+    if (rest == NULL) {
+        rest = end;
+    }
+    for (kind = PGK_CMD_HELLO; kind <= PGK_CMD_QUIT; kind++) {
+        const char *name = pgk_wire_command_name(kind);
+        uint8_t i = 0;
+        while (line + i < rest && name[i] && upper(line[i]) == name[i]) {
+            i++;
+        }
+        if (line + i == rest && name[i] == 0) {
+            break;
+        }
+    }
+    if (kind > PGK_CMD_QUIT) {
+        refuse(command, PGK_ERR_UNKNOWN_COMMAND, PGK_MSG_UNKNOWN_COMMAND);
+        command->u.error.word = line;
+        /* Only its length up to 21 matters (quoted_word shows 1-20). */
+        command->u.error.word_length = (uint8_t)(rest - line > 255 ? 255 : rest - line);
+        return PGK_CMD_ERROR;
+    }
+    command->kind = kind;
+    while (rest < end && *rest == ' ') {
+        rest++;
+    }
+    /* A build without the simulator cannot take its commands whatever it is asked. */
+    if ((!simulator || !PGK_WITH_SIM_CONTROLS) && kind >= PGK_CMD_FIRST_SIMULATOR &&
+        kind != PGK_CMD_QUIT) {
+        return refuse(command, PGK_ERR_NOT_SUPPORTED, PGK_MSG_NOT_SIMULATOR);
+    }
+    switch (kind) {
+    case PGK_CMD_SETUP:
+        return parse_setup(command, rest, end);
+    case PGK_CMD_KEYS:
+    case PGK_CMD_TOKEN: {
+        /* KEYS drops every space, TOKEN keeps one between groups. */
+        char *out = rest;
+        for (p = rest; p < end; p++) {
+            if (*p != ' ') {
+                *out++ = *p;
+                if (kind == PGK_CMD_KEYS && find("*#0123456789", 12, *p) == NULL) {
+                    return bad(command, PGK_MSG_KEYS_BAD);
+                }
+            } else if (kind == PGK_CMD_TOKEN && p[-1] != ' ') {
+                *out++ = ' ';
+            }
+        }
+        if (out == rest) {
+            return bad(command, kind == PGK_CMD_KEYS ? PGK_MSG_KEYS_EMPTY : PGK_MSG_TOKEN_EMPTY);
+        }
+        command->u.keys.text = rest;
+        command->u.keys.length = (uint16_t)(out - rest);
+        return (pgk_command_kind)kind;
+    }
+#if PGK_WITH_SIM_CONTROLS
+    case PGK_CMD_ADVANCE:
+        if (rest == end) {
+            return bad(command, PGK_MSG_ADVANCE_EMPTY);
+        }
+        return read_duration(command, rest, (size_t)(end - rest), 0);
+    case PGK_CMD_CLOCK:
+        if (rest == end) {
+            return PGK_CMD_CLOCK;
+        }
+        if (*rest == '+' || *rest == '-') {
+            command->form = *rest == '+' ? PGK_CLOCK_FORWARD : PGK_CLOCK_BACK;
+            return read_duration(command, rest + 1, (size_t)(end - rest - 1), 1);
+        } else {
+            span value;
+            value.text = rest;
+            value.length = (uint8_t)(end - rest);
+            command->form = PGK_CLOCK_SET;
+            if (!read_number(command, value, 0, 0, PGK_WIRE_MAX_RTC, PGK_ARG_RTC,
+                             &command->u.seconds)) {
+                return PGK_CMD_ERROR;
+            }
+        }
+        return PGK_CMD_CLOCK;
+    case PGK_CMD_CONFIG:
+        return parse_config(command, rest, end);
+    case PGK_CMD_POWER:
+        if (rest == end) {
+            return PGK_CMD_POWER;
+        }
+        if (same_word(rest, (size_t)(end - rest), "on")) {
+            command->form = PGK_POWER_ON;
+        } else if (same_word(rest, (size_t)(end - rest), "off")) {
+            command->form = PGK_POWER_OFF;
+        } else {
+            return bad(command, PGK_MSG_POWER_ARGUMENT);
+        }
+        return PGK_CMD_POWER;
+#endif
+    default:
+        /* HELLO HELP STATUS RESET WIPE QUIT */
+        if (rest != end) {
+            return bad(command, PGK_MSG_NO_ARGUMENTS);
+        }
+        return (pgk_command_kind)kind;
+    }
+}
+
+/* ---- output -------------------------------------------------------------------- */
+
+static void put(pgk_out *out, char c)
+{
+    if (out->length >= out->size) {
+        out->flush(out);
+    }
+    out->buffer[out->length++] = c;
+}
+
+void pgk_out_char(pgk_out *out, char c)
+{
+    if (out->quoting) {
+        if ((uint8_t)c < 0x20 || (uint8_t)c > 0x7e) {
+            c = '?';
+        } else if (c == '"' || c == '\\') {
+            put(out, '\\');
+        }
+    }
+    put(out, c);
+}
+
+void pgk_out_mem(pgk_out *out, const char *text, size_t length)
+{
+    while (length--) {
+        pgk_out_char(out, *text++);
+    }
+}
+
+void pgk_out_str(pgk_out *out, const char *text)
+{
+    while (*text) {
+        pgk_out_char(out, *text++);
+    }
+}
+
+/* `value` in decimal, with leading zeros up to `width` digits. */
+static void number(pgk_out *out, uint64_t value, uint8_t width)
+{
+    /* Long division by 10 a byte at a time with a multiply for the quotient:
+     * no 64-bit division helper, which would cost more than this whole function. */
+    uint8_t bytes[8];
+    char digits[20];
+    uint8_t n = 0;
+    uint8_t nonzero;
+    memcpy(bytes, &value, 8); /* little-endian, as pgk_storage.h requires */
+    do {
+        uint32_t rest = 0;
+        uint8_t i = 8;
+        nonzero = 0;
+        while (i--) {
+            uint32_t current = rest << 8 | bytes[i];
+            uint32_t quotient = (current * 0xcccdu) >> 19; /* exact below 81920 */
+            rest = current - quotient * 10u;
+            bytes[i] = (uint8_t)quotient;
+            nonzero |= (uint8_t)quotient;
+        }
+        digits[n++] = (char)('0' + rest);
+    } while (nonzero || n < width);
+    while (n) {
+        put(out, digits[--n]);
+    }
+}
+
+void pgk_out_number(pgk_out *out, uint64_t value)
+{
+    number(out, value, 1);
+}
+
+void pgk_out_field(pgk_out *out, const char *name)
+{
+    put(out, ' ');
+    pgk_out_str(out, name);
+    put(out, '=');
+}
+
+void pgk_out_number_field(pgk_out *out, const char *name, uint64_t value)
+{
+    pgk_out_field(out, name);
+    pgk_out_number(out, value);
+}
+
+void pgk_out_word_field(pgk_out *out, const char *name, const char *word, size_t length)
+{
+    pgk_out_field(out, name);
+    if (length == 0) {
+        put(out, '-');
+    }
+    pgk_out_mem(out, word, length);
+}
+
+void pgk_out_flag_field(pgk_out *out, const char *name, uint8_t value)
+{
+    pgk_out_field(out, name);
+    put(out, value ? '1' : '0');
+}
+
+void pgk_out_on_off_field(pgk_out *out, const char *name, uint8_t value)
+{
+    pgk_out_field(out, name);
+    pgk_out_str(out, value ? "on" : "off");
+}
+
+void pgk_out_text_begin(pgk_out *out)
+{
+    pgk_out_field(out, "text");
+    put(out, '"');
+    out->quoting = 1;
+}
+
+void pgk_out_text_end(pgk_out *out)
+{
+    out->quoting = 0;
+    put(out, '"');
+}
+
+void pgk_out_end_line(pgk_out *out, uint8_t crlf)
+{
+    if (crlf) {
+        put(out, '\r');
+    }
+    put(out, '\n');
+    out->flush(out);
+}
+
+#if PGK_PROTOCOL_MESSAGES
+void pgk_out_hiding_keys(pgk_out *out, const char *text, size_t length)
+{
+    size_t i = 0;
+    while (i < length) {
+        size_t run = i;
+        uint8_t letter = 0;
+        while (run < length && hex_value(text[run]) >= 0) {
+            letter |= !is_digit(text[run]);
+            run++;
+        }
+        if (run - i >= 16 && letter) {
+            pgk_out_str(out, "<hidden>");
+        } else {
+            pgk_out_mem(out, text + i, run - i);
+            if (run < length) {
+                pgk_out_char(out, text[run++]);
+            }
+        }
+        i = run;
+    }
+}
+#endif
+
+void pgk_out_tamper(pgk_out *out, uint8_t flags)
+{
+    static const char names[] = "rtc_slow\0rtc_fast\0rtc_backwards\0";
+    uint8_t i;
+    uint8_t first = 1;
+    if ((flags & 7u) == 0) {
+        pgk_out_str(out, "none");
+    }
+    for (i = 0; i < 3; i++) {
+        if (flags & (1u << i)) {
+            if (!first) {
+                put(out, ',');
+            }
+            first = 0;
+            pgk_out_str(out, nth(names, i));
+        }
+    }
+}
+
+/* ---- answer words ---------------------------------------------------------------- */
+
+const char *pgk_wire_outcome_name(uint8_t outcome)
+{
+    return nth("APPLIED\0ALREADY_USED\0INVALID\0BLOCKED\0TEST_CODE\0MALFORMED\0NOT_PROVISIONED\0",
+               outcome);
+}
+
+const char *pgk_wire_token_type_name(uint8_t type)
+{
+    return nth("ADD_TIME\0SET_TIME\0DISABLE_PAYG\0COUNTER_SYNC\0", type);
+}
+
+const char *pgk_wire_event_name(uint8_t kind)
+{
+    return nth("invalid\0already_used\0time_changed\0counter_synced\0payg_disabled\0"
+               "entry_locked\0test_code\0status\0tamper\0key_press\0",
+               kind);
+}
+
+void pgk_wire_ok(pgk_out *out, uint8_t kind)
+{
+    pgk_out_str(out, "OK ");
+    pgk_out_str(out, pgk_wire_command_name(kind));
+}
+
+#if PGK_PROTOCOL_MESSAGES
+static const char help_lines[] =
+    "HELLO\0"
+    "HELP\0"
+    "SETUP serial=<serial> code=<starting code> key=<32 hex> [divider=<1-255>] "
+    "[restricted=0|1] [test=<digits>] [count=<n>]\0"
+    "#<serial>;<9-digit starting code>;<32 hex key>\0"
+    "KEYS <keys: * # 0-9>\0"
+    "TOKEN <digits>\0"
+    "STATUS\0"
+    "ADVANCE <seconds | <n>s | <n>m | <n>h | <n>d>  (simulator)\0"
+    "CLOCK [<rtc> | +<duration> | -<duration>]  (simulator)\0"
+    "CONFIG [waiting=on|off] [tamper=lock|report] [keypad_timeout=<seconds>]  (simulator)\0"
+    "POWER [ON|OFF]  (simulator)\0"
+    "RESET  (simulator)\0"
+    "WIPE  (simulator)\0"
+    "QUIT\0";
+
+const char *pgk_wire_help_line(uint8_t index)
+{
+    return nth(help_lines, index);
+}
+#endif
+
+/* ---- ERR lines ------------------------------------------------------------------- */
+
+static const char error_codes[] =
+    "UNKNOWN_COMMAND\0BAD_ARGUMENT\0BAD_LINE\0LINE_TOO_LONG\0ALREADY_PROVISIONED\0"
+    "POWERED_OFF\0NOT_SUPPORTED\0STORAGE\0INTERNAL\0";
+
+#if PGK_PROTOCOL_MESSAGES
+/* Message texts; a byte below 0x10 stands for a variable part:
+ * (octal escapes, as in the strings)
+ *   \1 the command word        \2 ' word' if the word may be shown (commands.quoted_word)
+ *   \3 the number              \4 the arguments the command takes
+ *   \5 the argument's name     \6 the range of the argument
+ *   \7 the duration's owner    \10 the missing arguments
+ *   \11 the stored serial      \12 the reference setup usage
+ *   \13 the serial rule        \14 the # hint
+ *   \15 the keys of a test code
+ * Shared pieces are written once this way, which keeps the table small. */
+static const char messages[] =
+    "the line holds a character that is not printable ASCII; send commands as plain text\0"
+    "a command line is at most 256 characters\0"
+    "unknown command\2; send HELP for the list of commands\0"
+    "\1 takes no arguments\0"
+    "\1 is a simulator command; this is a device\0"
+    "\1 takes name=value arguments (\4); a word without '=' was given\0"
+    "unknown argument\2 for \1; it takes \4\0"
+    "\5 is given twice; give it once\0"
+    "\5= needs a value\0"
+    "\1 needs \10\0"
+    "code must be the starting code: up to 9 digits (0-999999999)\0"
+    "test must be the test code: 1 to 20 digits\0"
+    "the serial number is empty; use \13\0"
+    "the serial number is \3 characters long, the most a device holds is 32; use \13\0"
+    "the serial number must be \13\0"
+    "the key must be 32 hex characters (16 bytes), got \3 characters; "
+    "copy the Key column of the device list in full\0"
+    "the key must be 32 hex characters (0-9, a-f); it contains other characters\0"
+    "\5 must be a whole number from \6\0"
+    "\5 must be 0 or 1 (or on/off)\0"
+    "\7 must be seconds or a number with a unit s, m, h or d (e.g. 90, 2h, 3d)\0"
+    "\7 is at most 3650 days; move the clock in steps\0"
+    "\12, with 3 fields separated by ';'\14\0"
+    "\12: the starting code must be exactly 9 digits\0"
+    "KEYS needs keys to press: * # 0-9\0"
+    "a keypad has only the keys *, # and 0-9; nothing was pressed\0"
+    "TOKEN needs the token's digits\0"
+    "ADVANCE needs a duration (e.g. 90, 2h)\0"
+    "POWER takes ON or OFF\0"
+    "tamper must be lock or report\0"
+    "the device is off; send POWER ON\0"
+    "the device is already set up as \11; a set-up device keeps its key "
+    "(a simulator can be wiped with WIPE)\0"
+    "the simulated RTC cannot go past 4102444800 (year 2100)\0"
+    "the RTC must stay between 0 and 4102444800\0"
+    "the setup was not kept by the device; nothing was changed\0"
+    "the device memory failed (error \3); nothing was changed\0"
+    "the test code must be typed with \15 only\0"
+    "the firmware failed; the command was not completed\0";
+
+/* commands.quoted_word: the word is shown only if it is 1-20 letters and '_'. */
+static void quoted_word(pgk_out *out, const char *word, uint8_t length)
+{
+    uint8_t i;
+    if (length == 0 || length > 20) {
+        return;
+    }
+    for (i = 0; i < length; i++) {
+        if (!is_letter(word[i]) && word[i] != '_') {
+            return;
+        }
+    }
+    pgk_out_str(out, " '");
+    pgk_out_hiding_keys(out, word, length);
+    put(out, '\'');
+}
+
+static void argument_list(pgk_out *out, uint8_t first, uint8_t n, uint8_t mask, const char *suffix)
+{
+    uint8_t i;
+    uint8_t any = 0;
+    for (i = 0; i < n; i++) {
+        if (mask & (1u << i)) {
+            if (any) {
+                pgk_out_str(out, ", ");
+            }
+            any = 1;
+            pgk_out_str(out, nth(argument_names, (uint8_t)(first + i)));
+            pgk_out_str(out, suffix);
+        }
+    }
+}
+
+void pgk_wire_error(pgk_out *out, const pgk_error *error)
+{
+    const char *text = nth(messages, error->message);
+    uint8_t config = error->command == PGK_CMD_CONFIG;
+    pgk_out_str(out, "ERR ");
+    pgk_out_str(out, nth(error_codes, error->code));
+    put(out, ' ');
+    for (; *text; text++) {
+        switch (*text) {
+        case 1:
+            pgk_out_str(out, pgk_wire_command_name(error->command));
+            break;
+        case 2: {
+            /* The name of an unknown argument is shown lower case, as paygkit
+             * lowers it before quoting. */
+            char word[20];
+            uint8_t i;
+            uint8_t length = error->word_length;
+            if (length <= 20) {
+                for (i = 0; i < length; i++) {
+                    word[i] = error->message == PGK_MSG_UNKNOWN_ARGUMENT ? lower(error->word[i])
+                                                                         : error->word[i];
+                }
+                quoted_word(out, word, length);
+            }
+            break;
+        }
+        case 3:
+            pgk_out_number(out, error->number);
+            break;
+        case 4:
+            argument_list(out, config ? PGK_ARG_WAITING : PGK_ARG_SERIAL,
+                          config ? CONFIG_ARGUMENTS : SETUP_ARGUMENTS, 0x7f, "");
+            break;
+        case 5:
+            pgk_out_str(out, nth(argument_names, error->argument));
+            break;
+        case 6:
+            pgk_out_str(out, nth("1 to 255\0" "0 to 2147483647\0" "1 to 3600\0" "0 to 4102444800\0",
+                                 error->argument == PGK_ARG_DIVIDER  ? 0
+                                 : error->argument == PGK_ARG_COUNT ? 1
+                                 : error->argument == PGK_ARG_RTC   ? 3
+                                                                    : 2));
+            break;
+        case 7:
+            pgk_out_str(out, error->argument ? "the change of the clock" : "the duration");
+            break;
+        case 8:
+            argument_list(out, PGK_ARG_SERIAL, 3, (uint8_t)error->number, "=");
+            break;
+        case 9:
+            pgk_out_hiding_keys(out, error->word, error->word_length);
+            break;
+        case 10:
+            pgk_out_str(out, "the reference setup line is "
+                             "#<serial>;<9-digit starting code>;<32 hex key>");
+            break;
+        case 11:
+            pgk_out_str(out, "1 to 32 letters, digits and . _ : + - starting with a letter or "
+                             "digit (e.g. SLT220000001)");
+            break;
+        case 12:
+            if (error->number) {
+                pgk_out_str(out, "; to press the # key, send KEYS #");
+            }
+            break;
+        case 13:
+            pgk_out_str(out, error->number ? "keys 1-4 (restricted keypad)" : "digits 0-9");
+            break;
+        default:
+            put(out, *text);
+        }
+    }
+}
+#else
+void pgk_wire_error(pgk_out *out, const pgk_error *error)
+{
+    pgk_out_str(out, "ERR ");
+    pgk_out_str(out, nth(error_codes, error->code));
+}
+#endif
+
+/* ---- typed answer lines --------------------------------------------------------- */
+
+static void seconds_left_field(pgk_out *out, uint64_t value)
+{
+    pgk_out_field(out, "seconds_left");
+    if (value == PGK_WIRE_UNLIMITED) {
+        pgk_out_str(out, "unlimited");
+    } else {
+        pgk_out_number(out, value);
+    }
+}
+
+void pgk_wire_status_line(pgk_out *out, const pgk_wire_status *s)
+{
+    uint8_t i;
+    pgk_out_str(out, "STATUS");
+    pgk_out_word_field(out, "serial", s->serial, s->serial_length);
+    pgk_out_flag_field(out, "provisioned", s->provisioned);
+    pgk_out_number_field(out, "now", s->now);
+    pgk_out_flag_field(out, "active", s->active);
+    pgk_out_on_off_field(out, "payg", s->payg);
+    seconds_left_field(out, s->seconds_left);
+    pgk_out_number_field(out, "active_until", s->active_until);
+    pgk_out_number_field(out, "count", s->count);
+    pgk_out_field(out, "used");
+    if (s->used_n == 0) {
+        put(out, '-');
+    }
+    for (i = 0; i < s->used_n; i++) {
+        if (i) {
+            put(out, ',');
+        }
+        pgk_out_number(out, s->used[i]);
+    }
+    pgk_out_number_field(out, "invalid", s->invalid);
+    pgk_out_number_field(out, "blocked", s->blocked);
+    pgk_out_field(out, "tamper");
+    pgk_out_tamper(out, s->tamper);
+    pgk_out_flag_field(out, "test", s->test);
+    pgk_out_word_field(out, "typing", s->typing, s->typing_length);
+    pgk_out_flag_field(out, "restricted", s->restricted);
+    pgk_out_number_field(out, "divider", s->divider);
+}
+
+void pgk_wire_result_line(pgk_out *out, const pgk_wire_result *r)
+{
+    uint16_t f = r->fields;
+    pgk_out_str(out, "RESULT ");
+    pgk_out_str(out, pgk_wire_outcome_name(r->outcome));
+    if (f & PGK_RESULT_TYPE) {
+        pgk_out_field(out, "type");
+        pgk_out_str(out, pgk_wire_token_type_name(r->type));
+    }
+    if (f & PGK_RESULT_UNITS) {
+        pgk_out_number_field(out, "units", r->units);
+    }
+    if (f & PGK_RESULT_COUNT) {
+        pgk_out_number_field(out, "count", r->count);
+    }
+    if (f & PGK_RESULT_PAYG) {
+        pgk_out_on_off_field(out, "payg", r->payg);
+    }
+    if (f & PGK_RESULT_TEST) {
+        pgk_out_flag_field(out, "test", r->test);
+    }
+    if (f & PGK_RESULT_ACTIVE) {
+        pgk_out_flag_field(out, "active", r->active);
+    }
+    if (f & PGK_RESULT_ACTIVE_UNTIL) {
+        pgk_out_number_field(out, "active_until", r->active_until);
+    }
+    if (f & PGK_RESULT_SECONDS_LEFT) {
+        seconds_left_field(out, r->seconds_left);
+    }
+    if (f & PGK_RESULT_WAIT) {
+        pgk_out_number_field(out, "wait", r->wait);
+    }
+    if (f & PGK_RESULT_INVALID) {
+        pgk_out_number_field(out, "invalid", r->invalid);
+    }
+}
+
+void pgk_wire_event_line(pgk_out *out, uint8_t kind, uint8_t led, uint8_t blinks)
+{
+    pgk_out_str(out, "EVENT ");
+    pgk_out_str(out, pgk_wire_event_name(kind));
+    pgk_out_field(out, "led");
+    pgk_out_str(out, nth("none\0red\0green\0", led));
+    pgk_out_number_field(out, "blinks", blinks);
+}
+
+void pgk_wire_hello_line(pgk_out *out, const char *model, const char *firmware, uint8_t simulator,
+                         uint8_t power, uint8_t provisioned)
+{
+    pgk_out_str(out, "HELLO protocol=1 model=");
+    pgk_out_str(out, model);
+    pgk_out_field(out, "firmware");
+    pgk_out_str(out, firmware);
+    pgk_out_flag_field(out, "simulator", simulator);
+    pgk_out_on_off_field(out, "power", power);
+    if (provisioned < 2) {
+        pgk_out_flag_field(out, "provisioned", provisioned);
+    }
+}
+
+void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
+                        uint32_t starting_code, const uint8_t key[16], uint8_t crlf)
+{
+    uint8_t i;
+    pgk_out_str(out, "SN:");
+    pgk_out_mem(out, serial, serial_length);
+    pgk_out_end_line(out, crlf);
+    pgk_out_str(out, "SC:");
+    /* Nine digits with leading zeros, as the reference firmware prints them. */
+    number(out, starting_code, 9);
+    pgk_out_end_line(out, crlf);
+    pgk_out_str(out, "SK:");
+    for (i = 0; i < 32; i++) {
+        put(out, "0123456789ABCDEF"[(key[i / 2] >> ((i & 1) ? 0 : 4)) & 15u]);
+    }
+    pgk_out_end_line(out, crlf);
+}
+
+void pgk_wire_setup_line(pgk_out *out, uint8_t divider, uint8_t restricted, const char *test,
+                         uint8_t test_length, uint32_t count)
+{
+    pgk_out_str(out, "SETUP");
+    pgk_out_number_field(out, "divider", divider);
+    pgk_out_flag_field(out, "restricted", restricted);
+    pgk_out_word_field(out, "test", test, test_length);
+    pgk_out_number_field(out, "count", count);
+}
+
+void pgk_wire_clock_line(pgk_out *out, uint64_t rtc, uint64_t ticks)
+{
+    pgk_out_str(out, "CLOCK");
+    pgk_out_number_field(out, "rtc", rtc);
+    pgk_out_number_field(out, "ticks", ticks);
+}
+
+void pgk_wire_config_line(pgk_out *out, uint8_t waiting, uint8_t tamper_lock, uint16_t timeout)
+{
+    pgk_out_str(out, "CONFIG");
+    pgk_out_on_off_field(out, "waiting", waiting);
+    pgk_out_field(out, "tamper");
+    pgk_out_str(out, tamper_lock ? "lock" : "report");
+    pgk_out_number_field(out, "keypad_timeout", timeout);
+}
+
+void pgk_wire_power_line(pgk_out *out, uint8_t on)
+{
+    pgk_out_str(out, on ? "POWER on" : "POWER off");
+}
