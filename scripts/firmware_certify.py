@@ -9,8 +9,9 @@ certification's summary.  Exit status: certify's (0 when no case failed).
 
     .venv/bin/python scripts/firmware_certify.py [--build DIR] [--keep DIR]
 
-The QEMU runner is the firmware tests' own (tests/firmware/qemu.py), so that
-the tests and this command boot the board the same way.
+The QEMU runner and the way paygkit is run are the firmware tests' own
+(tests/firmware/qemu.py, conftest.py), so that the tests and this command do
+the same.
 """
 
 from __future__ import annotations
@@ -26,20 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.firmware import qemu  # noqa: E402 - after the repository is on the path
+from tests.firmware.conftest import paygkit_cli as paygkit  # noqa: E402
 
 PREFIX = "QEMU"
-
-
-def paygkit(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "paygkit", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=900,
-        check=False,
-    )
 
 
 def step(done: subprocess.CompletedProcess[str], what: str) -> None:

@@ -22,15 +22,7 @@
  */
 #include "pgk_device.h"
 
-/* Where GCC's -Os inlining guess is wrong for this code, either way (each
- * use says by how much, measured with make -C firmware library-size). */
-#if defined(__GNUC__)
-#define NOINLINE __attribute__((noinline))
-#define INLINE __attribute__((always_inline)) inline
-#else
-#define NOINLINE
-#define INLINE inline
-#endif
+#include "pgk_compiler.h"
 
 #if PGK_RTC_32BIT
 typedef uint32_t rtc_time;

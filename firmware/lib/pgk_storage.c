@@ -15,15 +15,7 @@
 #error "pgk_storage keeps pgk_state in the record's little-endian byte image"
 #endif
 
-/* Where GCC's -Os inlining guess is wrong for this code, either way
- * (each use says by how much, measured with make -C firmware library-size). */
-#if defined(__GNUC__)
-#define NOINLINE __attribute__((noinline))
-#define INLINE __attribute__((always_inline)) inline
-#else
-#define NOINLINE
-#define INLINE inline
-#endif
+#include "pgk_compiler.h"
 
 #define SLOT_NONE 0xFFu
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -198,4 +199,17 @@ def standard_only_harness(
         tmp_path_factory,
         "token_harness_standard_only",
         {"PGK_WITH_RESTRICTED": 0, "PGK_WITH_EXTENDED": 0},
+    )
+
+
+def paygkit_cli(*args: str, stdin: str = "", cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`paygkit ARGS` as a user runs it, in `cwd`; its exit status is the caller's to check."""
+    return subprocess.run(
+        [sys.executable, "-m", "paygkit", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=900,
+        check=False,
     )

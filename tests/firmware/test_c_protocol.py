@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from paygkit.device.memory import RamMemory
 from paygkit.device.ports import Feedback
 from paygkit.device.simulator import DEFAULT_RTC_START, SimulatedDevice
 from paygkit.token import DeviceParams, TokenType, generate
-from tests.firmware.conftest import HOST_DIR, LIBRARY_DIR, Compiler
+from tests.firmware.conftest import HOST_DIR, LIBRARY_DIR, Compiler, paygkit_cli
 
 KEY = bytes.fromhex("bc41ec9530f6dac86b1a29ab82edc5fb")
 STARTING_CODE = 516959010
@@ -403,18 +402,6 @@ def c_device_port(simulator_program: Path, tmp_path: Path) -> Iterator[Path]:
         process.terminate()
         _, errors = process.communicate(timeout=10)
         assert not errors, errors.decode(errors="replace")
-
-
-def paygkit_cli(*args: str, stdin: str = "", cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "paygkit", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_paygkit_certify_passes_the_c_device(c_device_port: Path, tmp_path: Path) -> None:
