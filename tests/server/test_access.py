@@ -8,10 +8,29 @@ import pytest
 
 from tests.server.conftest import KEY, Server, snapshot
 
+# The staff roles read the fleet; an agent reads only their own token books.
 ALL = {"admin", "operator", "technician", "viewer"}
+ROLES = ALL | {"agent"}
+BOOK = {
+    "agent_key_id": 1,
+    "serials": ["TEST220000001"],
+    "steps": 1,
+    "menu": [1],
+    "value_cap_days": 10,
+    "expires_at": "2030-01-02",
+}
+HANDOUT = {
+    "id": "h1",
+    "serial": "TEST220000001",
+    "count": 2,
+    "days": 1,
+    "amount": 1,
+    "currency": "KES",
+    "handed_out_at": "2030-01-01",
+}
 # (method, path, body, roles allowed)
 ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
-    ("get", "/me", None, ALL),
+    ("get", "/me", None, ROLES),
     ("get", "/devices", None, ALL),
     ("get", "/devices/TEST220000001", None, ALL),
     ("post", "/devices", {"serial": "NEW1", "key": KEY}, {"admin"}),
@@ -58,6 +77,13 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("post", "/api-keys", {"role": "viewer", "name": "n"}, {"admin"}),
     ("delete", "/api-keys/999", None, {"admin"}),
     ("get", "/audit", None, {"admin"}),
+    ("post", "/books", BOOK, {"admin", "operator"}),
+    ("get", "/books", None, ROLES),
+    ("get", "/books/1", None, ROLES),
+    ("get", "/books/1/tokens", None, {"agent"}),
+    ("post", "/books/1/sync", {"handouts": [HANDOUT]}, {"admin", "operator", "agent"}),
+    ("post", "/books/1/close", {}, {"admin", "operator"}),
+    ("post", "/books/expire", None, {"admin", "operator"}),
 ]
 
 
@@ -70,7 +96,7 @@ def test_every_endpoint_refuses_the_roles_it_must(
     server: Server, method: str, path: str, body: Any, allowed: set[str]
 ) -> None:
     server.add_device()
-    for role in sorted(ALL - allowed):
+    for role in sorted(ROLES - allowed):
         before = snapshot(server.db)
         response = server.client.request(method, path, json=body, headers=server.headers(role))
         assert response.status_code == 403, (role, response.text)
@@ -106,7 +132,7 @@ def test_no_bad_or_revoked_key_is_refused(server: Server) -> None:
     assert new["role"] == "operator"
     listed = server.get("/api-keys").json()["api_keys"]  # type: ignore[attr-defined]
     assert new["key"] not in str(listed)
-    assert len(listed) == 5
+    assert len(listed) == 6
     headers = {"Authorization": f"Bearer {new['key']}"}
     assert server.client.get("/me", headers=headers).json()["role"] == "operator"
     token = {"type": "add_days", "days": 1}
@@ -165,6 +191,7 @@ def test_every_change_is_in_the_audit_log_in_utc(server: Server) -> None:
         "api_key.create",
         "api_key.create",
         "api_key.create",
+        "api_key.create",
         "device.create",
         "token.issue",
         "count.report",
@@ -175,8 +202,8 @@ def test_every_change_is_in_the_audit_log_in_utc(server: Server) -> None:
         "device.update",
     ]
     assert all(e["at"].endswith("Z") for e in entries)
-    assert entries[5]["details"]["counts"] == [2]
-    assert entries[5]["actor"].startswith("admin")
+    assert entries[6]["details"]["counts"] == [2]
+    assert entries[6]["actor"].startswith("admin")
     page = server.client.get(
         "/audit", params={"after_id": entries[-2]["id"]}, headers=server.headers()
     ).json()
@@ -188,7 +215,7 @@ def test_every_change_is_in_the_audit_log_in_utc(server: Server) -> None:
         return [e["action"] for e in answer.json()["entries"]]
 
     assert actions_for(action="token.issue") == ["token.issue", "token.issue"]
-    assert actions_for(action="api_key.") == ["api_key.create"] * 4
+    assert actions_for(action="api_key.") == ["api_key.create"] * 5
     assert actions_for(target="M1") == ["tariff.set"]
     assert actions_for(action="token.", target="TEST22") == ["token.issue", "token.issue"]
     assert actions_for(target="100%_") == []
@@ -218,5 +245,12 @@ def test_health_and_openapi(server: Server) -> None:
     assert health["status"] == "ok"
     assert health["database"] in ("sqlite", "postgresql")
     schema = server.client.get("/openapi.json").json()
-    for path in ("/devices/{serial}/tokens", "/payments", "/devices/import", "/audit"):
+    for path in (
+        "/devices/{serial}/tokens",
+        "/payments",
+        "/devices/import",
+        "/audit",
+        "/books",
+        "/books/{book_id}/sync",
+    ):
         assert path in schema["paths"]

@@ -30,6 +30,9 @@ TABLES = {
     "audit_log",
     "console_sessions",
     "master_key_versions",
+    "books",
+    "book_devices",
+    "book_handouts",
 }
 
 
@@ -49,7 +52,7 @@ def test_migrations_apply_from_empty_and_twice(empty_url: str) -> None:
     db = Database(empty_url)
     try:
         assert not db.is_current()
-        assert db.migrate() == ["0001", "0002", "0003", "0004"]
+        assert db.migrate() == ["0001", "0002", "0003", "0004", "0005"]
         assert db.migrate() == []
         assert db.is_current()
         assert set(inspect(db.engine).get_table_names()) == TABLES

@@ -8,6 +8,8 @@
     paygkit server import devices.csv        import the factory's device list (--dry-run)
     paygkit server token SERIAL --days 7     issue tokens as the local admin
     paygkit server rotate-master-key         re-encrypt every device key under a new key
+    paygkit server book create ...           a token book for an agent (see docs/agents.md)
+    paygkit server book list | show | sync | close | expire
 
 Everything lives in one data directory, `--data-dir` / PAYGKIT_DATA_DIR
 (default: the current directory): the SQLite file paygkit.db and the master key
@@ -65,6 +67,12 @@ app = typer.Typer(
 )
 api_key_app = typer.Typer(name="api-key", help="API keys (stored hashed; shown once).")
 app.add_typer(api_key_app, name="api-key")
+book_app = typer.Typer(
+    name="book",
+    help="Token books: tokens made ahead for an agent to hand out offline (docs/agents.md).",
+    no_args_is_help=True,
+)
+app.add_typer(book_app, name="book")
 
 DatabaseOption = Annotated[
     str | None,
@@ -345,7 +353,7 @@ def _check_port(host: str, port: int) -> None:
 
 @api_key_app.command("create")
 def api_key_create(
-    role: Annotated[str, typer.Option(help="admin, operator, technician or viewer")],
+    role: Annotated[str, typer.Option(help="admin, operator, technician, viewer or agent")],
     name: Annotated[str, typer.Option(help="who or what uses the key")] = "cli",
     database: DatabaseOption = None,
     master_key_file: MasterKeyOption = None,
@@ -765,3 +773,253 @@ def rotate_master_key(
             "with this file, `paygkit server rotate-master-key --drop-old` removes them. "
             "Back the file up."
         )
+
+
+def _decimal(text: str, what: str) -> Decimal:
+    try:
+        return Decimal(text.strip())
+    except InvalidOperation:
+        raise _fail(f"{what} must be a number, got {text!r}") from None
+
+
+def _print_book(view: dict[str, Any], console: Console) -> None:
+    console.print(
+        f"Book {view['id']} ({escape(view['name'] or '-')}) of agent "
+        f"{escape(view['agent']['name'])} (key {view['agent']['key_id']}): {view['status']}, "
+        f"{view['devices']} device(s) x {view['steps']} step(s), menu "
+        f"{', '.join(view['menu'])} days, worth up to {view['value_days']} of a cap of "
+        f"{view['value_cap_days']} days, expires {view['expires_at']}"
+    )
+    counts = view["handouts"]
+    console.print(
+        f"  fetched {view['fetched_at'] or 'never'}; hand-outs: {counts['recorded']} recorded, "
+        f"{counts['duplicate']} duplicate, {counts['conflict']} conflict; "
+        f"{view['flagged']} flagged"
+    )
+    if view["closed_at"]:
+        console.print(
+            f"  {view['status']} {view['closed_at']} by {escape(view['closed_by'] or '-')}"
+            + (f", decision {view['close_decision']}" if view["close_decision"] else "")
+            + (f": {escape(view['close_reason'])}" if view["close_reason"] else "")
+        )
+
+
+@book_app.command("create")
+def book_create(
+    agent: Annotated[int, typer.Option("--agent", help="the agent's API key id (role agent)")],
+    serial: Annotated[
+        list[str], typer.Option("--serial", help="a device of the book (repeat the option)")
+    ],
+    steps: Annotated[int, typer.Option(help="counts reserved per device, handed out in order")],
+    menu: Annotated[str, typer.Option(help="days per value, comma separated, e.g. 1,3,7,30")],
+    cap: Annotated[str, typer.Option(help="the most the book may be worth, in days")],
+    expires: Annotated[str, typer.Option(help="when the book expires (YYYY-MM-DD: end of day)")],
+    name: Annotated[str, typer.Option(help="a name for the book")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="the book as JSON")] = False,
+    database: DatabaseOption = None,
+    master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """Reserve the devices' next counts for an agent; online issuing for them stops until
+    the book is closed or expires."""
+    from paygkit.server.services import books
+    from paygkit.server.services.common import parse_time
+
+    settings = _settings(database, master_key_file, data_dir)
+    values = [_decimal(v, "a menu value") for v in menu.split(",") if v.strip()]
+    try:
+        data = books.BookInput(
+            agent_key_id=agent,
+            serials=serial,
+            steps=steps,
+            menu=values,
+            value_cap_days=_decimal(cap, "--cap"),
+            expires_at=parse_time(expires, "--expires"),
+            name=name,
+        )
+    except _errors() as error:
+        raise _fail(str(error)) from None
+    with _as_local(settings, tenant) as (session, actor, _):
+        now = _now()
+        view = books.book_view(session, books.create_book(session, actor, data, now), now)
+    if as_json:
+        typer.echo(json.dumps(view, indent=2))
+        return
+    _print_book(view, _console())
+
+
+@book_app.command("list")
+def book_list(
+    status: Annotated[
+        str | None, typer.Option(help="open, expired or closed (default: all)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the list as JSON")] = False,
+    database: DatabaseOption = None,
+    master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """The tenant's token books, newest first."""
+    from paygkit.server.services import books
+
+    settings = _settings(database, master_key_file, data_dir)
+    with _as_local(settings, tenant) as (session, actor, _):
+        now = _now()
+        found = books.list_books(session, actor, now, status=status, limit=1000)
+        views = [books.book_view(session, b, now) for b in found]
+    if as_json:
+        typer.echo(json.dumps({"books": views}, indent=2))
+        return
+    console = _console()
+    if not views:
+        console.print("No token books.")
+    for view in views:
+        _print_book(view, console)
+
+
+@book_app.command("show")
+def book_show(
+    book_id: Annotated[int, typer.Argument(help="the book's id")],
+    as_json: Annotated[bool, typer.Option("--json", help="the book as JSON")] = False,
+    database: DatabaseOption = None,
+    master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """A book: each device's steps (handed out, dead) and the hand-outs with their flags."""
+    from paygkit.server.services import books
+
+    settings = _settings(database, master_key_file, data_dir)
+    with _as_local(settings, tenant) as (session, actor, _):
+        view = books.get_book(session, actor, book_id, _now())
+    if as_json:
+        typer.echo(json.dumps(view, indent=2))
+        return
+    console = _console()
+    _print_book(view, console)
+    for device in view["device_steps"]:
+        marks = " ".join(
+            f"{s['count']}:{s['days'] + 'd' if s['handed_out'] else ('dead' if s['dead'] else '-')}"
+            for s in device["steps"]
+        )
+        console.print(f"  {escape(device['serial'])}  {marks}")
+    for item in view["handout_list"]:
+        flags = f" [{', '.join(item['flags'])}]" if item["flags"] else ""
+        console.print(
+            f"  hand-out {escape(item['id'])}: {escape(item['serial'])} count {item['count']} "
+            f"{item['days']} days, {item['amount']} {item['currency']}, {item['status']}{flags}"
+        )
+
+
+@book_app.command("sync")
+def book_sync(
+    book_id: Annotated[int, typer.Argument(help="the book's id")],
+    path: Annotated[Path, typer.Argument(help="JSON: the hand-outs, as the API's sync takes them")],
+    as_json: Annotated[bool, typer.Option("--json", help="the answer as JSON")] = False,
+    database: DatabaseOption = None,
+    master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """Record hand-outs on the agent's behalf (e.g. from a paper book); each id once."""
+    from paygkit.server.services import books
+    from paygkit.server.services.common import parse_time
+
+    settings = _settings(database, master_key_file, data_dir)
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+        listed = loaded["handouts"] if isinstance(loaded, dict) else loaded
+        items = [
+            books.HandoutInput(
+                client_id=str(h["id"]),
+                serial=str(h["serial"]),
+                count=int(h["count"]),
+                days=Decimal(str(h["days"])),
+                amount=Decimal(str(h["amount"])),
+                currency=str(h["currency"]),
+                handed_out_at=parse_time(str(h["handed_out_at"]), "handed_out_at"),
+                reference=None if h.get("reference") is None else str(h["reference"]),
+            )
+            for h in listed
+        ]
+    except (ValueError, KeyError, TypeError, InvalidOperation) as error:
+        raise _fail(
+            f"{path} is not a list of hand-outs ({type(error).__name__}: {error}); each needs "
+            "id, serial, count, days, amount, currency and handed_out_at"
+        ) from None
+    except _errors() as error:
+        raise _fail(str(error)) from None
+    with _as_local(settings, tenant) as (session, actor, keyring):
+        answer = books.sync_book(session, actor, keyring, book_id, items, _now())
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+        return
+    console = _console()
+    for result in answer["results"]:
+        why = result.get("reason") or result.get("note") or ""
+        flags = f" [{', '.join(result['flags'])}]" if result["flags"] else ""
+        console.print(f"{escape(result['id'])}: {result['result']}{flags} {escape(why)}".rstrip())
+    for dead in answer["dead_steps"]:
+        console.print(
+            f"[yellow]dead steps[/] of {escape(dead['serial'])}: counts "
+            f"{', '.join(map(str, dead['counts']))} (never hand them out)"
+        )
+
+
+@book_app.command("close")
+def book_close(
+    book_id: Annotated[int, typer.Argument(help="the book's id")],
+    decision: Annotated[
+        str | None,
+        typer.Option(
+            help="when steps may have been handed out unsynced: void (they were not) or "
+            "handed_out (they may have been; their sync is still taken)"
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="why (audited; needed with --decision)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the answer as JSON")] = False,
+    database: DatabaseOption = None,
+    master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """Close a book: online issuing for its devices resumes after its counts (audited)."""
+    from paygkit.server.services import books
+
+    settings = _settings(database, master_key_file, data_dir)
+    choice = None
+    if decision is not None:
+        try:
+            choice = books.CloseDecision(decision.strip().lower())
+        except ValueError:
+            raise _fail(f"--decision must be void or handed_out, got {decision!r}") from None
+    with _as_local(settings, tenant) as (session, actor, _):
+        answer = books.close_book(session, actor, book_id, choice, reason, _now())
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+        return
+    console = _console()
+    _print_book(answer["book"], console)
+    for warning in answer["warnings"]:
+        console.print(f"[yellow]warning[/]: {escape(warning)}")
+
+
+@book_app.command("expire")
+def book_expire(
+    database: DatabaseOption = None,
+    master_key_file: MasterKeyOption = None,
+    data_dir: DataDirOption = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+) -> None:
+    """Close every book past its expiry (their counts stay used); e.g. from cron."""
+    from paygkit.server.services import books
+
+    settings = _settings(database, master_key_file, data_dir)
+    with _as_local(settings, tenant) as (session, actor, _):
+        expired = books.expire_books(session, actor, _now())
+    _console().print(
+        f"Expired book(s) {', '.join(map(str, expired))}." if expired else "No book was due."
+    )

@@ -71,6 +71,8 @@ class Role(enum.StrEnum):
     OPERATOR = "operator"
     TECHNICIAN = "technician"
     VIEWER = "viewer"
+    # A field agent: fetches and syncs their own token books, nothing else.
+    AGENT = "agent"
 
 
 class Tenant(Base):
@@ -131,6 +133,10 @@ class Device(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The token book whose reservation holds the device (services/books.py), read with the
+    # row by the issue path at no extra cost.  No foreign key: on SQLite adding one means
+    # rebuilding the table every other table refers to; books.id is the authority.
+    book_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 @dataclass(slots=True)
@@ -161,6 +167,7 @@ class DeviceRow:
     currency: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    book_id: int | None
 
 
 # What reads a device's fields takes either form.
@@ -353,3 +360,87 @@ class MasterKeyVersion(Base):
     check_value: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Book(Base):
+    """A token book: counts of devices reserved for one agent, handed out offline.
+
+    `status` is open or closed (closed by a person, or expired); an open book whose
+    `expires_at` has passed is expired already, whether or not anything wrote it yet.
+    The book's tokens are not stored: they are made again from the device keys when
+    the agent fetches the book and when a hand-out is synced.
+    """
+
+    __tablename__ = "books"
+    __table_args__ = (Index("ix_books_tenant_id_status", "tenant_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    agent_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # The menu: days per value, as a JSON list of decimal texts ("1", "7", "0.5").
+    menu: Mapped[str] = mapped_column(Text)
+    steps: Mapped[int] = mapped_column(Integer)
+    # Days: the cap the admin set, and what the agent could hand out at most (<= cap).
+    value_cap_days: Mapped[str] = mapped_column(String(40))
+    value_days: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))  # open | closed | expired
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    fetched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(120))
+    # void | handed_out: what closing assumed of the steps possibly handed out.
+    close_decision: Mapped[str | None] = mapped_column(String(20))
+    close_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class BookDevice(Base):
+    """A device on a book: its reserved counts first_count, first_count + 2, ... last_count."""
+
+    __tablename__ = "book_devices"
+    __table_args__ = (UniqueConstraint("book_id", "device_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    book_id: Mapped[int] = mapped_column(ForeignKey("books.id"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    # The device's last count issued before the book reserved its counts.
+    count_before: Mapped[int] = mapped_column(Integer)
+    first_count: Mapped[int] = mapped_column(Integer)
+    last_count: Mapped[int] = mapped_column(Integer)
+
+
+class BookHandout(Base):
+    """A step handed out by the agent, as synced: one row per client-side id, kept as sent.
+
+    `status`: recorded (the step's token, with its token record and payment),
+    duplicate (the same token handed out again), conflict (another value at a count
+    already handed out).  `flags` is a JSON list (dead, skipped, after_close, ...).
+    """
+
+    __tablename__ = "book_handouts"
+    __table_args__ = (
+        UniqueConstraint("book_id", "client_id"),
+        Index("ix_book_handouts_book_id_device_id_count", "book_id", "device_id", "count"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    book_id: Mapped[int] = mapped_column(ForeignKey("books.id"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    count: Mapped[int] = mapped_column(Integer)
+    days: Mapped[str] = mapped_column(String(40))
+    units: Mapped[int] = mapped_column(Integer)
+    token: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    reference: Mapped[str | None] = mapped_column(String(128))
+    handed_out_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20))
+    flags: Mapped[str] = mapped_column(Text, default="[]")
+    note: Mapped[str | None] = mapped_column(Text)
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("tokens.id"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    synced_by: Mapped[str] = mapped_column(String(120))
+    synced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

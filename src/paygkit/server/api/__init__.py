@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from paygkit.server.api import (
     access,
+    books,
     counts,
     devices,
     payments,
@@ -27,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     tokens.router,
     counts.router,
     payments.router,
+    books.router,
     tariffs.router,
     webhook.router,
     access.router,

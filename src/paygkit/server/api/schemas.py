@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from paygkit.server.services import books, counts, tokens
 from paygkit.server.services import bounds as b
-from paygkit.server.services import counts, tokens
 
 
 class _Body(BaseModel):
@@ -101,3 +101,51 @@ class WebhookSet(_Body):
 class ApiKeyCreate(_Body):
     role: b.ShortText
     name: b.KeyNameText
+
+
+class BookCreate(_Body):
+    agent_key_id: int = Field(ge=1, le=b.MAX_ID, description="the agent's API key (role agent)")
+    serials: list[b.SerialText] = Field(min_length=1, max_length=books.MAX_BOOK_DEVICES)
+    steps: int = Field(
+        ge=1, le=books.MAX_STEPS, description="counts reserved per device (K), handed out in order"
+    )
+    menu: list[b.Days] = Field(
+        min_length=1,
+        max_length=books.MAX_MENU_VALUES,
+        description="days per value, one token per value at each step, e.g. [1, 3, 7, 30]",
+    )
+    value_cap_days: b.Days = Field(
+        description="the most the book may be worth, in days: devices x steps x the largest "
+        "value must not exceed it (what a lost phone can give away)"
+    )
+    expires_at: b.TimeText = Field(description=f"within {books.MAX_BOOK_DAYS} days")
+    name: b.ModelText = ""
+
+
+class HandoutIn(_Body):
+    id: str = Field(
+        min_length=1,
+        max_length=books.CLIENT_ID_LENGTH,
+        description="the phone's own id of the hand-out (a UUID): a hand-out sent again with "
+        "it is recorded once",
+    )
+    serial: b.SerialText
+    count: b.Count
+    days: b.Days
+    amount: b.Money
+    currency: b.ShortText
+    handed_out_at: b.TimeText
+    reference: str | None = Field(None, max_length=books.REFERENCE_LENGTH)
+
+
+class BookSync(_Body):
+    handouts: list[HandoutIn] = Field(min_length=1, max_length=books.MAX_SYNC_HANDOUTS)
+
+
+class BookClose(_Body):
+    decision: books.CloseDecision | None = Field(
+        None,
+        description="needed when steps may have been handed out and are not synced: void "
+        "(they were not) or handed_out (they may have been; their sync is still taken)",
+    )
+    reason: b.NoteText | None = None

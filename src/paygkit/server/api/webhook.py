@@ -12,6 +12,7 @@ from paygkit.server.api.transactions import reading, writing
 from paygkit.server.context import server_context
 from paygkit.server.models import Tenant
 from paygkit.server.services import webhooks
+from paygkit.server.services.common import require
 
 router = APIRouter(tags=["webhook"])
 
@@ -19,6 +20,7 @@ router = APIRouter(tags=["webhook"])
 @router.get("/webhook")
 def get_webhook(request: Request) -> dict[str, Any]:
     with reading(request) as (session, actor, _now):
+        require(actor, "read")
         return webhooks.webhook_view(session.get_one(Tenant, actor.tenant_id))
 
 

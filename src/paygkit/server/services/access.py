@@ -61,7 +61,7 @@ def parse_role(value: str) -> Role:
     except ValueError:
         raise InvalidError(
             f"unknown role {value!r}",
-            "choose one of admin, operator, technician, viewer",
+            "choose one of " + ", ".join(r.value for r in Role),
         ) from None
 
 

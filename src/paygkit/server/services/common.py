@@ -94,10 +94,12 @@ class Actor:
 # What each role may do.  Counter Sync tokens, and above all the reset token
 # (Counter Sync at count 0), are for technicians only, whatever else a role
 # may do: they move a device's count, which support staff should not need.
-_ALL = frozenset(Role)
+# An agent reads nothing of the fleet (devices, tokens, payments): a lost phone
+# must expose no more than the agent's own books (services/books.py).
+_STAFF = frozenset(Role) - {Role.AGENT}
 _WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
 PERMISSIONS: dict[str, frozenset[Role]] = {
-    "read": _ALL,
+    "read": _STAFF,
     "devices.write": frozenset({Role.ADMIN}),
     "devices.import": frozenset({Role.ADMIN}),
     "devices.export_keys": frozenset({Role.ADMIN}),
@@ -116,6 +118,12 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "webhook.write": frozenset({Role.ADMIN}),
     "api_keys.manage": frozenset({Role.ADMIN}),
     "audit.read": frozenset({Role.ADMIN}),
+    # Token books: staff who answer for payments make and close them; an agent fetches
+    # and syncs their own, and staff may sync on an agent's behalf (a paper book).
+    "books.manage": _WRITERS,
+    "books.fetch": frozenset({Role.AGENT}),
+    "books.sync": _WRITERS | {Role.AGENT},
+    "books.read": frozenset(Role),
 }
 
 _WHAT = {
@@ -134,6 +142,10 @@ _WHAT = {
     "webhook.write": "configure the webhook",
     "api_keys.manage": "manage API keys",
     "audit.read": "read the audit log",
+    "read": "read the fleet's devices, tokens or payments",
+    "books.manage": "create, close or expire token books",
+    "books.fetch": "fetch a token book's tokens (the book's agent only)",
+    "books.sync": "sync a token book's hand-outs",
 }
 
 

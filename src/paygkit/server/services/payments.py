@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from paygkit.server.crypto import Keyring
 from paygkit.server.models import AnyDevice, Device, Payment, TokenRecord
-from paygkit.server.services import bounds
+from paygkit.server.services import bounds, reservations
 from paygkit.server.services.common import (
     Actor,
     ConflictError,
@@ -50,6 +50,9 @@ from paygkit.server.services.tokens import (
 )
 from paygkit.token import number_text, plural, units_duration_text
 
+# The provider of the payments a token book's hand-outs record (services/books.py).
+BOOK_PROVIDER = "token-book"
+
 
 @dataclass(frozen=True, slots=True)
 class PaymentInput:
@@ -76,6 +79,12 @@ class PaymentInput:
             max_length=bounds.TRANSACTION_LENGTH,
         )
         bounds.check_time(self.paid_at, "paid_at")
+        if provider == BOOK_PROVIDER:
+            raise InvalidError(
+                f"the provider {BOOK_PROVIDER!r} is the server's own, for the money agents "
+                "take for token book hand-outs",
+                "name the payment provider, e.g. mpesa",
+            )
         if not self.account and not self.serial:
             raise InvalidError(
                 "a payment needs an account or a serial to find its device",
@@ -322,6 +331,10 @@ def record_payment(
     price = None
     if device is not None:
         price, reason = _price(session, device, data.currency)
+        held = reservations.holder(session, device, now)
+        if held is not None:
+            # The money is kept for a person, not refused: the provider would only retry.
+            price, reason = None, reservations.refusal(device, held).message
     warnings: list[str] = []
     worth = None
     if device is not None and price is not None:

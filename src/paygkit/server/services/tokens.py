@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from paygkit.server.crypto import Keyring
 from paygkit.server.models import AnyDevice, Device, DeviceRow, IssuedToken, Tenant, TokenRecord
 from paygkit.server.plain import PlainStatement
-from paygkit.server.services import bounds, idempotency
+from paygkit.server.services import bounds, idempotency, reservations
 from paygkit.server.services.common import (
     Actor,
     ConflictError,
@@ -575,6 +575,9 @@ def _make_tokens(
 ) -> tuple[list[IssuedToken], list[str]]:
     """Make, record and apply the tokens of `spec` for a locked device."""
     device = target.device
+    # Every issuing path comes through here: a count an open token book reserved is the agent's.
+    if device.book_id is not None:
+        reservations.refuse_if_reserved(session, device, now)
     plan = plan_tokens(device, spec, now)
     _check_tokens_needed(len(plan))  # the plan's own check, kept as a guard before any token
     params = device_params(device, keyring)

@@ -131,6 +131,30 @@ def enqueue_token(
     )
 
 
+def enqueue_event(
+    session: Session, tenant_id: int, event: str, body: dict[str, Any], now: dt.datetime
+) -> None:
+    """Queue an event that is not a token (a token book created, synced, closed), if the
+    tenant has a webhook; same outbox, same signature, no token_id."""
+    tenant = session.get_one(Tenant, tenant_id)
+    if tenant.webhook_url is None:
+        return
+    payload = {"event": event, "tenant": tenant.name, **body}
+    session.connection().execute(
+        _DELIVERY_INSERT,
+        {
+            "tenant_id": tenant_id,
+            "token_id": None,
+            "url": tenant.webhook_url,
+            "payload": json.dumps(payload, sort_keys=True, default=str),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookTarget:
     """Where a tenant's token deliveries go (read with the device being issued for)."""
