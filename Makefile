@@ -17,7 +17,8 @@ STAMP := $(VENV)/.installed
 .PHONY: run demo test lint typecheck pytest bench bench-check install clean firmware firmware-size \
 	firmware-certify
 
-$(STAMP): pyproject.toml setup.py src/paygkit/token/_chain.c
+$(STAMP): pyproject.toml setup.py MANIFEST.in src/paygkit/token/_chain.c src/paygkit/device/_cfirmware.c \
+	$(wildcard firmware/lib/*.c firmware/lib/*.h)
 	PYTHON=$(PYTHON) bash scripts/system-deps build
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -25,6 +25,10 @@ from paygkit.device.firmware import Firmware
 from paygkit.device.host import DeviceLink
 from tests.certify import faulty
 
+pytestmark = pytest.mark.one_firmware(
+    "reports of faulty devices, which are the Python model with a fault planted"
+)
+
 KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
 STARTING_CODE = 516959010
 

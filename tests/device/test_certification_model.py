@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from paygkit.device.cfirmware import CFirmware, firmware_class
 from paygkit.device.clocks import ManualClock, ManualTicks, RecordingFeedback
 from paygkit.device.firmware import Firmware, OutcomeKind, TokenOutcome
 from paygkit.device.memory import RamMemory
@@ -71,8 +72,8 @@ class Bench:
         self.clock.advance(seconds)
         self.ticks.advance(seconds)
 
-    def _power_on(self) -> Firmware:
-        return Firmware(
+    def _power_on(self) -> Firmware | CFirmware:
+        return firmware_class()(
             clock=self.clock,
             ticks=self.ticks,
             memory=self.memory,

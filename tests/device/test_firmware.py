@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
+from paygkit.device.cfirmware import CFirmware, firmware_class
 from paygkit.device.clocks import ManualClock, ManualTicks, RecordingFeedback
 from paygkit.device.feedback import REFERENCE_LED_PATTERNS, reference_feedback
 from paygkit.device.firmware import (
@@ -42,7 +49,14 @@ from paygkit.device.state import (
     TamperResponse,
     WaitingPeriod,
 )
-from paygkit.device.storage import LAYOUT_VERSION, SLOT_OFFSETS, StateStore
+from paygkit.device.storage import (
+    COMMIT_MARK,
+    LAYOUT_VERSION,
+    SLOT_OFFSETS,
+    SLOT_SIZE,
+    StateStore,
+    decode_record,
+)
 from paygkit.token import DeviceParams, TokenType, decode, default_backend, generate
 from tests.device.powercut import PowerCut, PowerCutMemory
 from tests.device.test_storage import v1_record
@@ -90,8 +104,8 @@ class Rig:
             )
             self.feedback.clear()
 
-    def _power_on(self) -> Firmware:
-        return Firmware(
+    def _power_on(self) -> Firmware | CFirmware:
+        return firmware_class()(
             clock=self.clock,
             ticks=self.ticks,
             memory=self.memory,
@@ -105,7 +119,7 @@ class Rig:
         self.clock.advance(seconds)
         self.ticks.advance(seconds)
 
-    def reboot(self, off_seconds: int = 0) -> Firmware:
+    def reboot(self, off_seconds: int = 0) -> Firmware | CFirmware:
         """Power off for a while (the RTC runs on its battery), then on."""
         self.clock.advance(off_seconds)
         self.ticks = ManualTicks()
@@ -816,18 +830,21 @@ def test_a_power_cut_only_lengthens_the_wait_by_less_than_one_interval(
     assert len(saves) == writes
 
 
-def count_saves(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """From now on, every state written to memory (saves that changed nothing are left out)."""
-    saved: list[Any] = []
-    real_save = StateStore.save
+def count_saves(monkeypatch: pytest.MonkeyPatch) -> list[DeviceState]:
+    """From now on, every state written to memory (saves that changed nothing are left out).
 
-    def recording_save(store: StateStore, state: Any) -> bool:
-        written = real_save(store, state)
-        if written:
-            saved.append(state)
-        return written
+    Seen from the memory, whichever firmware saves: a save ends with the commit mark of
+    its slot, which then holds the state saved.
+    """
+    saved: list[DeviceState] = []
+    real_write = RamMemory.write
 
-    monkeypatch.setattr(StateStore, "save", recording_save)
+    def recording_write(memory: RamMemory, offset: int, data: bytes) -> None:
+        real_write(memory, offset, data)
+        if offset in SLOT_OFFSETS and bytes(data) == bytes([COMMIT_MARK]):
+            saved.append(decode_record(memory.data[offset : offset + SLOT_SIZE])[1])
+
+    monkeypatch.setattr(RamMemory, "write", recording_write)
     return saved
 
 
@@ -1023,13 +1040,17 @@ class WaitingPeriodMachine(RuleBasedStateMachine):
         assert self.rig.status.invalid_attempts == self.attempts
 
 
-TestWaitingPeriodMachine = WaitingPeriodMachine.TestCase
-TestWaitingPeriodMachine.settings = settings(
-    max_examples=40,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+def test_the_waiting_period_machine() -> None:
+    # A test function rather than the machine's TestCase, so that it runs on each firmware.
+    run_state_machine_as_test(
+        WaitingPeriodMachine,
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
 
 
 def test_a_device_updated_from_layout_version_1_keeps_its_wait_and_its_counts() -> None:
@@ -1069,6 +1090,10 @@ def test_waiting_period_can_be_disabled() -> None:
     assert rig.enter(rig.token()).kind is OutcomeKind.APPLIED
 
 
+@pytest.mark.one_firmware(
+    "the C library has the waiting period's steps compiled in (tests/device/test_cfirmware.py "
+    "checks it refuses others)"
+)
 def test_custom_waiting_period() -> None:
     wait = WaitingPeriod(forgiven=0, base_seconds=10, cap_seconds=25)
     rig = Rig(config=DeviceConfig(waiting_period=wait))
@@ -1330,14 +1355,7 @@ def test_nothing_is_written_when_nothing_changes() -> None:
 
 def test_each_applied_token_is_one_save(monkeypatch: pytest.MonkeyPatch) -> None:
     rig = Rig()
-    saved: list[Any] = []
-    real_save = StateStore.save
-
-    def recording_save(store: StateStore, state: Any) -> bool:
-        saved.append(state)
-        return real_save(store, state)
-
-    monkeypatch.setattr(StateStore, "save", recording_save)
+    saved = count_saves(monkeypatch)
     rig.enter(rig.token(days=1))
     rig.enter(rig.token(TokenType.SET_TIME, days=1))
     assert [state.last_count for state in saved] == [2, 3]

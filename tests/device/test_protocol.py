@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paygkit import __version__
+from paygkit.device.cfirmware import firmware_class
 from paygkit.device.clocks import ManualClock, ManualTicks, RecordingFeedback
 from paygkit.device.commands import HELP_LINES, read_duration
-from paygkit.device.firmware import Firmware, OutcomeKind, Status, TokenOutcome
+from paygkit.device.firmware import OutcomeKind, Status, TokenOutcome
 from paygkit.device.interpreter import CommandInterpreter, result_line
 from paygkit.device.memory import RamMemory
 from paygkit.device.ports import Feedback
@@ -614,7 +615,7 @@ class _FeedbackLog:
 
 def test_a_device_without_simulator_controls() -> None:
     log = _FeedbackLog()
-    device = Firmware(
+    device = firmware_class()(
         clock=ManualClock(DEFAULT_RTC_START),
         ticks=ManualTicks(),
         memory=RamMemory(),
@@ -631,7 +632,9 @@ def test_a_device_without_simulator_controls() -> None:
 
 
 def test_without_a_feedback_source_there_are_no_events() -> None:
-    device = Firmware(clock=ManualClock(DEFAULT_RTC_START), ticks=ManualTicks(), memory=RamMemory())
+    device = firmware_class()(
+        clock=ManualClock(DEFAULT_RTC_START), ticks=ManualTicks(), memory=RamMemory()
+    )
     host = Host.over(CommandInterpreter(device))
     host.ok(REFERENCE_SETUP)
     assert [parse_line(line).tag for line in host.ok(f"TOKEN {add(1, 1)}")[:-1]] == ["RESULT"]

@@ -35,6 +35,11 @@ from paygkit.device.storage import (
 )
 from tests.device.powercut import PowerCut, PowerCutMemory
 
+pytestmark = pytest.mark.one_firmware(
+    "paygkit's StateStore itself; the C store is held to it byte for byte by "
+    "tests/firmware/test_c_storage.py"
+)
+
 KEY = bytes.fromhex("dac86b1a29ab82edc5fbbc41ec9530f6")
 PROVISIONING = Provisioning(
     serial="SLT240000002",

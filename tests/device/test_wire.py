@@ -49,6 +49,10 @@ from paygkit.device.wire import (
 from paygkit.token import DeviceParams, TokenType, generate
 from tests.device.protocol_host import KEY_HEX, REFERENCE_SETUP, STARTING_CODE
 
+pytestmark = pytest.mark.one_firmware(
+    "the protocol's line format, which paygkit writes and reads whichever firmware runs"
+)
+
 printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
 number = st.integers(0, 2**40)
 word = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:+\-/]{0,19}", fullmatch=True)

@@ -23,6 +23,8 @@ from paygkit.factory.devicelist import (
 from paygkit.token import derive_starting_code
 from tests.conftest import REFERENCE_DIR
 
+pytestmark = pytest.mark.one_firmware("device lists: no device runs")
+
 HEADER = ",".join(COLUMNS)
 KEY_A = "bc41ec9530f6dac86b1a29ab82edc5fb"
 KEY_B = "dac86b1a29ab82edc5fbbc41ec9530f6"

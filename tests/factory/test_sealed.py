@@ -20,6 +20,8 @@ from paygkit.factory.sealed import (
     unseal,
 )
 
+pytestmark = pytest.mark.one_firmware("sealed device lists: no device runs")
+
 FAST = ScryptParams(log2_n=10, r=8, p=1)  # the format allows any; tests need speed
 KEY_HEX = "bc41ec9530f6dac86b1a29ab82edc5fb"
 RECORDS = [DeviceRecord(f"S{i}", 100_000_000 + i, bytes.fromhex(KEY_HEX)) for i in range(3)]

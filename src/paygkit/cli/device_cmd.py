@@ -1,6 +1,8 @@
 """`paygkit device simulate`: a simulated PAYG device in the terminal or served as a port.
 
-Without `--serve` the device runs interactively: a status panel, and a prompt
+`--firmware c` runs the C device library (firmware/lib, built with the
+package) in place of paygkit's Python firmware model; everything else is
+the same.  Without `--serve` the device runs interactively: a status panel, and a prompt
 that takes keypad keys (`*123456789#`), time controls (`+1h`, `+2d`), power
 (`off`, `on`, `reset`) and any command of the device protocol
 (docs/device-protocol.md).  With `--serve` the same device speaks the protocol
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import signal
 import sys
 import threading
@@ -32,6 +35,7 @@ from rich.text import Text
 from paygkit.cli.commands import KEY_ENV, SUBCOMMANDS
 from paygkit.cli.keyfiles import warn_if_in_git_work_tree
 from paygkit.cli.token_cmd import DividerAliasOption, time_divider_of
+from paygkit.device.cfirmware import FIRMWARE_ENV, CFirmwareUnavailableError
 from paygkit.device.firmware import OutcomeKind, TokenOutcome
 from paygkit.device.interpreter import CommandInterpreter
 from paygkit.device.ports import Feedback, FeedbackKind, Led
@@ -42,7 +46,7 @@ from paygkit.device.serve import (
     serve_stdio,
     serve_tcp,
 )
-from paygkit.device.simulator import PoweredOffError, SimulatedDevice, SimulatorFileError
+from paygkit.device.simulator import PoweredOffError, SimulatedDevice
 from paygkit.device.state import DeviceConfig, TamperResponse
 from paygkit.device.storage import StorageError
 from paygkit.device.wire import format_tamper
@@ -67,6 +71,14 @@ KEYPAD_HINTS = {
         "(e.g. *123456789#)"
     ),
 }
+
+FIRMWARE_NAMES = {"python": "paygkit model (Python)", "c": "C device library (firmware/lib)"}
+
+
+class FirmwareChoice(enum.Enum):
+    PYTHON = "python"
+    C = "c"
+
 
 INTERACTIVE_HELP = (
     "Keys: * starts a token, digits, # ends it (# alone shows the status); "
@@ -199,6 +211,7 @@ class InteractiveSimulator:
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
         table.add_row("Clock", f"{rtc_text(sim.rtc)}  (RTC {sim.rtc}, ticks {sim.ticks})")
+        table.add_row("Firmware", FIRMWARE_NAMES[sim.firmware_name])
         if not sim.powered:
             table.add_row("Power", Text("OFF (type 'on')", style="bold red"))
         else:
@@ -549,12 +562,24 @@ def simulate(
             "new device).",
         ),
     ] = None,
+    firmware: Annotated[
+        FirmwareChoice,
+        typer.Option(
+            "--firmware",
+            envvar=FIRMWARE_ENV,
+            case_sensitive=False,
+            help="The firmware the device runs: paygkit's Python model, or the C device "
+            "library (firmware/lib) built with paygkit. The state file suits both.",
+        ),
+    ] = FirmwareChoice.PYTHON,
 ) -> None:
     """Run a simulated device whose state persists in a file."""
     mode = parse_serve(serve) if serve is not None else None
     try:
-        sim = SimulatedDevice.open(state)
-    except (StorageError, SimulatorFileError) as error:
+        sim = SimulatedDevice.open(state, firmware=firmware.value)
+    except (StorageError, CFirmwareUnavailableError, ValueError) as error:
+        # ValueError: a settings file the firmware cannot run on (SimulatorFileError among
+        # them); checked input, no key in it.
         raise _fail(str(error)) from None
     except OSError as error:
         raise _fail(f"cannot open the state file {state}: {error.strerror or error}") from None

@@ -128,6 +128,7 @@ from paygkit.token import (
     SECONDS_PER_DAY,
     ChainBackend,
     DecodeResult,
+    DecodeWindows,
     DeviceParams,
     ParameterError,
     TokenFormatError,
@@ -215,6 +216,70 @@ def display_time(seconds: int) -> str:
     return duration_text(seconds, parts=2, round_up_to=60 if seconds >= 60 else 1)
 
 
+# -- display texts (paygkit.device.cfirmware gives the C library's feedback the same) --------
+
+NOT_PROVISIONED_TEXT = "Not provisioned"
+INVALID_TEXT = "Invalid token"
+ALREADY_USED_TEXT = "Already used"
+
+
+def malformed_text(error: TokenFormatError) -> str:
+    return f"Not a token: {error}"
+
+
+def refused_text(reason: str, wait: int) -> str:
+    """An invalid try's text: why it was refused, and the wait it started (if any)."""
+    return f"{reason}, wait {display_time(wait)}" if wait else reason
+
+
+def wait_text(wait: int) -> str:
+    return f"Wait {display_time(wait)}"
+
+
+def test_code_limit_text(wait: int) -> str:
+    return refused_text("Test code limit", wait)
+
+
+def test_code_text(active_seconds: int) -> str:
+    return f"Test {display_time(active_seconds)}"
+
+
+def applied_text(token_type: TokenType, duration: int) -> str:
+    """An applied token's text; `duration` is the activation time of an Add/Set Time."""
+    if token_type is TokenType.ADD_TIME:
+        return f"+{display_time(duration)}"
+    if token_type is TokenType.SET_TIME:
+        return f"Set {display_time(duration)}"
+    if token_type is TokenType.DISABLE_PAYG:
+        return "PAYG disabled"
+    return "Counter synced"
+
+
+def status_text(
+    *, active: bool, seconds_left: int | None, provisioned: bool, tamper_locked: bool
+) -> str:
+    """What '#' shows."""
+    if active:
+        if seconds_left is None:
+            return "Active, unlimited"
+        if seconds_left > 0:
+            return f"Active, {display_time(seconds_left)} left"
+        return "Test mode"
+    if not provisioned:
+        return NOT_PROVISIONED_TEXT
+    if tamper_locked:
+        return "Locked: clock tamper"
+    return "Inactive"
+
+
+def tamper_text(new_flags: TamperFlag, *, locked: bool) -> str:
+    """The signal of newly found tamper flags."""
+    names = ", ".join(text for flag, text in _TAMPER_TEXT.items() if flag & new_flags)
+    if locked:
+        return f"Clock tamper ({names}): locked until Set Time"
+    return f"Clock tamper ({names})"
+
+
 def wait_checkpoint_interval(imposed_wait: int) -> int:
     """How far the stored wait may run ahead of the real one before it is written again.
 
@@ -224,7 +289,8 @@ def wait_checkpoint_interval(imposed_wait: int) -> int:
     return max(MIN_WAIT_CHECKPOINT_SECONDS, -(-imposed_wait // WAIT_CHECKPOINTS))
 
 
-def _check_config(config: DeviceConfig) -> None:
+def check_config(config: DeviceConfig) -> None:
+    """Raise TypeError or ValueError for settings a firmware cannot run on."""
     if not isinstance(config, DeviceConfig):
         raise TypeError(f"config must be a DeviceConfig, not {type(config).__name__}")
     if config.windows.unordered + 1 > MAX_USED_COUNTS:
@@ -276,6 +342,46 @@ def _check_test_code(test_code: object, restricted: bool) -> str | None:
     return test_code
 
 
+def check_provisioning(
+    *,
+    serial: str,
+    starting_code: int,
+    key: bytes | str,
+    time_divider: int,
+    restricted_digits: bool,
+    test_code: str | None,
+    count: int,
+    windows: DecodeWindows,
+) -> Provisioning:
+    """The factory data `Firmware.provision` writes; ProvisioningError says what is wrong."""
+    serial = _check_serial(serial)
+    try:
+        raw_key = parse_key(key)
+        DeviceParams(
+            key=raw_key,
+            starting_code=starting_code,
+            time_divider=time_divider,
+            restricted_digits=restricted_digits,
+            windows=windows,
+        )
+    except ParameterError as error:
+        raise ProvisioningError(str(error)) from None
+    code = _check_test_code(test_code, restricted_digits)
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
+        raise ProvisioningError(
+            f"the count must be a whole number from 0 to {MAX_COUNT}, got {count!r}; "
+            "a new device starts at 1"
+        )
+    return Provisioning(
+        serial=serial,
+        key=raw_key,
+        starting_code=starting_code,
+        time_divider=time_divider,
+        restricted_digits=restricted_digits,
+        test_code=code,
+    )
+
+
 class Firmware:
     """The firmware of one PAYG device.  Constructing it is powering it on: it loads the state.
 
@@ -294,7 +400,7 @@ class Firmware:
         backend: ChainBackend | None = None,
     ) -> None:
         self._config = config if config is not None else DeviceConfig()
-        _check_config(self._config)
+        check_config(self._config)
         self._clock = clock
         self._ticks = ticks
         self._feedback = feedback
@@ -328,31 +434,15 @@ class Firmware:
         Everything is checked before anything is written, so refused data
         leaves the stored state as it was.
         """
-        serial = _check_serial(serial)
-        try:
-            raw_key = parse_key(key)
-            DeviceParams(
-                key=raw_key,
-                starting_code=starting_code,
-                time_divider=time_divider,
-                restricted_digits=restricted_digits,
-                windows=self._config.windows,
-            )
-        except ParameterError as error:
-            raise ProvisioningError(str(error)) from None
-        code = _check_test_code(test_code, restricted_digits)
-        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_COUNT:
-            raise ProvisioningError(
-                f"the count must be a whole number from 0 to {MAX_COUNT}, got {count!r}; "
-                "a new device starts at 1"
-            )
-        provisioning = Provisioning(
+        provisioning = check_provisioning(
             serial=serial,
-            key=raw_key,
             starting_code=starting_code,
+            key=key,
             time_divider=time_divider,
             restricted_digits=restricted_digits,
-            test_code=code,
+            test_code=test_code,
+            count=count,
+            windows=self._config.windows,
         )
         now, t = self._read_time()
         fresh = DeviceState(provisioning=provisioning, last_count=count, latest_rtc_seen=now)
@@ -381,7 +471,7 @@ class Firmware:
         provisioning = self._state.provisioning
         if provisioning is None:
             return self._finish(
-                TokenOutcome(OutcomeKind.NOT_PROVISIONED, message="Not provisioned"),
+                TokenOutcome(OutcomeKind.NOT_PROVISIONED, message=NOT_PROVISIONED_TEXT),
                 FeedbackKind.ENTRY_LOCKED,
             )
         self._check_tamper(now, t)
@@ -389,15 +479,13 @@ class Firmware:
         wait = self._remaining_wait(t)
         if wait > 0:
             return self._finish(
-                TokenOutcome(
-                    OutcomeKind.BLOCKED, wait_seconds=wait, message=f"Wait {display_time(wait)}"
-                ),
+                TokenOutcome(OutcomeKind.BLOCKED, wait_seconds=wait, message=wait_text(wait)),
                 FeedbackKind.ENTRY_LOCKED,
             )
         try:
             digits = typed_digits(text)
         except TokenFormatError as error:
-            return self._count_invalid(now, t, OutcomeKind.MALFORMED, f"Not a token: {error}")
+            return self._count_invalid(now, t, OutcomeKind.MALFORMED, malformed_text(error))
         if provisioning.test_code is not None and digits == provisioning.test_code:
             return self._use_test_code(now)
         try:
@@ -410,12 +498,14 @@ class Firmware:
                 backend=self._backend,
             )
         except TokenFormatError as error:  # a length this device does not take
-            return self._count_invalid(now, t, OutcomeKind.MALFORMED, f"Not a token: {error}")
+            return self._count_invalid(now, t, OutcomeKind.MALFORMED, malformed_text(error))
         if result.token_type is TokenType.INVALID:
-            return self._count_invalid(now, t, OutcomeKind.INVALID, "Invalid token")
+            return self._count_invalid(now, t, OutcomeKind.INVALID, INVALID_TEXT)
         if result.token_type is TokenType.ALREADY_USED:
             return self._finish(
-                TokenOutcome(OutcomeKind.ALREADY_USED, count=result.count, message="Already used"),
+                TokenOutcome(
+                    OutcomeKind.ALREADY_USED, count=result.count, message=ALREADY_USED_TEXT
+                ),
                 FeedbackKind.ALREADY_USED,
             )
         return self._apply(now, t, result)
@@ -435,9 +525,9 @@ class Firmware:
         duration = 0
         if units is not None:
             duration = units * SECONDS_PER_DAY // state.provisioning.time_divider
+        kind = FeedbackKind.TIME_CHANGED
         if token_type is TokenType.ADD_TIME:
             new = replace(new, active_until=max(now, state.active_until) + duration)
-            kind, message = FeedbackKind.TIME_CHANGED, f"+{display_time(duration)}"
         elif token_type is TokenType.SET_TIME:
             # Whoever issued a Set Time has seen the device's situation; its
             # RTC from now on is the reference again.
@@ -448,12 +538,11 @@ class Firmware:
                 tamper=TamperFlag.NONE,
                 latest_rtc_seen=now,
             )
-            kind, message = FeedbackKind.TIME_CHANGED, f"Set {display_time(duration)}"
         elif token_type is TokenType.DISABLE_PAYG:
             new = replace(new, payg_enabled=False)
-            kind, message = FeedbackKind.PAYG_DISABLED, "PAYG disabled"
+            kind = FeedbackKind.PAYG_DISABLED
         else:
-            kind, message = FeedbackKind.COUNTER_SYNCED, "Counter synced"
+            kind = FeedbackKind.COUNTER_SYNCED
         self._commit(new, now)
         self._tick_block_until = t
         if token_type is TokenType.SET_TIME:
@@ -464,7 +553,7 @@ class Firmware:
                 token_type=token_type,
                 units=units,
                 count=result.count,
-                message=message,
+                message=applied_text(token_type, duration),
             ),
             kind,
         )
@@ -475,10 +564,9 @@ class Firmware:
         wait = self._config.waiting_period.seconds_after(attempts)
         self._commit(replace(state, invalid_attempts=attempts, wait_left=wait), now)
         self._tick_block_until = t + wait
-        if wait:
-            message = f"{message}, wait {display_time(wait)}"
         return self._finish(
-            TokenOutcome(kind, wait_seconds=wait, message=message), FeedbackKind.INVALID
+            TokenOutcome(kind, wait_seconds=wait, message=refused_text(message, wait)),
+            FeedbackKind.INVALID,
         )
 
     def _use_test_code(self, now: int) -> TokenOutcome:
@@ -489,9 +577,7 @@ class Firmware:
             wait = max(1, min(recent) + config.test_code_period_seconds - now)
             return self._finish(
                 TokenOutcome(
-                    OutcomeKind.BLOCKED,
-                    wait_seconds=wait,
-                    message=f"Test code limit, wait {display_time(wait)}",
+                    OutcomeKind.BLOCKED, wait_seconds=wait, message=test_code_limit_text(wait)
                 ),
                 FeedbackKind.ENTRY_LOCKED,
             )
@@ -504,7 +590,7 @@ class Firmware:
         return self._finish(
             TokenOutcome(
                 OutcomeKind.TEST_CODE,
-                message=f"Test {display_time(config.test_code_active_seconds)}",
+                message=test_code_text(config.test_code_active_seconds),
             ),
             FeedbackKind.TEST_CODE,
         )
@@ -537,21 +623,12 @@ class Firmware:
 
     def _show_status(self) -> Status:
         status = self.status()
-        if status.active:
-            left = status.seconds_left
-            if left is None:
-                text = "Active, unlimited"
-            elif left > 0:
-                text = f"Active, {display_time(left)} left"
-            else:
-                text = "Test mode"
-        else:
-            if not status.provisioned:
-                text = "Not provisioned"
-            elif self._tamper_locked(self._state):
-                text = "Locked: clock tamper"
-            else:
-                text = "Inactive"
+        text = status_text(
+            active=status.active,
+            seconds_left=status.seconds_left,
+            provisioned=status.provisioned,
+            tamper_locked=self._tamper_locked(self._state),
+        )
         self._emit(reference_feedback(FeedbackKind.STATUS, text, active=status.active))
         return status
 
@@ -652,11 +729,8 @@ class Firmware:
         if not new_flags:
             return
         self._commit(replace(state, tamper=state.tamper | found), now)
-        names = ", ".join(text for flag, text in _TAMPER_TEXT.items() if flag & new_flags)
-        if config.tamper_response is TamperResponse.LOCK:
-            self._signal(FeedbackKind.TAMPER, f"Clock tamper ({names}): locked until Set Time")
-        else:
-            self._signal(FeedbackKind.TAMPER, f"Clock tamper ({names})")
+        locked = config.tamper_response is TamperResponse.LOCK
+        self._signal(FeedbackKind.TAMPER, tamper_text(new_flags, locked=locked))
 
     def _wait_cap(self, state: DeviceState) -> int:
         return self._config.waiting_period.seconds_after(state.invalid_attempts)

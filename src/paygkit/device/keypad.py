@@ -24,6 +24,16 @@ RESTRICTED_KEYS = frozenset("1234")
 MAX_TYPED_DIGITS = RESTRICTED_EXTENDED_DIGITS  # the longest token (20 digits)
 TIMED_OUT_TEXT = "Entry timed out"
 START_HINT = "Press * to start a token"
+TOO_MANY_DIGITS_TEXT = f"At most {MAX_TYPED_DIGITS} digits"
+
+
+def typing_text(typing: str) -> str:
+    """The display while a token is typed: '*' and the digits so far."""
+    return f"*{typing}"
+
+
+def key_not_used_text(key: str) -> str:
+    return f"Key {key} not used: keys 1-4 only"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +94,15 @@ class Keypad:
         self._last_press = t
         if key == "*":
             self._typing = ""
-            return KeyShown("*")
+            return KeyShown(typing_text(""))
         if key == "#":
             typed, self._typing = self._typing, None
             return TokenTyped(typed) if typed else StatusAsked()
         if self._typing is None:
             return KeyShown(START_HINT)
         if restricted and key not in RESTRICTED_KEYS:
-            return KeyShown(f"Key {key} not used: keys 1-4 only")
+            return KeyShown(key_not_used_text(key))
         if len(self._typing) >= MAX_TYPED_DIGITS:
-            return KeyShown(f"At most {MAX_TYPED_DIGITS} digits")
+            return KeyShown(TOO_MANY_DIGITS_TEXT)
         self._typing += key
-        return KeyShown(f"*{self._typing}")
+        return KeyShown(typing_text(self._typing))

@@ -14,6 +14,11 @@ Without that file the RTC starts from the latest RTC time the device stored
 (`DeviceState.latest_rtc_seen`), so a restarted simulator never shows the
 device its clock running backwards; a blank device starts at
 `DEFAULT_RTC_START`.
+
+Firmware: paygkit's model (`firmware="python"`) or the C device library
+(`firmware="c"`, `paygkit.device.cfirmware`); None takes $PAYGKIT_FIRMWARE,
+else the model.  Both keep the same memory layout, so a state file opened
+with one runs on the other; the choice is not saved with it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from paygkit.device.cfirmware import CFirmware, firmware_class
 from paygkit.device.clocks import ManualClock, ManualTicks
 from paygkit.device.firmware import Firmware, Status, TokenOutcome
 from paygkit.device.memory import DEFAULT_SIZE, ERASED, FileMemory, RamMemory
@@ -108,7 +114,7 @@ class _FeedbackQueue:
 
 
 class SimulatedDevice:
-    """The `Firmware` on a manual RTC and tick source, with a power switch.
+    """The `Firmware` (or `CFirmware`) on a manual RTC and tick source, with a power switch.
 
     `memory` defaults to a blank `RamMemory`; `SimulatedDevice.open(path)`
     uses a file and persists the clock.  The device starts powered on.
@@ -122,7 +128,9 @@ class SimulatedDevice:
         config: DeviceConfig | None = None,
         backend: ChainBackend | None = None,
         sidecar: str | os.PathLike[str] | None = None,
+        firmware: str | None = None,
     ) -> None:
+        self._firmware_class = firmware_class(firmware)
         self._memory: Memory = memory if memory is not None else RamMemory(DEFAULT_SIZE)
         self._clock = ManualClock(rtc)
         self._ticks = ManualTicks()
@@ -130,7 +138,7 @@ class SimulatedDevice:
         self._backend = backend
         self._sidecar = Path(sidecar) if sidecar is not None else None
         self._feedback = _FeedbackQueue()
-        self._firmware: Firmware | None = None
+        self._firmware: Firmware | CFirmware | None = None
         self.last_outcome: TokenOutcome | None = None
         self.power_on()
         self._save_sidecar()
@@ -143,6 +151,7 @@ class SimulatedDevice:
         config: DeviceConfig | None = None,
         backend: ChainBackend | None = None,
         memory_size: int = DEFAULT_SIZE,
+        firmware: str | None = None,
     ) -> SimulatedDevice:
         """A simulator whose memory is the file at `path` (created blank if missing).
 
@@ -164,6 +173,7 @@ class SimulatedDevice:
                 config=config if config is not None else saved_config,
                 backend=backend,
                 sidecar=side,
+                firmware=firmware,
             )
         except BaseException:
             memory.close()
@@ -192,7 +202,12 @@ class SimulatedDevice:
         return self._config
 
     @property
-    def firmware(self) -> Firmware:
+    def firmware_name(self) -> str:
+        """Which firmware runs: "python" (paygkit's model) or "c" (the C device library)."""
+        return "c" if self._firmware_class is CFirmware else "python"
+
+    @property
+    def firmware(self) -> Firmware | CFirmware:
         """The running firmware; PoweredOffError while off."""
         if self._firmware is None:
             raise PoweredOffError()
@@ -230,7 +245,7 @@ class SimulatedDevice:
         if self._firmware is not None:
             return
         self._ticks.restart()
-        self._firmware = Firmware(
+        self._firmware = self._firmware_class(
             clock=self._clock,
             ticks=self._ticks,
             memory=self._memory,
@@ -355,7 +370,10 @@ class SimulatedDevice:
 
     def __repr__(self) -> str:
         power = "on" if self.powered else "off"
-        return f"SimulatedDevice(memory={self._memory!r}, rtc={self.rtc}, power={power})"
+        return (
+            f"SimulatedDevice(memory={self._memory!r}, rtc={self.rtc}, power={power}, "
+            f"firmware={self.firmware_name})"
+        )
 
 
 def _read_sidecar(path: Path) -> tuple[int, DeviceConfig]:

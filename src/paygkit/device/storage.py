@@ -60,6 +60,7 @@ __all__ = [
     "StorageError",
     "decode_record",
     "encode_record",
+    "read_back_error",
 ]
 
 
@@ -458,6 +459,14 @@ def decode_record(raw: bytes) -> tuple[int, DeviceState]:
     return slot.sequence, slot.state
 
 
+def read_back_error(slot: int) -> StorageError:
+    """The error of a save whose slot (0 = A, 1 = B) did not read back as written."""
+    return StorageError(
+        f"slot {SLOT_NAMES[slot]} did not read back as written: the memory may be "
+        "worn out or faulty; the previous state is still stored in the other slot"
+    )
+
+
 def _is_newer(a: int, b: int) -> bool:
     """Serial-number order (RFC 1982): sequence numbers may wrap around 2^32."""
     return a != b and (a - b) % _SEQUENCE_MODULUS < _SEQUENCE_MODULUS // 2
@@ -565,10 +574,7 @@ class StateStore:
         self._known = False  # until the record is committed the cached view may be stale
         written = self._write_record(offset, record)
         if self._memory.read(offset, len(record)) != record:
-            raise StorageError(
-                f"slot {SLOT_NAMES[target]} did not read back as written: the memory may be "
-                "worn out or faulty; the previous state is still stored in the other slot"
-            )
+            raise read_back_error(target)
         self.bytes_written += written
         self._remember(state, target, sequence)
         return True
