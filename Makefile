@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml setup.py MANIFEST.in src/paygkit/token/_chain.c src/pay
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev,server]"
-	$(BIN)/python -c "import paygkit.token._chain" || \
-		(echo "the C chain extension did not build; is gcc installed?" >&2; exit 1)
+	$(BIN)/python -c "import paygkit.token._chain, paygkit.device._cfirmware" || \
+		(echo "the C extensions (chain loop, device library) did not build; is gcc installed?" >&2; exit 1)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -64,10 +64,11 @@ firmware:
 	bash scripts/system-deps firmware
 	$(MAKE) -C firmware
 
-# Per module and build of the library (firmware/size probes against their budgets), then the
-# example firmware as a whole: the last line is its flash_bytes=N ram_bytes=M.
+# The example firmware as a whole, then per module and build of the library (firmware/size
+# probes) and the budgets: the last line is the budgeted product build's (the library with its
+# protocol) flash_bytes=N ram_bytes=M.
 firmware-size: firmware
-	$(MAKE) --no-print-directory -C firmware library-size example-size PYTHON=$(PYTHON)
+	$(MAKE) --no-print-directory -C firmware example-size library-size PYTHON=$(PYTHON)
 
 # The example firmware in QEMU, set up by `paygkit factory flash` and checked by `paygkit certify`.
 firmware-certify: $(STAMP)

@@ -5,13 +5,17 @@
 For each ELF: the sections as `size` counts them (flash = text + data, the initial values
 of data being stored in flash; RAM = data + bss, static RAM without the stack), its largest
 symbols (`nm --size-sort`), and a worst-case stack estimate.  The last line is
-`flash_bytes=N ram_bytes=M` for the first ELF, for scripts to read.
+`flash_bytes=N ram_bytes=M` for the first ELF (or the one --last names), for scripts to read.
 
 --modules adds the flash each input object takes, from the linker map next to the ELF
 (NAME.map, as -Wl,-Map writes it); with -ffunction-sections that is exact per function, so
 it tells a module's share apart from the run-time code (libc, libgcc) it pulls in.  Objects
 named by --scaffold (a size probe's start-up, stubs and main) are left out of the
-`library_bytes=N` line printed for each ELF, which is then what the library costs a product.
+`library_bytes=N` line printed for each ELF, which is then what the library costs a product;
+with --modules, the flash of --budget and of the last line is that figure.
+
+--budget "LABEL=ELF:METRIC:LIMIT" (repeatable; METRIC flash, ram or stack) prints a table of
+each figure next to its limit, met or not (a limit of 0: reported, no budget).
 
 The stack estimate walks the call graph taken from the disassembly (`bl` calls and tail
 branches), so library code such as libgcc's division helpers counts too.  A function's
@@ -20,7 +24,9 @@ frame comes from GCC's -fstack-usage files (*.su) found under the ELF's director
 deepest path from Reset_Handler; an interrupt adds its own deepest path plus the 32 bytes
 the Cortex-M0 pushes on entry.  Interrupts are taken not to nest (all at one priority, the
 reset default).  Recursion, calls through pointers and dynamic frames cannot be bounded
-this way: they are reported, and the figure is then a lower bound.
+this way: they are reported, and the figure is then a lower bound, unless --indirect names
+every function a pointer call can reach (the caller's calls through pointers then count as
+calls to those).
 """
 
 from __future__ import annotations
@@ -150,6 +156,7 @@ def deepest(
     dynamic: set[str],
     memo: dict[str, Stack],
     active: set[str],
+    targets: dict[str, set[str]],
 ) -> Stack:
     if name in memo:
         return memo[name]
@@ -159,17 +166,20 @@ def deepest(
         return Stack(0, [name], [f"{name}: not in the image, frame unknown"])
     frame = frames.get(key, frames.get(name, function.pushed))
     problems = []
-    if function.indirect:
+    calls = set(function.calls)
+    if function.indirect and key in targets:
+        calls |= targets[key]
+    elif function.indirect:
         problems.append(f"{name}: calls through a pointer, not followed")
     if key in dynamic:
         problems.append(f"{name}: dynamic frame, counted at its static part")
     best = Stack(0, [], [])
     active.add(name)
-    for callee in sorted(function.calls):
+    for callee in sorted(calls):
         if callee in active:
             problems.append(f"{name} -> {callee}: recursion, not bounded")
             continue
-        below = deepest(callee, functions, frames, dynamic, memo, active)
+        below = deepest(callee, functions, frames, dynamic, memo, active, targets)
         problems.extend(below.problems)
         if below.depth > best.depth or not best.path:
             best = below
@@ -235,11 +245,12 @@ def module_sizes(map_file: Path) -> dict[str, int]:
     return sizes
 
 
-def report_modules(elf: Path, scaffold: list[str]) -> None:
+def report_modules(elf: Path, scaffold: list[str]) -> int | None:
+    """Prints the flash by module; returns library_bytes (None without a map)."""
     map_file = elf.with_suffix(".map")
     if not map_file.exists():
         print(f"   no {map_file.name}: link with -Wl,-Map=... for the sizes by module")
-        return
+        return None
     sizes = module_sizes(map_file)
     print("   flash by module (linker map):")
     library = 0
@@ -248,9 +259,20 @@ def report_modules(elf: Path, scaffold: list[str]) -> None:
         library += 0 if left_out else size
         print(f"   {size:>8}  {name}{'  (probe, not counted)' if left_out else ''}")
     print(f"   library_bytes={library}")
+    return library
 
 
-def report(elf: Path, cross: str, top: int, su_dirs: list[Path]) -> tuple[int, int]:
+@dataclass
+class Figures:
+    flash: int
+    ram: int
+    stack: int
+    stack_bound: str  # "at most", or "at least" when some calls could not be followed
+
+
+def report(
+    elf: Path, cross: str, top: int, su_dirs: list[Path], targets: dict[str, set[str]]
+) -> Figures:
     text, data, bss = berkeley_size(cross, elf)
     flash, ram = text + data, data + bss
     print(f"== {elf}")
@@ -264,10 +286,10 @@ def report(elf: Path, cross: str, top: int, su_dirs: list[Path]) -> tuple[int, i
     functions = disassemble(cross, elf)
     frames, dynamic = stack_usage(su_dirs or [elf.parent])
     memo: dict[str, Stack] = {}
-    thread = deepest("Reset_Handler", functions, frames, dynamic, memo, set())
+    thread = deepest("Reset_Handler", functions, frames, dynamic, memo, set(), targets)
     worst_irq: tuple[int, str, Stack] | None = None
     for handler in handlers(cross, elf, functions):
-        stack = deepest(handler, functions, frames, dynamic, memo, set())
+        stack = deepest(handler, functions, frames, dynamic, memo, set(), targets)
         if worst_irq is None or stack.depth > worst_irq[0]:
             worst_irq = (stack.depth, handler, stack)
     print("   worst-case stack:")
@@ -284,7 +306,39 @@ def report(elf: Path, cross: str, top: int, su_dirs: list[Path]) -> tuple[int, i
     for problem in sorted(set(problems)):
         print(f"             ! {problem}")
     print(f"   stack_bytes={total}")
-    return flash, ram
+    return Figures(flash, ram, total, bound)
+
+
+@dataclass
+class Budget:
+    label: str
+    elf: Path
+    metric: str
+    limit: int
+
+
+def parse_budget(text: str) -> Budget:
+    label, _, rest = text.partition("=")
+    elf, metric, limit = rest.rsplit(":", 2)
+    if not label or metric not in ("flash", "ram", "stack") or not limit.isdigit():
+        raise argparse.ArgumentTypeError(f"not LABEL=ELF:flash|ram|stack:LIMIT: {text!r}")
+    return Budget(label, Path(elf), metric, int(limit))
+
+
+def report_budgets(budgets: list[Budget], figures: dict[Path, Figures]) -> None:
+    print("== budgets")
+    width = max(len(budget.label) for budget in budgets)
+    for budget in budgets:
+        got = figures[budget.elf]
+        value = getattr(got, budget.metric)
+        unit = "bytes"
+        if budget.metric == "stack":
+            unit = f"bytes ({got.stack_bound})"
+        if budget.limit == 0:
+            verdict = "reported"
+        else:
+            verdict = f"<= {budget.limit:,}: " + ("met" if value <= budget.limit else "NOT MET")
+        print(f"   {budget.label:<{width}}  {value:>7,} {unit}  {verdict}  ({budget.elf.name})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,14 +359,43 @@ def main(argv: list[str] | None = None) -> int:
         metavar="OBJECT",
         help="an object (file name) --modules leaves out of library_bytes",
     )
+    parser.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        type=parse_budget,
+        metavar="LABEL=ELF:METRIC:LIMIT",
+        help="a figure to show against its limit (METRIC: flash, ram or stack)",
+    )
+    parser.add_argument("--last", type=Path, help="the ELF of the last line (default: the first)")
+    parser.add_argument(
+        "--indirect",
+        action="append",
+        default=[],
+        metavar="CALLER=CALLEE",
+        help="the function CALLER calls through a pointer (one option per target it can have)",
+    )
     args = parser.parse_args(argv)
-    results = []
+    targets: dict[str, set[str]] = {}
+    for pair in args.indirect:
+        caller, _, callee = pair.partition("=")
+        if not caller or not callee:
+            parser.error(f"--indirect takes CALLER=CALLEE, not {pair!r}")
+        targets.setdefault(caller, set()).add(callee)
+    figures: dict[Path, Figures] = {}
     for elf in args.elves:
-        results.append(report(elf, args.cross, args.top, args.su_dir))
+        figures[elf] = report(elf, args.cross, args.top, args.su_dir, targets)
         if args.modules:
-            report_modules(elf, args.scaffold)
-    flash, ram = results[0]
-    print(f"flash_bytes={flash} ram_bytes={ram}")
+            library = report_modules(elf, args.scaffold)
+            if library is not None:
+                figures[elf].flash = library
+    for budget in args.budget:
+        if budget.elf not in figures:
+            parser.error(f"--budget names {budget.elf}, which is not among the ELF files")
+    if args.budget:
+        report_budgets(args.budget, figures)
+    last = figures[args.last] if args.last else figures[args.elves[0]]
+    print(f"flash_bytes={last.flash} ram_bytes={last.ram}")
     return 0
 
 

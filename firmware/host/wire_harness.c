@@ -199,27 +199,27 @@ static int do_format(const char *what)
         memset(&s, 0, sizeof s);
         s.serial = words[1];
         s.serial_length = (uint8_t)serial_length;
-        s.provisioned = (uint8_t)number(2);
-        s.now = number(3);
-        s.active = (uint8_t)number(4);
-        s.payg = (uint8_t)number(5);
-        s.seconds_left = number(18) ? PGK_WIRE_UNLIMITED : number(6);
-        s.active_until = number(7);
-        s.count = (uint32_t)number(8);
+        s.info.provisioned = (uint8_t)number(2);
+        s.info.now = (int64_t)number(3);
+        s.info.active = (uint8_t)number(4);
+        s.info.payg_enabled = (uint8_t)number(5);
+        s.info.seconds_left = (int64_t)(number(18) ? PGK_WIRE_UNLIMITED : number(6));
+        s.info.active_until = (int64_t)number(7);
+        s.info.count = (uint32_t)number(8);
         if (strcmp(words[9], "-") != 0) {
             for (char *p = strtok(words[9], ","); p && s.used_n < 64; p = strtok(NULL, ",")) {
                 used[s.used_n++] = (uint32_t)strtoul(p, NULL, 10);
             }
         }
         s.used = used;
-        s.invalid = (uint32_t)number(10);
-        s.blocked = (uint32_t)number(11);
-        s.tamper = (uint8_t)number(12);
-        s.test = (uint8_t)number(13);
+        s.info.invalid_attempts = (uint32_t)number(10);
+        s.info.blocked_seconds = (uint32_t)number(11);
+        s.info.tamper = (uint8_t)number(12);
+        s.info.test_active = (uint8_t)number(13);
         s.typing = words[14];
         s.typing_length = (uint8_t)typing_length;
-        s.restricted = (uint8_t)number(15);
-        s.divider = (uint8_t)number(16);
+        s.info.restricted_digits = (uint8_t)number(15);
+        s.info.time_divider = (uint8_t)number(16);
         crlf = (uint8_t)number(17);
         pgk_wire_status_line(&out, &s);
     } else if (strcmp(what, "result") == 0 && word_count == 16) {
@@ -228,17 +228,17 @@ static int do_format(const char *what)
         pgk_wire_result r;
         memset(&r, 0, sizeof r);
         r.fields = (uint16_t)number(1);
-        r.outcome = (uint8_t)number(2);
-        r.type = (uint8_t)number(3);
-        r.units = (uint32_t)number(4);
-        r.count = (uint32_t)number(5);
-        r.payg = (uint8_t)number(6);
-        r.test = (uint8_t)number(7);
-        r.active = (uint8_t)number(8);
-        r.active_until = number(9);
-        r.seconds_left = number(13) ? PGK_WIRE_UNLIMITED : number(10);
-        r.wait = (uint32_t)number(11);
-        r.invalid = (uint32_t)number(12);
+        r.outcome.kind = (uint8_t)number(2);
+        r.outcome.token_type = (uint8_t)number(3);
+        r.outcome.units = (uint32_t)number(4);
+        r.outcome.count = (uint32_t)number(5);
+        r.info.payg_enabled = (uint8_t)number(6);
+        r.info.test_active = (uint8_t)number(7);
+        r.info.active = (uint8_t)number(8);
+        r.info.active_until = (int64_t)number(9);
+        r.info.seconds_left = (int64_t)(number(13) ? PGK_WIRE_UNLIMITED : number(10));
+        r.outcome.wait_seconds = (uint32_t)number(11);
+        r.info.invalid_attempts = (uint32_t)number(12);
         pgk_wire_result_line(&out, &r);
         text(14);
         crlf = (uint8_t)number(15);

@@ -175,15 +175,35 @@ static int check_tamper(pgk_firmware *firmware)
     /* How far the RTC fell behind the ticks (negative: ran ahead).  paygkit's
      * tolerance, ratio x ticks + seconds, is a float; for whole seconds the
      * comparison gives the same answer with the quotient floored. */
+    uint32_t tolerance = tick_elapsed;
+    pgk_divide(&tolerance, PGK_TAMPER_TOLERANCE_DIVISOR);
+    tolerance += PGK_TAMPER_TOLERANCE_SECONDS;
+#if PGK_RTC_32BIT
+    /* The same in 32 bits: the RTC's elapsed time and the ticks' are each
+     * below 2^32, so their difference is compared by its size and sign,
+     * and an RTC set back (behind by more than the ticks) without a sum
+     * that could wrap. */
+    rtc_time reference = RTC(firmware->reference_rtc);
+    if (now < reference) {
+        uint32_t back = reference - now;
+        if (back > tolerance || tick_elapsed > tolerance - back) {
+            found = PGK_TAMPER_RTC_SLOW;
+        }
+    } else {
+        uint32_t rtc_elapsed = now - reference;
+        uint32_t ahead = rtc_elapsed > tick_elapsed;
+        if ((ahead ? rtc_elapsed - tick_elapsed : tick_elapsed - rtc_elapsed) > tolerance) {
+            found = ahead ? PGK_TAMPER_RTC_FAST : PGK_TAMPER_RTC_SLOW;
+        }
+    }
+#else
     int64_t behind = (int64_t)tick_elapsed - ((int64_t)now - RTC(firmware->reference_rtc));
-    uint32_t ratio_part = tick_elapsed;
-    pgk_divide(&ratio_part, PGK_TAMPER_TOLERANCE_DIVISOR);
-    int64_t tolerance = (int64_t)ratio_part + PGK_TAMPER_TOLERANCE_SECONDS;
-    if (behind > tolerance) {
+    if (behind > (int64_t)tolerance) {
         found = PGK_TAMPER_RTC_SLOW;
-    } else if (-behind > tolerance) {
+    } else if (-behind > (int64_t)tolerance) {
         found = PGK_TAMPER_RTC_FAST;
     }
+#endif
     rtc_time session = RTC(firmware->latest_rtc_this_session);
     rtc_time latest = RTC(firmware->state.latest_rtc_seen);
     if (latest < session) {
@@ -295,13 +315,12 @@ static int digit_ok(char c, uint8_t restricted)
     return (uint8_t)(c - (restricted ? '1' : '0')) < (restricted ? 4u : 10u);
 }
 
-/* paygkit.device.serial_number: what the factory, host and server all accept. */
-static int serial_ok(const char *serial, uint8_t length)
+uint8_t pgk_serial_ok(const char *serial, uint8_t length)
 {
     if (length < 1 || length > PGK_SERIAL_MAX_LENGTH) {
         return 0;
     }
-    for (uint8_t i = 0; i < length; i++) {
+    for (unsigned i = 0; i < length; i++) {
         char c = serial[i];
         if (!digit_ok(c, 0) && (uint8_t)((c | 0x20) - 'a') >= 26u &&
             (i == 0 || (c != '.' && c != '_' && c != ':' && c != '+' && c != '-'))) {
@@ -319,7 +338,7 @@ pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
     if (firmware->halted) {
         return PGK_PROVISION_STORAGE_ERROR;
     }
-    if (!serial_ok(provisioning->serial, provisioning->serial_length)) {
+    if (!pgk_serial_ok(provisioning->serial, provisioning->serial_length)) {
         return PGK_PROVISION_BAD_SERIAL;
     }
     if (provisioning->starting_code > PGK_MAX_STARTING_CODE) {
@@ -339,7 +358,7 @@ pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
      * as the digits are checked, and only kept once everything passed. */
     uint8_t packed[PGK_TEST_CODE_PACKED_SIZE];
     pgk_fill(packed, 0xFF, sizeof packed);
-    for (uint8_t i = 0; i < test_code_length; i++) {
+    for (unsigned i = 0; i < test_code_length; i++) {
         char digit = provisioning->test_code[i];
         if (!digit_ok(digit, restricted)) {
             return PGK_PROVISION_BAD_TEST_CODE;
@@ -363,9 +382,7 @@ pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
     state->test_code_length = test_code_length;
     pgk_copy(state->test_code, packed, (test_code_length + 1u) / 2u);
     pgk_provision_result result = PGK_PROVISION_OK;
-    pgk_storage_result saved = pgk_storage_save(&firmware->store, state);
-    if (saved < 0) {
-        recover_from_failed_save(firmware, saved);
+    if (commit(firmware)) {
         result = PGK_PROVISION_STORAGE_ERROR;
     } else {
         start_session(firmware);
@@ -427,7 +444,7 @@ static int is_test_code(const pgk_state *state, const char *digits, uint8_t leng
     if (state->test_code_length == 0 || length != state->test_code_length) {
         return 0;
     }
-    for (uint8_t i = 0; i < length; i++) {
+    for (unsigned i = 0; i < length; i++) {
         uint8_t digit = (uint8_t)(state->test_code[i / 2u] >> ((i & 1u) ? 0 : 4)) & 0xFu;
         if (digits[i] != (char)('0' + digit)) {
             return 0;
@@ -442,10 +459,10 @@ static uint8_t use_test_code(pgk_firmware *firmware, pgk_outcome *outcome)
     pgk_state *state = &firmware->state;
     rtc_time now = RTC(firmware->now);
     rtc_time oldest_recent = PGK_RTC_32BIT ? UINT32_MAX : INT64_MAX;
-    uint8_t recent = 0;
+    unsigned recent = 0;
     /* A use is recent when use > now - PERIOD, written without the
      * subtraction that would go below 0 in a 32-bit RTC's first hour. */
-    for (uint8_t i = 0; i < state->test_code_use_n; i++) {
+    for (unsigned i = 0; i < state->test_code_use_n; i++) {
         rtc_time use = RTC(state->test_code_uses[i]);
         if (use + PGK_TEST_CODE_PERIOD_SECONDS > now) {
             if (use < oldest_recent) {
@@ -464,7 +481,7 @@ static uint8_t use_test_code(pgk_firmware *firmware, pgk_outcome *outcome)
     }
     /* Keep the recent uses in their order, then this one; fewer than 16, so all fit. */
     uint8_t kept = 0;
-    for (uint8_t i = 0; i < state->test_code_use_n; i++) {
+    for (unsigned i = 0; i < state->test_code_use_n; i++) {
         if (RTC(state->test_code_uses[i]) + PGK_TEST_CODE_PERIOD_SECONDS > now) {
             state->test_code_uses[kept++] = state->test_code_uses[i];
         }
@@ -616,8 +633,9 @@ static void time_out_entry(pgk_firmware *firmware)
     }
 }
 
-/* _show_status */
-static void show_status(pgk_firmware *firmware)
+/* _show_status.  Out of line: inlined, its status (48 bytes) would sit in
+ * pgk_firmware_press's frame under every token's save, the deepest stack. */
+NOINLINE static void show_status(pgk_firmware *firmware)
 {
     pgk_firmware_status_info status;
     uint8_t shown = PGK_STATUS_SHOWN_INACTIVE;
@@ -642,7 +660,7 @@ pgk_press_result pgk_firmware_press(pgk_firmware *firmware, char key, pgk_outcom
     read_time(firmware);
     time_out_entry(firmware);
     firmware->last_key_tick = firmware->ticks;
-    uint8_t shown = PGK_KEY_SHOWN_TYPING;
+    unsigned shown = PGK_KEY_SHOWN_TYPING;
     uint8_t typed = firmware->typing_length;
     if (key == '*') {
         firmware->typing_started = 1;

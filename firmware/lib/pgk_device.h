@@ -241,6 +241,11 @@ typedef struct {
 pgk_storage_result pgk_firmware_power_on(pgk_firmware *firmware,
                                          const pgk_firmware_config *config);
 
+/* 1 if `serial` is a serial number as paygkit.device.serial_number has it
+ * (1-32 of A-Z a-z 0-9 . _ : + -, a letter or digit first): what the
+ * factory, the host and the server all accept, and provisioning too. */
+uint8_t pgk_serial_ok(const char *serial, uint8_t length);
+
 /* Factory setup over a fresh state.  Everything is checked before anything is
  * written: a refusal leaves the stored state as it was. */
 pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,

@@ -5,8 +5,6 @@
 
 #if PGK_WITH_PROTOCOL
 
-#include <string.h>
-
 #define SECONDS_PER_MINUTE 60u
 #define MINUTES_PER_DAY 1440u
 
@@ -24,7 +22,7 @@ static void end_line(pgk_protocol *p)
 void pgk_protocol_start(pgk_protocol *p, pgk_firmware *firmware,
                         const pgk_firmware_config *config, uint8_t crlf)
 {
-    memset(p, 0, sizeof *p);
+    pgk_fill(p, 0, sizeof *p);
     p->firmware = firmware;
     p->crlf = crlf;
     p->out.buffer = p->buffer;
@@ -40,6 +38,7 @@ void pgk_protocol_start(pgk_protocol *p, pgk_firmware *firmware,
 
 void pgk_protocol_feedback(pgk_protocol *p, uint8_t kind, uint8_t detail, int64_t value)
 {
+#if PGK_PROTOCOL_KEEPS_EVENTS
     pgk_protocol_event *event;
     /* Key echoes are not reported (the keys typed so far are in typing=). */
     if (kind == PGK_FEEDBACK_KEY_PRESS) {
@@ -51,6 +50,12 @@ void pgk_protocol_feedback(pgk_protocol *p, uint8_t kind, uint8_t detail, int64_
     event->kind = kind;
     event->detail = detail;
     event->value = value;
+#else
+    (void)p;
+    (void)kind;
+    (void)detail;
+    (void)value;
+#endif
 }
 
 /* ---- display texts (firmware.py's messages) ------------------------------------ */
@@ -69,7 +74,7 @@ static uint32_t divide(uint64_t *value, uint32_t divisor)
     uint64_t v = *value;
     uint64_t quotient = 0;
     uint64_t rest = 0;
-    uint8_t i;
+    unsigned i;
     for (i = 0; i < 64; i++) {
         rest = rest << 1 | v >> 63;
         v <<= 1;
@@ -90,7 +95,7 @@ static void display_time(pgk_out *out, int64_t seconds)
     uint64_t minutes;
     uint32_t parts[3];
     uint8_t shown = 0;
-    uint8_t i;
+    unsigned i;
     if (seconds <= 0) {
         pgk_out_str(out, "0 days");
         return;
@@ -129,7 +134,7 @@ static void malformed_reason(pgk_protocol *p)
     const char *token = p->token;
     uint8_t length = p->token_length;
     uint8_t restricted = (p->firmware->state.flags & PGK_FLAG_RESTRICTED_DIGITS) != 0;
-    uint8_t i;
+    unsigned i;
     uint16_t bad = 0;
     for (i = 0; i < length; i++) {
         if (!is_digit(token[i])) {
@@ -180,7 +185,7 @@ static void signal_text(pgk_protocol *p, const pgk_protocol_event *e)
     static const char status_texts[] = "Active, unlimited\0Active, \0Test mode\0Not provisioned\0"
                                        "Locked: clock tamper\0Inactive\0";
     pgk_out *out = &p->out;
-    uint8_t i;
+    unsigned i;
     switch (e->kind) {
     case PGK_FEEDBACK_INVALID:
         if (e->detail) {
@@ -271,7 +276,7 @@ static const uint8_t leds[9][2] = {
 static void events(pgk_protocol *p)
 {
 #if PGK_PROTOCOL_EVENTS
-    uint8_t i;
+    unsigned i;
     for (i = 0; i < p->event_n; i++) {
         const pgk_protocol_event *e = &p->events[i];
         uint8_t led;
@@ -298,7 +303,7 @@ static void events(pgk_protocol *p)
 static void error(pgk_protocol *p, uint8_t code, uint8_t message, uint32_t number)
 {
     pgk_error e;
-    memset(&e, 0, sizeof e);
+    pgk_fill(&e, 0, sizeof e);
     e.code = code;
     e.message = message;
     e.number = number;
@@ -337,7 +342,7 @@ static uint8_t provisioned(const pgk_protocol *p)
 static const char *shown_serial(const pgk_protocol *p, uint8_t *length)
 {
     const pgk_state *s = &p->firmware->state;
-    uint8_t i;
+    unsigned i;
     *length = s->serial_length;
     if (s->serial_length != 32 || !provisioned(p) || !powered(p)) {
         return s->serial;
@@ -356,83 +361,54 @@ static const char *shown_serial(const pgk_protocol *p, uint8_t *length)
 
 static void status_line(pgk_protocol *p)
 {
-    pgk_firmware_status_info info;
     pgk_wire_status s;
     const pgk_firmware *f = p->firmware;
-    pgk_firmware_status(f, &info);
+    pgk_firmware_status(f, &s.info);
     s.serial = shown_serial(p, &s.serial_length);
-    s.provisioned = info.provisioned;
-    s.now = (uint64_t)info.now;
-    s.active = info.active;
-    s.payg = info.payg_enabled;
-    s.seconds_left = info.seconds_left < 0 ? PGK_WIRE_UNLIMITED : (uint64_t)info.seconds_left;
-    s.active_until = (uint64_t)info.active_until;
-    s.count = info.count;
     s.used = f->state.used_counts;
     s.used_n = f->state.used_count_n;
-    s.invalid = info.invalid_attempts;
-    s.blocked = info.blocked_seconds;
-    s.tamper = info.tamper;
-    s.test = info.test_active;
     s.typing = f->typing;
     s.typing_length = f->typing_started ? f->typing_length : 0;
-    s.restricted = info.restricted_digits;
-    s.divider = info.time_divider;
     pgk_wire_status_line(&p->out, &s);
     end_line(p);
 }
 
-/* The RESULT line of a token and its EVENT lines; 0 after a storage failure. */
-static uint8_t result(pgk_protocol *p, const pgk_outcome *o)
+/* The RESULT fields of each outcome (pgk_outcome_kind order); an applied
+ * Disable PAYG or Counter Sync has no units. */
+static const uint16_t result_fields[] = {
+    PGK_RESULT_TYPE | PGK_RESULT_UNITS | PGK_RESULT_COUNT | PGK_RESULT_PAYG | PGK_RESULT_ACTIVE |
+        PGK_RESULT_ACTIVE_UNTIL | PGK_RESULT_SECONDS_LEFT,
+    PGK_RESULT_COUNT,
+    PGK_RESULT_WAIT | PGK_RESULT_INVALID,
+    PGK_RESULT_WAIT,
+    PGK_RESULT_TEST | PGK_RESULT_ACTIVE,
+    PGK_RESULT_WAIT | PGK_RESULT_INVALID,
+    0,
+};
+
+/* The RESULT line of a token (r->outcome as the device gave it) and its
+ * EVENT lines; 0 after a storage failure. */
+static uint8_t result(pgk_protocol *p, pgk_wire_result *r)
 {
-    pgk_firmware_status_info info;
-    pgk_wire_result r;
+    const pgk_outcome *o = &r->outcome;
     if (o->kind == PGK_OUTCOME_STORAGE_ERROR) {
         storage_error(p);
         return 0;
     }
     /* What paygkit shows of the device after the token. */
-    pgk_firmware_status(p->firmware, &info);
-    memset(&r, 0, sizeof r);
-    r.outcome = o->kind;
-    r.type = o->token_type;
-    r.units = o->units;
-    r.count = o->count;
-    r.payg = info.payg_enabled;
-    r.test = info.test_active;
-    r.active = info.active;
-    r.active_until = (uint64_t)info.active_until;
-    r.seconds_left = info.seconds_left < 0 ? PGK_WIRE_UNLIMITED : (uint64_t)info.seconds_left;
-    r.wait = o->wait_seconds;
-    r.invalid = info.invalid_attempts;
-    switch (o->kind) {
-    case PGK_OUTCOME_APPLIED:
-        r.fields = PGK_RESULT_TYPE | PGK_RESULT_COUNT | PGK_RESULT_PAYG | PGK_RESULT_ACTIVE |
-                   PGK_RESULT_ACTIVE_UNTIL | PGK_RESULT_SECONDS_LEFT |
-                   (o->token_type <= PGK_SET_TIME ? PGK_RESULT_UNITS : 0u);
-        break;
-    case PGK_OUTCOME_ALREADY_USED:
-        r.fields = PGK_RESULT_COUNT;
-        break;
-    case PGK_OUTCOME_INVALID:
-    case PGK_OUTCOME_MALFORMED:
-        r.fields = PGK_RESULT_WAIT | PGK_RESULT_INVALID;
-        break;
-    case PGK_OUTCOME_BLOCKED:
-        r.fields = PGK_RESULT_WAIT;
-        break;
-    case PGK_OUTCOME_TEST_CODE:
-        r.fields = PGK_RESULT_TEST | PGK_RESULT_ACTIVE;
-        break;
-    default:
-        break;
+    pgk_firmware_status(p->firmware, &r->info);
+    r->fields = result_fields[o->kind];
+    if (o->token_type > PGK_SET_TIME) {
+        r->fields &= (uint16_t)~PGK_RESULT_UNITS;
     }
-    pgk_wire_result_line(&p->out, &r);
+    pgk_wire_result_line(&p->out, r);
     /* The outcome's text is the one its own signal showed, the last given. */
     pgk_out_text_begin(&p->out);
+#if PGK_PROTOCOL_TEXTS
     if (p->event_n) {
         signal_text(p, &p->events[p->event_n - 1]);
     }
+#endif
     pgk_out_text_end(&p->out);
     end_line(p);
     events(p);
@@ -443,30 +419,25 @@ static uint8_t result(pgk_protocol *p, const pgk_outcome *o)
 
 static void setup(pgk_protocol *p, const pgk_command *c)
 {
-    pgk_provisioning given;
     const pgk_state *s = &p->firmware->state;
     uint8_t length;
     uint8_t code;
     if (provisioned(p)) {
+#if PGK_PROTOCOL_MESSAGES
         pgk_error e;
-        memset(&e, 0, sizeof e);
+        pgk_fill(&e, 0, sizeof e);
         e.code = PGK_ERR_ALREADY_PROVISIONED;
         e.message = PGK_MSG_ALREADY_PROVISIONED;
         e.word = shown_serial(p, &e.word_length);
         pgk_wire_error(&p->out, &e);
         end_line(p);
+#else
+        /* The message, which shows the stored serial, is left out. */
+        error(p, PGK_ERR_ALREADY_PROVISIONED, PGK_MSG_ALREADY_PROVISIONED, 0);
+#endif
         return;
     }
-    given.serial = c->u.setup.serial;
-    given.serial_length = c->u.setup.serial_length;
-    memcpy(given.key, c->u.setup.key, 16);
-    given.starting_code = c->u.setup.starting_code;
-    given.time_divider = c->u.setup.time_divider;
-    given.restricted_digits = c->u.setup.restricted_digits;
-    given.test_code = c->u.setup.test_code;
-    given.test_code_length = c->u.setup.test_code_length;
-    given.count = c->u.setup.count;
-    code = (uint8_t)pgk_firmware_provision(p->firmware, &given);
+    code = (uint8_t)pgk_firmware_provision(p->firmware, &c->u.setup);
     if (code == PGK_PROVISION_STORAGE_ERROR) {
         storage_error(p);
         return;
@@ -485,7 +456,7 @@ static void setup(pgk_protocol *p, const pgk_command *c)
     }
     if (!c->form) {
         char test[PGK_TEST_CODE_MAX_DIGITS];
-        uint8_t i;
+        unsigned i;
         for (i = 0; i < s->test_code_length; i++) {
             test[i] = (char)('0' + ((s->test_code[i / 2] >> ((i & 1) ? 0 : 4)) & 15u));
         }
@@ -500,21 +471,21 @@ static void setup(pgk_protocol *p, const pgk_command *c)
 static void keys(pgk_protocol *p, const pgk_command *c)
 {
     pgk_firmware *f = p->firmware;
-    uint16_t i;
+    unsigned i;
     for (i = 0; i < c->u.keys.length; i++) {
-        pgk_outcome outcome;
+        pgk_wire_result r;
         char key = c->u.keys.text[i];
 #if PGK_PROTOCOL_TEXTS
         if (key == '#' && f->typing_started) {
             /* The digits the token is entered with, for its MALFORMED text. */
-            memcpy(p->typed, f->typing, f->typing_length);
+            pgk_copy(p->typed, f->typing, f->typing_length);
             p->token = p->typed;
             p->token_length = f->typing_length;
         }
 #endif
-        switch (pgk_firmware_press(f, key, &outcome)) {
+        switch (pgk_firmware_press(f, key, &r.outcome)) {
         case PGK_PRESS_TOKEN:
-            if (!result(p, &outcome)) {
+            if (!result(p, &r)) {
                 return;
             }
             break;
@@ -533,9 +504,9 @@ static void keys(pgk_protocol *p, const pgk_command *c)
 
 static void token(pgk_protocol *p, char *text, uint16_t length)
 {
-    pgk_outcome outcome;
-    uint16_t i;
-    uint16_t n = 0;
+    pgk_wire_result r;
+    unsigned i;
+    unsigned n = 0;
     uint8_t grouped = is_digit(text[0]) && is_digit(text[length - 1]);
     /* Digits in groups split by single spaces or dashes reach the device as
      * digits (typed_digits); anything else as typed, which it takes for MALFORMED. */
@@ -557,8 +528,8 @@ static void token(pgk_protocol *p, char *text, uint16_t length)
     p->token = text;
     p->token_length = (uint8_t)length;
 #endif
-    pgk_firmware_enter_token(p->firmware, text, (uint8_t)length, &outcome);
-    if (result(p, &outcome)) {
+    pgk_firmware_enter_token(p->firmware, text, (uint8_t)length, &r.outcome);
+    if (result(p, &r)) {
         ok(p, PGK_CMD_TOKEN);
     }
 }
@@ -659,7 +630,7 @@ static void answer(pgk_protocol *p, char *line, uint16_t length)
 {
     pgk_command c;
     uint8_t kind = (uint8_t)pgk_wire_parse(line, length, PGK_WITH_SIM_CONTROLS, &c);
-    uint8_t i;
+    unsigned i;
     if (kind == PGK_CMD_BLANK) {
         return;
     }

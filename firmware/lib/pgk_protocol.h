@@ -49,8 +49,14 @@
 #endif
 
 /* Signals given during one command, shown as EVENT lines after its answer
- * line; a token gives at most two (a tamper found on the way, its own). */
+ * line; a token gives at most two (a tamper found on the way, its own).
+ * Without EVENT lines and texts nothing reads them: no queue at all. */
+#define PGK_PROTOCOL_KEEPS_EVENTS (PGK_PROTOCOL_EVENTS || PGK_PROTOCOL_TEXTS)
+#if PGK_PROTOCOL_KEEPS_EVENTS
 #define PGK_PROTOCOL_EVENT_QUEUE 4
+#else
+#define PGK_PROTOCOL_EVENT_QUEUE 0
+#endif
 
 typedef struct {
     int64_t value;
@@ -74,7 +80,9 @@ typedef struct {
     uint8_t token_length;
     char typed[PGK_MAX_TYPED_DIGITS];
 #endif
+#if PGK_PROTOCOL_KEEPS_EVENTS
     pgk_protocol_event events[PGK_PROTOCOL_EVENT_QUEUE];
+#endif
 #if PGK_WITH_SIM_CONTROLS
     uint8_t powered;
     pgk_firmware_config config;

@@ -84,11 +84,11 @@ void pgk_siphash24(const uint8_t key[16], const uint8_t *message, uint8_t length
                    uint32_t digest[2])
 {
     uint32_t v[8];
-    for (uint8_t i = 0; i < 8; i++) {
+    for (unsigned i = 0; i < 8; i++) {
         v[i] = load_le32(key + 4 * (i & 3)) ^ initial_state[i];
     }
     /* The last block carries only the length: messages are whole blocks. */
-    for (uint8_t offset = 0;; offset += 8) {
+    for (unsigned offset = 0;; offset += 8) {
         uint32_t low = 0;
         uint32_t high = (uint32_t)length << 24;
         if (offset < length) {

@@ -276,6 +276,18 @@ static void sink_flush(record_sink *sink)
     if (sink->outcome != SINK_SAME) {
         return;
     }
+#if PGK_NV_NEEDS_ERASE
+    /* The slot was just erased: every byte differs from the record or is
+     * already the 0xFF it needs, so writing the piece whole programs each
+     * word once, as comparing first would, without the read. */
+    if (sink->mode == SINK_WRITE_CHANGES) {
+        unsigned skip = at == 0; /* the commit mark: the save writes it last, itself */
+        if (pgk_port_nv_write(sink->base + at + skip, sink->pending + skip, length - skip)) {
+            sink->outcome = SINK_NV_FAILED;
+        }
+        return;
+    }
+#endif
     if (pgk_port_nv_read(sink->base + at, stored, length)) {
         sink->outcome = SINK_NV_FAILED;
         return;
@@ -284,7 +296,7 @@ static void sink_flush(record_sink *sink)
         if (as_version_2(sink, at + i, stored[i]) == sink->pending[i]) {
             continue;
         }
-        if (sink->mode != SINK_WRITE_CHANGES) {
+        if (PGK_NV_NEEDS_ERASE || sink->mode != SINK_WRITE_CHANGES) {
             sink->outcome = SINK_DIFFERENT;
             return;
         }

@@ -25,7 +25,7 @@
 uint32_t pgk_divide(uint32_t *x, uint32_t divisor)
 {
     uint32_t remainder = 0;
-    for (uint8_t bit = 0; bit < 32; bit++) {
+    for (unsigned bit = 0; bit < 32; bit++) {
         remainder = remainder << 1 | *x >> 31;
         *x <<= 1;
         if (remainder >= divisor) {
@@ -46,7 +46,7 @@ uint32_t pgk_next_code(const uint8_t key[16], uint32_t code)
 {
     uint8_t message[8];
     uint32_t digest[2];
-    for (uint8_t i = 0; i < 4; i++) {
+    for (unsigned i = 0; i < 4; i++) {
         message[i] = message[i + 4] = (uint8_t)(code >> (24 - 8 * i));
     }
     pgk_siphash24(key, message, 8, digest);
@@ -71,12 +71,12 @@ void pgk_used_counts_load(pgk_count_state *state, const uint32_t *counts, uint8_
 {
     uint32_t top = 0;
     uint32_t bits = 0;
-    for (uint8_t i = 0; i < n; i++) {
+    for (unsigned i = 0; i < n; i++) {
         if (counts[i] > top) {
             top = counts[i];
         }
     }
-    for (uint8_t i = 0; i < n; i++) {
+    for (unsigned i = 0; i < n; i++) {
         uint32_t distance = top - counts[i];
         if (distance <= PGK_WINDOW_UNORDERED) {
             bits |= UINT32_C(1) << distance;
@@ -89,8 +89,8 @@ void pgk_used_counts_load(pgk_count_state *state, const uint32_t *counts, uint8_
 uint8_t pgk_used_counts_list(const pgk_count_state *state,
                              uint32_t counts[PGK_WINDOW_UNORDERED + 1])
 {
-    uint8_t n = 0;
-    for (uint8_t distance = PGK_WINDOW_UNORDERED + 1; distance--;) {
+    unsigned n = 0;
+    for (unsigned distance = PGK_WINDOW_UNORDERED + 1; distance--;) {
         /* record_use() keeps no bits below count 0, so every bit is a count. */
         if (state->used_bits >> distance & 1u) {
             counts[n++] = state->used_top - distance;
@@ -199,7 +199,7 @@ static uint32_t highest_accepted(const pgk_count_state *state)
 static uint32_t divide_wide(uint64_t *x, uint32_t divisor)
 {
     uint32_t remainder = 0;
-    for (uint8_t bit = 0; bit < 64; bit++) {
+    for (unsigned bit = 0; bit < 64; bit++) {
         remainder = remainder << 1 | (uint32_t)(*x >> 63);
         *x <<= 1;
         if (remainder >= divisor) {
@@ -215,7 +215,7 @@ static uint64_t next_extended_code(const uint8_t key[16], uint64_t code)
 {
     uint8_t message[8];
     uint32_t digest[2];
-    for (uint8_t i = 0; i < 8; i++) {
+    for (unsigned i = 0; i < 8; i++) {
         message[i] = (uint8_t)(code >> (56 - 8 * i));
     }
     pgk_siphash24(key, message, 8, digest);
@@ -228,7 +228,7 @@ static pgk_token_kind decode_extended(const pgk_device *device, const pgk_count_
                                       char first_digit, pgk_decode_result *result)
 {
     uint64_t value = 0;
-    for (uint8_t i = 0; i < length; i++) {
+    for (unsigned i = 0; i < length; i++) {
         uint32_t digit = (uint8_t)(digits[i] - first_digit);
         if (digit >= radix) {
             return PGK_MALFORMED;
@@ -296,7 +296,7 @@ pgk_token_kind pgk_decode_token(const pgk_device *device, const pgk_count_state 
         return PGK_MALFORMED;
     }
     uint32_t value = 0;
-    for (uint8_t i = 0; i < length; i++) {
+    for (unsigned i = 0; i < length; i++) {
         /* One unsigned compare refuses both what is below and above the keys. */
         uint32_t digit = (uint8_t)(digits[i] - first_digit);
         if (digit >= radix) {

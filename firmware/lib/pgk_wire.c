@@ -3,7 +3,9 @@
  * first failing check picks the ERR line a host sees. */
 #include "pgk_wire.h"
 
-#include <string.h>
+#include "pgk_compiler.h"
+
+#include <stddef.h>
 
 /* ---- lines ------------------------------------------------------------------ */
 
@@ -55,11 +57,13 @@ static uint8_t is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+#if PGK_PROTOCOL_MESSAGES
 static uint8_t is_letter(char c)
 {
     c = upper(c);
     return c >= 'A' && c <= 'Z';
 }
+#endif
 
 static int hex_value(char c)
 {
@@ -107,8 +111,18 @@ static uint32_t number_value(const char *text, size_t length)
     return value;
 }
 
-/* memchr and strlen's uses without the C library, which the library takes only
- * memcpy and memset from. */
+/* memset's uses without the C library: newlib's is unrolled for speed (about
+ * 170 bytes on a Cortex-M0) and links only if called.  The volatile store
+ * keeps GCC from turning the loop back into a call. */
+static void zero(void *to, size_t length)
+{
+    uint8_t *out = to;
+    while (length--) {
+        *(volatile uint8_t *)out++ = 0;
+    }
+}
+
+/* memchr and strlen's uses without the C library. */
 static const char *find(const char *text, size_t length, char c)
 {
     for (; length; length--, text++) {
@@ -133,7 +147,7 @@ static const char command_names[] =
     "\0\0HELLO\0HELP\0SETUP\0KEYS\0TOKEN\0STATUS\0ADVANCE\0CLOCK\0CONFIG\0POWER\0RESET\0WIPE\0QUIT\0";
 
 /* The n-th NUL-separated string of a table. */
-static const char *nth(const char *table, uint8_t n)
+static const char *nth(const char *table, unsigned n)
 {
     while (n--) {
         table = next_string(table);
@@ -155,11 +169,21 @@ static const char argument_names[] =
 
 /* ---- errors -------------------------------------------------------------------- */
 
-static pgk_command_kind refuse(pgk_command *command, uint8_t code, uint8_t message)
+/* An ERR line's variable part (the word, number or argument its message
+ * shows): without PGK_PROTOCOL_MESSAGES no line shows one, so none is kept. */
+#if PGK_PROTOCOL_MESSAGES
+#define ERROR_DETAIL(command, field, value) ((command)->u.error.field = (value))
+#else
+#define ERROR_DETAIL(command, field, value) ((void)(command), (void)(value))
+#endif
+
+/* Out of line, and bad() inlined into its callers as a tail call to it: 38
+ * bytes less in the product build than GCC's choice the other way round. */
+NOINLINE static pgk_command_kind refuse(pgk_command *command, uint8_t code, uint8_t message)
 {
     pgk_error *error = &command->u.error;
     uint8_t kind = command->kind;
-    memset(error, 0, sizeof *error);
+    zero(error, sizeof *error);
     error->code = code;
     error->message = message;
     error->command = kind;
@@ -167,7 +191,7 @@ static pgk_command_kind refuse(pgk_command *command, uint8_t code, uint8_t messa
     return PGK_CMD_ERROR;
 }
 
-static pgk_command_kind bad(pgk_command *command, uint8_t message)
+static INLINE pgk_command_kind bad(pgk_command *command, uint8_t message)
 {
     return refuse(command, PGK_ERR_BAD_ARGUMENT, message);
 }
@@ -175,7 +199,7 @@ static pgk_command_kind bad(pgk_command *command, uint8_t message)
 static pgk_command_kind bad_argument(pgk_command *command, uint8_t message, uint8_t argument)
 {
     bad(command, message);
-    command->u.error.argument = argument;
+    ERROR_DETAIL(command, argument, argument);
     return PGK_CMD_ERROR;
 }
 
@@ -211,7 +235,7 @@ static pgk_command_kind read_arguments(pgk_command *command, const char *at, con
         span word = next_word(&at, end);
         const char *equals;
         uint8_t name_length;
-        uint8_t i;
+        unsigned i;
         if (word.length == 0) {
             return PGK_CMD_BLANK;
         }
@@ -227,8 +251,8 @@ static pgk_command_kind read_arguments(pgk_command *command, const char *at, con
         }
         if (i == n) {
             bad(command, PGK_MSG_UNKNOWN_ARGUMENT);
-            command->u.error.word = word.text;
-            command->u.error.word_length = name_length;
+            ERROR_DETAIL(command, word, word.text);
+            ERROR_DETAIL(command, word_length, name_length);
             return PGK_CMD_ERROR;
         }
         if (values[i].text) {
@@ -262,7 +286,7 @@ static uint8_t read_number(pgk_command *command, span value, uint32_t fallback, 
 static uint8_t read_flag(pgk_command *command, span value, uint8_t argument, uint8_t *result)
 {
     static const char words[] = "0\0off\0no\0false\0" "1\0on\0yes\0true\0";
-    uint8_t i;
+    unsigned i;
     if (value.text == NULL) {
         return 1;
     }
@@ -315,13 +339,14 @@ static pgk_command_kind read_duration(pgk_command *command, const char *text, si
 /* serial_number.serial_problem: 1-32 of A-Z a-z 0-9 . _ : + -, alnum first. */
 static pgk_command_kind check_serial(pgk_command *command, span serial)
 {
-    uint8_t i;
+#if PGK_PROTOCOL_MESSAGES
+    unsigned i;
     if (serial.length == 0) {
         return bad(command, PGK_MSG_SERIAL_EMPTY);
     }
     if (serial.length > 32) {
         bad(command, PGK_MSG_SERIAL_LONG);
-        command->u.error.number = serial.length;
+        ERROR_DETAIL(command, number, serial.length);
         return PGK_CMD_ERROR;
     }
     for (i = 0; i < serial.length; i++) {
@@ -330,6 +355,13 @@ static pgk_command_kind check_serial(pgk_command *command, span serial)
             return bad(command, PGK_MSG_SERIAL_BAD);
         }
     }
+#else
+    /* Its three refusals are one ERR line without the messages: the device's
+     * own check (the same rule) serves.  The parser then needs pgk_device.c. */
+    if (!pgk_serial_ok(serial.text, serial.length)) {
+        return bad(command, PGK_MSG_SERIAL_BAD);
+    }
+#endif
     command->u.setup.serial = serial.text;
     command->u.setup.serial_length = serial.length;
     return PGK_CMD_SETUP;
@@ -338,10 +370,10 @@ static pgk_command_kind check_serial(pgk_command *command, span serial)
 /* paygkit.token.parse_key: exactly 32 hex digits. */
 static pgk_command_kind read_key(pgk_command *command, span key)
 {
-    uint8_t i;
+    unsigned i;
     if (key.length != 32) {
         bad(command, PGK_MSG_KEY_LENGTH);
-        command->u.error.number = key.length;
+        ERROR_DETAIL(command, number, key.length);
         return PGK_CMD_ERROR;
     }
     for (i = 0; i < 32; i++) {
@@ -357,7 +389,7 @@ static pgk_command_kind read_key(pgk_command *command, span key)
 /* The setup's defaults: divider 1, standard digits, no test code, count 1. */
 static void setup_defaults(pgk_command *command)
 {
-    memset(&command->u.setup, 0, sizeof command->u.setup);
+    zero(&command->u.setup, sizeof command->u.setup);
     command->u.setup.time_divider = 1;
     command->u.setup.count = 1;
 }
@@ -386,7 +418,7 @@ static pgk_command_kind parse_reference(pgk_command *command, const char *line, 
     }
     if (n != 3) {
         bad(command, PGK_MSG_REFERENCE_FIELDS);
-        command->u.error.number = end - line == 1;
+        ERROR_DETAIL(command, number, end - line == 1);
         return PGK_CMD_ERROR;
     }
     if (!digits_only(fields[1].text, fields[1].length, 9, 9)) {
@@ -406,8 +438,8 @@ static pgk_command_kind parse_setup(pgk_command *command, const char *at, const 
     span values[SETUP_ARGUMENTS];
     uint32_t number;
     uint8_t missing = 0;
-    uint8_t i;
-    memset(values, 0, sizeof values);
+    unsigned i;
+    zero(values, sizeof values);
     if (read_arguments(command, at, end, PGK_ARG_SERIAL, SETUP_ARGUMENTS, values)) {
         return PGK_CMD_ERROR;
     }
@@ -418,7 +450,7 @@ static pgk_command_kind parse_setup(pgk_command *command, const char *at, const 
     }
     if (missing) {
         bad(command, PGK_MSG_MISSING);
-        command->u.error.number = missing;
+        ERROR_DETAIL(command, number, missing);
         return PGK_CMD_ERROR;
     }
     if (!digits_only(values[PGK_ARG_CODE].text, values[PGK_ARG_CODE].length, 1, 9)) {
@@ -455,8 +487,8 @@ static pgk_command_kind parse_config(pgk_command *command, const char *at, const
     span tamper;
     uint32_t timeout;
     uint8_t mask = 0;
-    uint8_t i;
-    memset(values, 0, sizeof values);
+    unsigned i;
+    zero(values, sizeof values);
     if (read_arguments(command, at, end, PGK_ARG_WAITING, CONFIG_ARGUMENTS, values)) {
         return PGK_CMD_ERROR;
     }
@@ -492,8 +524,8 @@ pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
     char *end = line + length;
     char *rest;
     char *p;
-    uint8_t kind;
-    memset(command, 0, sizeof *command);
+    unsigned kind;
+    zero(command, sizeof *command);
     for (p = line; p < end; p++) {
         if (*p == '\t') {
             *p = ' ';
@@ -532,9 +564,9 @@ pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
     }
     if (kind > PGK_CMD_QUIT) {
         refuse(command, PGK_ERR_UNKNOWN_COMMAND, PGK_MSG_UNKNOWN_COMMAND);
-        command->u.error.word = line;
+        ERROR_DETAIL(command, word, line);
         /* Only its length up to 21 matters (quoted_word shows 1-20). */
-        command->u.error.word_length = (uint8_t)(rest - line > 255 ? 255 : rest - line);
+        ERROR_DETAIL(command, word_length, (uint8_t)(rest - line > 255 ? 255 : rest - line));
         return PGK_CMD_ERROR;
     }
     command->kind = kind;
@@ -655,18 +687,24 @@ void pgk_out_str(pgk_out *out, const char *text)
 }
 
 /* `value` in decimal, with leading zeros up to `width` digits. */
-static void number(pgk_out *out, uint64_t value, uint8_t width)
+static void number(pgk_out *out, uint64_t value, unsigned width)
 {
     /* Long division by 10 a byte at a time with a multiply for the quotient:
-     * no 64-bit division helper, which would cost more than this whole function. */
-    uint8_t bytes[8];
+     * no 64-bit division helper, which would cost more than this whole
+     * function.  The bytes are the value's own (little-endian, as
+     * pgk_storage.h requires of the target): no copy routine. */
+    union {
+        uint64_t value;
+        uint8_t bytes[8];
+    } wide;
+    uint8_t *bytes = wide.bytes;
     char digits[20];
-    uint8_t n = 0;
+    unsigned n = 0;
     uint8_t nonzero;
-    memcpy(bytes, &value, 8); /* little-endian, as pgk_storage.h requires */
+    wide.value = value;
     do {
         uint32_t rest = 0;
-        uint8_t i = 8;
+        unsigned i = 8;
         nonzero = 0;
         while (i--) {
             uint32_t current = rest << 8 | bytes[i];
@@ -770,7 +808,7 @@ void pgk_out_hiding_keys(pgk_out *out, const char *text, size_t length)
 void pgk_out_tamper(pgk_out *out, uint8_t flags)
 {
     static const char names[] = "rtc_slow\0rtc_fast\0rtc_backwards\0";
-    uint8_t i;
+    unsigned i;
     uint8_t first = 1;
     if ((flags & 7u) == 0) {
         pgk_out_str(out, "none");
@@ -897,7 +935,7 @@ static const char messages[] =
 /* commands.quoted_word: the word is shown only if it is 1-20 letters and '_'. */
 static void quoted_word(pgk_out *out, const char *word, uint8_t length)
 {
-    uint8_t i;
+    unsigned i;
     if (length == 0 || length > 20) {
         return;
     }
@@ -913,7 +951,7 @@ static void quoted_word(pgk_out *out, const char *word, uint8_t length)
 
 static void argument_list(pgk_out *out, uint8_t first, uint8_t n, uint8_t mask, const char *suffix)
 {
-    uint8_t i;
+    unsigned i;
     uint8_t any = 0;
     for (i = 0; i < n; i++) {
         if (mask & (1u << i)) {
@@ -943,7 +981,7 @@ void pgk_wire_error(pgk_out *out, const pgk_error *error)
             /* The name of an unknown argument is shown lower case, as paygkit
              * lowers it before quoting. */
             char word[20];
-            uint8_t i;
+            unsigned i;
             uint8_t length = error->word_length;
             if (length <= 20) {
                 for (i = 0; i < length; i++) {
@@ -1011,84 +1049,143 @@ void pgk_wire_error(pgk_out *out, const pgk_error *error)
 
 /* ---- typed answer lines --------------------------------------------------------- */
 
-static void seconds_left_field(pgk_out *out, uint64_t value)
+/* The typed lines are tables: one kind, offset and second offset a field (in
+ * the answer's order), and its name in a NUL-separated list, written by one
+ * loop.  A field written by its own call costs 12 to 16 bytes of code, a
+ * table entry 3. */
+enum field_kind {
+    FIELD_END = 0,
+    FIELD_FLAG,         /* uint8_t: 0 or 1 */
+    FIELD_ON_OFF,       /* uint8_t */
+    FIELD_U8,           /* uint8_t, in decimal */
+    FIELD_U32,          /* uint32_t */
+    FIELD_U64,          /* a 64-bit integer, written unsigned */
+    FIELD_SECONDS_LEFT, /* the same, or PGK_WIRE_UNLIMITED (-1): "unlimited" */
+    FIELD_WORD,         /* const char *, its length the uint8_t at the second offset; "-" if 0 */
+    FIELD_LIST,         /* const uint32_t *, its length the uint8_t at the second offset */
+    FIELD_TAMPER,       /* uint8_t, PGK_TAMPER_* */
+    FIELD_TOKEN_TYPE    /* uint8_t, pgk_wire_token_type_name's order */
+};
+
+#define FIELD(kind, type, member) (kind), offsetof(type, member), 0
+#define COUNTED(kind, type, member, length) (kind), offsetof(type, member), offsetof(type, length)
+
+/* The fields of `record` the table describes, those whose bit is set in `mask`
+ * (bit 0: the first); a member is read as the type its kind says it has. */
+static void fields(pgk_out *out, const uint8_t *table, const char *names, const void *record,
+                   uint16_t mask)
 {
-    pgk_out_field(out, "seconds_left");
-    if (value == PGK_WIRE_UNLIMITED) {
-        pgk_out_str(out, "unlimited");
-    } else {
+    const uint8_t *base = record;
+    for (; *table; table += 3, names = next_string(names), mask >>= 1) {
+        const void *member = base + table[1];
+        uint8_t length = base[table[2]];
+        uint8_t byte = *(const uint8_t *)member;
+        uint64_t value = byte;
+        if (!(mask & 1u)) {
+            continue;
+        }
+        pgk_out_field(out, names);
+        switch (*table) {
+        case FIELD_FLAG:
+            put(out, byte ? '1' : '0');
+            continue;
+        case FIELD_ON_OFF:
+            pgk_out_str(out, byte ? "on" : "off");
+            continue;
+        case FIELD_WORD:
+            if (length == 0) {
+                put(out, '-');
+            }
+            pgk_out_mem(out, *(const char *const *)member, length);
+            continue;
+        case FIELD_LIST: {
+            const uint32_t *list = *(const uint32_t *const *)member;
+            if (length == 0) {
+                put(out, '-');
+            }
+            for (unsigned i = 0; i < length; i++) {
+                if (i) {
+                    put(out, ',');
+                }
+                pgk_out_number(out, list[i]);
+            }
+            continue;
+        }
+        case FIELD_TAMPER:
+            pgk_out_tamper(out, byte);
+            continue;
+        case FIELD_TOKEN_TYPE:
+            pgk_out_str(out, pgk_wire_token_type_name(byte));
+            continue;
+        case FIELD_U32:
+            value = *(const uint32_t *)member;
+            break;
+        case FIELD_U64:
+        case FIELD_SECONDS_LEFT:
+            value = *(const uint64_t *)member;
+            if (*table == FIELD_SECONDS_LEFT && value == PGK_WIRE_UNLIMITED) {
+                pgk_out_str(out, "unlimited");
+                continue;
+            }
+            break;
+        default: /* FIELD_U8 */
+            break;
+        }
         pgk_out_number(out, value);
     }
 }
 
+static const uint8_t status_fields[] = {
+    COUNTED(FIELD_WORD, pgk_wire_status, serial, serial_length),
+    FIELD(FIELD_FLAG, pgk_wire_status, info.provisioned),
+    FIELD(FIELD_U64, pgk_wire_status, info.now),
+    FIELD(FIELD_FLAG, pgk_wire_status, info.active),
+    FIELD(FIELD_ON_OFF, pgk_wire_status, info.payg_enabled),
+    FIELD(FIELD_SECONDS_LEFT, pgk_wire_status, info.seconds_left),
+    FIELD(FIELD_U64, pgk_wire_status, info.active_until),
+    FIELD(FIELD_U32, pgk_wire_status, info.count),
+    COUNTED(FIELD_LIST, pgk_wire_status, used, used_n),
+    FIELD(FIELD_U32, pgk_wire_status, info.invalid_attempts),
+    FIELD(FIELD_U32, pgk_wire_status, info.blocked_seconds),
+    FIELD(FIELD_TAMPER, pgk_wire_status, info.tamper),
+    FIELD(FIELD_FLAG, pgk_wire_status, info.test_active),
+    COUNTED(FIELD_WORD, pgk_wire_status, typing, typing_length),
+    FIELD(FIELD_FLAG, pgk_wire_status, info.restricted_digits),
+    FIELD(FIELD_U8, pgk_wire_status, info.time_divider),
+    FIELD_END,
+};
+
 void pgk_wire_status_line(pgk_out *out, const pgk_wire_status *s)
 {
-    uint8_t i;
     pgk_out_str(out, "STATUS");
-    pgk_out_word_field(out, "serial", s->serial, s->serial_length);
-    pgk_out_flag_field(out, "provisioned", s->provisioned);
-    pgk_out_number_field(out, "now", s->now);
-    pgk_out_flag_field(out, "active", s->active);
-    pgk_out_on_off_field(out, "payg", s->payg);
-    seconds_left_field(out, s->seconds_left);
-    pgk_out_number_field(out, "active_until", s->active_until);
-    pgk_out_number_field(out, "count", s->count);
-    pgk_out_field(out, "used");
-    if (s->used_n == 0) {
-        put(out, '-');
-    }
-    for (i = 0; i < s->used_n; i++) {
-        if (i) {
-            put(out, ',');
-        }
-        pgk_out_number(out, s->used[i]);
-    }
-    pgk_out_number_field(out, "invalid", s->invalid);
-    pgk_out_number_field(out, "blocked", s->blocked);
-    pgk_out_field(out, "tamper");
-    pgk_out_tamper(out, s->tamper);
-    pgk_out_flag_field(out, "test", s->test);
-    pgk_out_word_field(out, "typing", s->typing, s->typing_length);
-    pgk_out_flag_field(out, "restricted", s->restricted);
-    pgk_out_number_field(out, "divider", s->divider);
+    fields(out, status_fields,
+           "serial\0provisioned\0now\0active\0payg\0seconds_left\0active_until\0count\0used\0"
+           "invalid\0blocked\0tamper\0test\0typing\0restricted\0divider",
+           s, 0xFFFFu);
 }
+
+/* In the order of the PGK_RESULT_* bits. */
+static const uint8_t result_fields[] = {
+    FIELD(FIELD_TOKEN_TYPE, pgk_wire_result, outcome.token_type),
+    FIELD(FIELD_U32, pgk_wire_result, outcome.units),
+    FIELD(FIELD_U32, pgk_wire_result, outcome.count),
+    FIELD(FIELD_ON_OFF, pgk_wire_result, info.payg_enabled),
+    FIELD(FIELD_FLAG, pgk_wire_result, info.test_active),
+    FIELD(FIELD_FLAG, pgk_wire_result, info.active),
+    FIELD(FIELD_U64, pgk_wire_result, info.active_until),
+    FIELD(FIELD_SECONDS_LEFT, pgk_wire_result, info.seconds_left),
+    FIELD(FIELD_U32, pgk_wire_result, outcome.wait_seconds),
+    FIELD(FIELD_U32, pgk_wire_result, info.invalid_attempts),
+    FIELD_END,
+};
 
 void pgk_wire_result_line(pgk_out *out, const pgk_wire_result *r)
 {
-    uint16_t f = r->fields;
     pgk_out_str(out, "RESULT ");
-    pgk_out_str(out, pgk_wire_outcome_name(r->outcome));
-    if (f & PGK_RESULT_TYPE) {
-        pgk_out_field(out, "type");
-        pgk_out_str(out, pgk_wire_token_type_name(r->type));
-    }
-    if (f & PGK_RESULT_UNITS) {
-        pgk_out_number_field(out, "units", r->units);
-    }
-    if (f & PGK_RESULT_COUNT) {
-        pgk_out_number_field(out, "count", r->count);
-    }
-    if (f & PGK_RESULT_PAYG) {
-        pgk_out_on_off_field(out, "payg", r->payg);
-    }
-    if (f & PGK_RESULT_TEST) {
-        pgk_out_flag_field(out, "test", r->test);
-    }
-    if (f & PGK_RESULT_ACTIVE) {
-        pgk_out_flag_field(out, "active", r->active);
-    }
-    if (f & PGK_RESULT_ACTIVE_UNTIL) {
-        pgk_out_number_field(out, "active_until", r->active_until);
-    }
-    if (f & PGK_RESULT_SECONDS_LEFT) {
-        seconds_left_field(out, r->seconds_left);
-    }
-    if (f & PGK_RESULT_WAIT) {
-        pgk_out_number_field(out, "wait", r->wait);
-    }
-    if (f & PGK_RESULT_INVALID) {
-        pgk_out_number_field(out, "invalid", r->invalid);
-    }
+    pgk_out_str(out, pgk_wire_outcome_name(r->outcome.kind));
+    fields(out, result_fields,
+           "type\0units\0count\0payg\0test\0active\0active_until\0seconds_left\0wait\0invalid",
+           r, r->fields);
 }
 
 void pgk_wire_event_line(pgk_out *out, uint8_t kind, uint8_t led, uint8_t blinks)
@@ -1117,7 +1214,7 @@ void pgk_wire_hello_line(pgk_out *out, const char *model, const char *firmware, 
 void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
                         uint32_t starting_code, const uint8_t key[16], uint8_t crlf)
 {
-    uint8_t i;
+    unsigned i;
     pgk_out_str(out, "SN:");
     pgk_out_mem(out, serial, serial_length);
     pgk_out_end_line(out, crlf);

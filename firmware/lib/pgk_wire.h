@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "pgk_config.h"
+#include "pgk_device.h"
 
 #define PGK_PROTOCOL_VERSION 1u
 /* A command line without its line end (section 1). */
@@ -171,17 +172,9 @@ typedef struct {
     uint8_t kind; /* a pgk_command_kind */
     uint8_t form; /* SETUP: 1 reference form; CLOCK: PGK_CLOCK_*; POWER: PGK_POWER_*; CONFIG: mask */
     union {
-        struct {
-            const char *serial;
-            const char *test_code; /* NULL: none */
-            uint32_t starting_code;
-            uint32_t count;
-            uint8_t serial_length;
-            uint8_t test_code_length;
-            uint8_t time_divider;
-            uint8_t restricted_digits;
-            uint8_t key[16];
-        } setup;
+        /* What pgk_firmware_provision() takes, as it takes it (test_code
+         * NULL: none); the parser only reads text into it. */
+        pgk_provisioning setup;
         struct {
             /* KEYS: the keys, spaces removed; TOKEN: the text with runs of
              * spaces made single, as paygkit's firmware gets it. */
@@ -271,30 +264,20 @@ void pgk_out_tamper(pgk_out *out, uint8_t flags);
 
 /* ---- typed answer lines (wire.py's dataclasses); no line end, no text ------ */
 
-/* seconds_left of PAYG disabled: written "unlimited". */
+/* seconds_left of PAYG disabled (the status's -1): written "unlimited". */
 #define PGK_WIRE_UNLIMITED UINT64_MAX
 
-/* STATUS: every field of section 4.2. */
+/* STATUS: every field of section 4.2.  The device's status as
+ * pgk_firmware_status() fills it (its times written as unsigned, which
+ * they are on a device), and what that leaves to read from the device. */
 typedef struct {
+    pgk_firmware_status_info info;
     const char *serial; /* length 0: "-" */
     const uint32_t *used;
     const char *typing;
-    uint64_t now;
-    uint64_t active_until;
-    uint64_t seconds_left; /* or PGK_WIRE_UNLIMITED */
-    uint32_t count;
-    uint32_t invalid;
-    uint32_t blocked;
     uint8_t serial_length;
     uint8_t used_n;
     uint8_t typing_length;
-    uint8_t provisioned;
-    uint8_t active;
-    uint8_t payg;
-    uint8_t tamper; /* PGK_TAMPER_* bits: 1 slow, 2 fast, 4 backwards */
-    uint8_t test;
-    uint8_t restricted;
-    uint8_t divider;
 } pgk_wire_status;
 
 void pgk_wire_status_line(pgk_out *out, const pgk_wire_status *status);
@@ -311,19 +294,15 @@ void pgk_wire_status_line(pgk_out *out, const pgk_wire_status *status);
 #define PGK_RESULT_WAIT 0x100u
 #define PGK_RESULT_INVALID 0x200u
 
+/* RESULT: what became of the token (outcome.kind is the outcome, in
+ * pgk_wire_outcome_name's order; its token_type, units, count and
+ * wait_seconds are the type=, units=, count= and wait= fields), and the
+ * device's status after it (payg=, test=, active=, active_until=,
+ * seconds_left=, invalid=). */
 typedef struct {
+    pgk_firmware_status_info info;
+    pgk_outcome outcome;
     uint16_t fields; /* PGK_RESULT_* */
-    uint8_t outcome; /* pgk_wire_outcome_name's order */
-    uint8_t type;    /* pgk_wire_token_type_name's order */
-    uint8_t payg;
-    uint8_t test;
-    uint8_t active;
-    uint32_t units;
-    uint32_t count;
-    uint32_t wait;
-    uint32_t invalid;
-    uint64_t active_until;
-    uint64_t seconds_left; /* or PGK_WIRE_UNLIMITED */
 } pgk_wire_result;
 
 /* "RESULT <OUTCOME> fields..." without the text, which the caller writes

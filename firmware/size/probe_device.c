@@ -5,7 +5,7 @@
 static volatile uint8_t sink;
 static pgk_firmware firmware;
 static const pgk_firmware_config config = PGK_FIRMWARE_CONFIG_DEFAULT;
-static pgk_provisioning provisioning;
+static const pgk_provisioning provisioning;
 static volatile char key;
 
 int main(void)

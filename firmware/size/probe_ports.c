@@ -36,10 +36,13 @@ uint32_t pgk_port_uptime_seconds(void)
     return (uint32_t)clock_value;
 }
 
+#if !PGK_WITH_PROTOCOL
+/* With the protocol, probe_protocol.c passes the signals on to it, as a product does. */
 void pgk_port_feedback(uint8_t kind, uint8_t detail, int64_t value)
 {
     sink = (uint8_t)(kind + detail + value);
 }
+#endif
 
 void pgk_port_output(uint8_t on)
 {

@@ -127,7 +127,7 @@ class LineStream:
     def expect(self, prefix: str, timeout: float = ANSWER_TIMEOUT) -> str:
         """Skip lines until one starts with prefix (the banner after a reset, say)."""
         deadline = time.monotonic() + timeout
-        seen = []
+        seen: list[str] = []
         while True:
             try:
                 line = self.read_line(max(0.0, deadline - time.monotonic()))

@@ -72,6 +72,26 @@ def small_program(compile_host_program: Compiler) -> Path:
 
 
 @pytest.fixture(scope="module")
+def product_program(compile_host_program: Compiler) -> Path:
+    """The protocol as the product build ships it (firmware/Makefile's PRODUCT_PROTOCOL): no
+    simulator commands, codes without messages, no texts or EVENT lines, a 16-byte answer
+    buffer, 32-bit RTC times."""
+    return compile_host_program(
+        "protocol_harness_product",
+        PROTOCOL_SOURCES,
+        {
+            **DEFINES,
+            "PGK_WITH_SIM_CONTROLS": 0,
+            "PGK_PROTOCOL_MESSAGES": 0,
+            "PGK_PROTOCOL_TEXTS": 0,
+            "PGK_PROTOCOL_EVENTS": 0,
+            "PGK_PROTOCOL_OUT_BUFFER": 16,
+            "PGK_RTC_32BIT": 1,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
 def device_program(compile_host_program: Compiler) -> Path:
     return compile_host_program(
         "protocol_harness_device", PROTOCOL_SOURCES, {**DEFINES, "PGK_WITH_SIM_CONTROLS": 0}
@@ -378,6 +398,21 @@ def test_the_smallest_build_answers_with_codes(small_program: Path) -> None:
 @given(lines=sessions())
 def test_random_sessions_on_a_device(device_program: Path, lines: list[str]) -> None:
     check(device_program, lines, simulator=False)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(lines=sessions())
+def test_random_sessions_on_the_product_build(product_program: Path, lines: list[str]) -> None:
+    check(product_program, lines, simulator=False, small=True)
+
+
+def test_the_documented_conversation_on_the_product_build(product_program: Path) -> None:
+    check(product_program, EXAMPLE, simulator=False, small=True)
+    check(product_program, EXAMPLE, simulator=False, ends="\r\n", small=True)
 
 
 # --- paygkit's host tools on the C device --------------------------------------------------

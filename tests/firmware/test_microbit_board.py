@@ -182,3 +182,41 @@ def test_firmware_size_reports_what_size_counts(bringup: Path) -> None:
     assert "Reset_Handler > main" in thread
     stack = next(line for line in lines if line.strip().startswith("stack_bytes="))
     assert int(stack.split("=")[1]) > 0
+
+
+def test_library_size_ends_with_the_budgeted_product_build(tmp_path: Path) -> None:
+    """make firmware-size's last part: each budget next to its figure, then the product's line."""
+    qemu.require_tools()
+    make = ["make", "-C", str(qemu.FIRMWARE), "--no-print-directory", f"BUILD={tmp_path}"]
+    run = subprocess.run(
+        [*make, f"PYTHON={sys.executable}", "library-size"],
+        capture_output=True,
+        text=True,
+        timeout=qemu.BUILD_TIMEOUT,
+        check=True,
+    )
+    lines = run.stdout.splitlines()
+    found = re.fullmatch(r"flash_bytes=(\d+) ram_bytes=(\d+)", lines[-1])
+    assert found, lines[-1]
+    budgets = lines[lines.index("== budgets") + 1 : -1]
+    verdicts = {line.split("  ")[1].strip(): line for line in budgets}
+    assert set(verdicts) == {
+        "decoder with SipHash",
+        "decoder + device logic + storage",
+        "everything with the protocol",
+        "RAM: state and buffers",
+        "worst-case stack",
+    }
+    for label, limit in (("everything with the protocol", "7,168"), ("RAM", "512")):
+        line = next(line for key, line in verdicts.items() if key.startswith(label))
+        assert f"<= {limit}: " in line
+        assert "protocol.elf" in line
+    # The last line is the product probe's: its library bytes and its RAM.
+    product = lines.index(f"== {tmp_path}/library-size/product/protocol.elf")
+    library = next(line for line in lines[product:] if "library_bytes=" in line)
+    assert int(found[1]) == int(library.split("=")[1])
+    assert f"{int(found[1]):,} bytes" in verdicts["everything with the protocol"]
+    assert f"{int(found[2]):,} bytes" in verdicts["RAM: state and buffers"]
+    # Its one call through a pointer is followed: the stack figure is a bound.
+    assert "(at most)" in verdicts["worst-case stack"]
+    assert ": met" in verdicts["decoder with SipHash"]
