@@ -581,7 +581,12 @@ def test_an_agent_signed_in_to_the_console_is_refused_every_page(server: Server)
     server.add_device()
     console = ConsoleClient(server, TestClient(server.client.app, follow_redirects=False))
     console.sign_in("agent")
-    for path in ("/console/devices", f"/console/devices/{SERIAL}", "/console/payments"):
+    for path in (
+        "/console/devices",
+        f"/console/devices/{SERIAL}",
+        "/console/payments",
+        "/console/books",
+    ):
         assert console.get(path).status_code == 403, path
     for path in ("/console/audit", "/console/api-keys", "/console/import"):
         assert console.get(path).status_code == 403, path

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from paygkit import __version__
-from paygkit.server import api, console, guard
+from paygkit.server import agent, api, console, guard
 from paygkit.server.config import Settings
 from paygkit.server.context import Clock, ServerContext
 from paygkit.server.crypto import Keyring, load_keyring
@@ -70,6 +70,7 @@ def create_app(
     for router in api.ROUTERS:
         app.include_router(router)
     app.include_router(console.router)
+    app.include_router(agent.router)
     app.mount(console.STATIC_PATH, console.static_files(), name=console.STATIC_NAME)
     # Outermost: limits, throttling and authentication before any body is read.
     app.add_middleware(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from paygkit.server.api.params import BeforeId, IdPath, Limit
 from paygkit.server.api.schemas import BookClose, BookCreate, BookSync
@@ -69,8 +69,10 @@ def get_book(request: Request, book_id: IdPath) -> dict[str, Any]:
 
 
 @router.get("/books/{book_id}/tokens")
-def fetch_book(request: Request, book_id: IdPath) -> dict[str, Any]:
+def fetch_book(request: Request, response: Response, book_id: IdPath) -> dict[str, Any]:
     """The agent's copy: serials, counts, one token per menu value; no key. Audited."""
+    # The phone keeps the tokens only under its PIN: no cache may keep them in clear.
+    response.headers["Cache-Control"] = "no-store"
     with writing(request) as (session, actor, now):
         return books.fetch_book(session, actor, server_context(request).keyring, book_id, now)
 

@@ -6,7 +6,15 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from paygkit.server.console.pages import api_keys, audit, devices, imports, payments, session
+from paygkit.server.console.pages import (
+    api_keys,
+    audit,
+    books,
+    devices,
+    imports,
+    payments,
+    session,
+)
 from paygkit.server.console.views import HERE, PREFIX, redirect
 
 STATIC_PATH = PREFIX + "/static"
@@ -25,7 +33,7 @@ def bare() -> RedirectResponse:
     return redirect(PREFIX + "/")
 
 
-for _pages in (session, devices, imports, payments, audit, api_keys):
+for _pages in (session, devices, imports, payments, books, audit, api_keys):
     router.include_router(_pages.router)
 
 

@@ -19,7 +19,8 @@ docs/agents.md tells the distributor how it works; the rules, in one place:
   the same count is kept with its money as an orphan payment for a person.
 - Closing: once the agent fetched the book, steps not synced may be in a
   customer's hands: closing then needs a decision (void or handed_out), audited.
-  Counts are never given back after a fetch; a book never fetched gives them back.
+  Counts are never given back after a fetch (printing the book for an agent without
+  a phone is one); a book never fetched gives them back.
 """
 
 from __future__ import annotations
@@ -533,6 +534,41 @@ def fetch_book(
     """
     require(actor, "books.fetch")
     book = _book_for(session, actor, book_id, lock=True)
+    copy = _tokens_out(session, keyring, book, now)
+    first = _mark_fetched(book, now)
+    copy["book"]["fetched_at"] = iso(book.fetched_at)
+    audit(session, actor, "book.fetch", f"book:{book.id}", now, first=first)
+    return copy
+
+
+def print_book(
+    session: Session, actor: Actor, keyring: Keyring, book_id: int, now: dt.datetime
+) -> dict[str, Any]:
+    """The book's tokens for a paper book, printed by staff for an agent without a phone.
+
+    The same tokens as the agent's fetch.  Printing is a fetch: the tokens leave the
+    server, so the book is marked fetched (its counts are never given back, closing
+    it asks for a decision) and the print is audited (`book.print`).
+    """
+    require(actor, "books.manage")
+    book = _book_for(session, actor, book_id, lock=True)
+    copy = _tokens_out(session, keyring, book, now)
+    first = _mark_fetched(book, now)
+    copy["book"]["fetched_at"] = iso(book.fetched_at)
+    audit(session, actor, "book.print", f"book:{book.id}", now, first=first)
+    return copy
+
+
+def _mark_fetched(book: Book, now: dt.datetime) -> bool:
+    """Remember the first time the book's tokens left the server; True if it is now."""
+    if book.fetched_at is not None:
+        return False
+    book.fetched_at = now
+    return True
+
+
+def _tokens_out(session: Session, keyring: Keyring, book: Book, now: dt.datetime) -> dict[str, Any]:
+    """The tokens of an open book, made afresh: the same digits every time."""
     status = effective_status(book, now)
     if status != "open":
         raise ConflictError(
@@ -576,10 +612,6 @@ def fetch_book(
         entry["tokens"].append(
             {"days": days, "units": units, "token": token.grouped, "digits": token.digits}
         )
-    first = book.fetched_at is None
-    if first:
-        book.fetched_at = now
-    audit(session, actor, "book.fetch", f"book:{book.id}", now, first=first)
     agent = session.get_one(ApiKey, book.agent_key_id)
     return {
         "book": {
@@ -591,7 +623,6 @@ def fetch_book(
             "value_days": book.value_days,
             "value_cap_days": book.value_cap_days,
             "expires_at": iso(book.expires_at),
-            "fetched_at": iso(book.fetched_at),
         },
         "devices": devices_out,
     }

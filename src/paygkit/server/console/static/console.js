@@ -35,6 +35,10 @@
       });
       return;
     }
+    if (event.target.closest("button[data-print]")) {
+      window.print();
+      return;
+    }
     var back = event.target.closest("a[data-back]");
     if (back && window.history.length > 1) {
       event.preventDefault();
