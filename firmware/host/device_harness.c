@@ -136,8 +136,11 @@ static void print_state(void)
            " count=%" PRIu32 " used=",
            status.now, status.active, status.payg_enabled, status.seconds_left,
            status.active_until, status.count);
-    for (uint8_t i = 0; i < firmware.state.used_count_n; i++) {
-        printf("%s%" PRIu32, i ? "," : "", firmware.state.used_counts[i]);
+    for (unsigned distance = PGK_WINDOW_UNORDERED + 1u, first = 1; distance--;) {
+        if (firmware.state.used_bits >> distance & 1u) {
+            printf("%s%" PRIu32, first ? "" : ",", firmware.state.used_top - distance);
+            first = 0;
+        }
     }
     printf("%s invalid=%" PRIu32 " blocked=%" PRIu32 " tamper=%u test=%u typing=%.*s%s",
            firmware.state.used_count_n ? "" : "-", status.invalid_attempts,

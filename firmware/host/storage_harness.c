@@ -233,6 +233,18 @@ static int read_list(char *text, size_t size, int (*each)(const char *, void *, 
     return 1;
 }
 
+static size_t count_items(const char *text)
+{
+    size_t n = 1;
+    if (text == NULL || strcmp(text, "-") == 0) {
+        return 0;
+    }
+    for (; *text; text++) {
+        n += *text == ',';
+    }
+    return n;
+}
+
 static int read_used_count(const char *text, void *entries, size_t index)
 {
     return read_u32(text, (uint32_t *)entries + index);
@@ -243,6 +255,37 @@ static int read_test_code_use(const char *text, void *entries, size_t index)
     return read_i64(text, (int64_t *)entries + index);
 }
 
+/* The lists as a load keeps them (pgk_storage.h), with the lengths as given,
+ * so that lists pgk_state cannot hold are refused as the layout's are. */
+static int read_lists(char *used_text, char *uses_text, pgk_state *state)
+{
+    static uint32_t counts[PGK_MAX_USED_COUNTS + 1];
+    static int64_t uses[PGK_MAX_TEST_CODE_USES + 1];
+    uint8_t used_n = state->used_count_n;
+    uint8_t use_n = state->test_code_use_n;
+    size_t counts_n = count_items(used_text);
+    size_t uses_n = count_items(uses_text);
+    if (!read_list(used_text, PGK_MAX_USED_COUNTS + 1, read_used_count, counts) ||
+        !read_list(uses_text, PGK_MAX_TEST_CODE_USES + 1, read_test_code_use, uses)) {
+        return 0;
+    }
+    state->used_count_n = 0;
+    state->test_code_use_n = 0;
+    for (size_t i = 0; i < counts_n; i++) {
+        pgk_state_add_used_count(state, counts[i]);
+    }
+    for (size_t i = 0; i < uses_n; i++) {
+        pgk_state_add_test_code_use(state, uses[i]);
+    }
+    if (used_n != counts_n) {
+        state->used_count_n = used_n;
+    }
+    if (use_n != uses_n) {
+        state->test_code_use_n = use_n;
+    }
+    return 1;
+}
+
 #define STATE_WORDS 20
 
 static int read_state(char **words, pgk_state *state)
@@ -250,7 +293,7 @@ static int read_state(char **words, pgk_state *state)
     uint8_t *small[] = {&state->flags,           &state->time_divider,   &state->tamper,
                         &state->serial_length,   &state->test_code_length, &state->used_count_n,
                         &state->test_code_use_n, &state->reserved};
-    int64_t *times[] = {&state->active_until, &state->wait_left, &state->latest_rtc_seen,
+    pgk_i64 *times[] = {&state->active_until, &state->wait_left, &state->latest_rtc_seen,
                         &state->test_active_until};
     uint32_t *numbers[] = {&state->starting_code, &state->last_count, &state->invalid_attempts};
     size_t word = 0;
@@ -261,9 +304,11 @@ static int read_state(char **words, pgk_state *state)
         }
     }
     for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
-        if (!read_i64(words[word++], times[i])) {
+        int64_t time;
+        if (!read_i64(words[word++], &time)) {
             return 0;
         }
+        *times[i] = time;
     }
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if (!read_u32(words[word++], numbers[i])) {
@@ -271,9 +316,7 @@ static int read_state(char **words, pgk_state *state)
         }
     }
     return read_hex(words[word], state->key, sizeof state->key) == (long)sizeof state->key &&
-           read_list(words[word + 1], PGK_MAX_USED_COUNTS, read_used_count, state->used_counts) &&
-           read_list(words[word + 2], PGK_MAX_TEST_CODE_USES, read_test_code_use,
-                     state->test_code_uses) &&
+           read_lists(words[word + 1], words[word + 2], state) &&
            read_hex(words[word + 3], (uint8_t *)state->serial, sizeof state->serial) >= 0 &&
            read_hex(words[word + 4], state->test_code, sizeof state->test_code) >= 0;
 }
@@ -317,8 +360,11 @@ static void print_state(const pgk_state *state)
     if (state->used_count_n == 0) {
         printf("-");
     }
-    for (uint8_t i = 0; i < state->used_count_n; i++) {
-        printf(i ? ",%lu" : "%lu", (unsigned long)state->used_counts[i]);
+    for (unsigned distance = PGK_WINDOW_UNORDERED + 1u, first = 1; distance--;) {
+        if (state->used_bits >> distance & 1u) {
+            printf(first ? "%lu" : ",%lu", (unsigned long)(state->used_top - distance));
+            first = 0;
+        }
     }
     printf(" ");
     if (state->test_code_use_n == 0) {

@@ -36,7 +36,7 @@ static void flush_keep(pgk_out *o)
     }
 }
 
-static pgk_out out = {output, sizeof output, 0, 0, flush_keep};
+static pgk_out out = {.buffer = output, .flush = flush_keep, .size = sizeof output};
 
 /* Decodes HEX in place (byte i from characters 2i, 2i+1, already read); its length or -1. */
 static long unhex(char *text)
@@ -187,7 +187,6 @@ static void do_parse(void)
 /* The formatting requests: values as decimal words, texts as hex. */
 static int do_format(const char *what)
 {
-    static uint32_t used[64];
     uint8_t crlf = 0;
     out.length = 0;
     if (strcmp(what, "status") == 0 && word_count == 19) {
@@ -206,12 +205,20 @@ static int do_format(const char *what)
         s.info.seconds_left = (int64_t)(number(18) ? PGK_WIRE_UNLIMITED : number(6));
         s.info.active_until = (int64_t)number(7);
         s.info.count = (uint32_t)number(8);
+        /* The used counts as pgk_state keeps them: the test sends such a list. */
         if (strcmp(words[9], "-") != 0) {
-            for (char *p = strtok(words[9], ","); p && s.used_n < 64; p = strtok(NULL, ",")) {
-                used[s.used_n++] = (uint32_t)strtoul(p, NULL, 10);
+            for (char *p = strtok(words[9], ","); p; p = strtok(NULL, ",")) {
+                uint32_t count = (uint32_t)strtoul(p, NULL, 10);
+                if (count > s.used_top) {
+                    uint32_t shift = count - s.used_top;
+                    s.used_bits = shift < 32u ? s.used_bits << shift : 0;
+                    s.used_top = count;
+                }
+                if (s.used_top - count < 32u) {
+                    s.used_bits |= UINT32_C(1) << (s.used_top - count);
+                }
             }
         }
-        s.used = used;
         s.info.invalid_attempts = (uint32_t)number(10);
         s.info.blocked_seconds = (uint32_t)number(11);
         s.info.tamper = (uint8_t)number(12);

@@ -54,8 +54,11 @@ typedef int64_t rtc_time;
 #error "PGK_WAIT_CAP_SECONDS must stay below 2^31 so that doubling the wait cannot overflow"
 #endif
 
+/* Every call that may save starts here: storage_error is then this call's
+ * alone, so a failure repeated in a later call can be told from the first. */
 static void read_time(pgk_firmware *firmware)
 {
+    firmware->storage_error = PGK_STORAGE_OK;
     firmware->now = RTC(pgk_port_rtc_seconds());
     firmware->ticks = pgk_port_uptime_seconds();
 }
@@ -145,10 +148,14 @@ static void start_session(pgk_firmware *firmware)
  * as the state, so that RAM and memory agree again. */
 static void recover_from_failed_save(pgk_firmware *firmware, pgk_storage_result failure)
 {
+    /* The reload sets failed_slot its own way: keep the failed save's, which
+     * is what storage_error reports. */
+    uint8_t failed_slot = firmware->store.failed_slot;
     firmware->storage_error = (int8_t)failure;
     if (pgk_storage_load(&firmware->store, &firmware->state) < 0) {
         firmware->halted = 1;
     }
+    firmware->store.failed_slot = failed_slot;
 }
 
 /* _commit: save the changed state; 0 when it is stored (feedback may follow). */
@@ -479,7 +486,8 @@ static uint8_t use_test_code(pgk_firmware *firmware, pgk_outcome *outcome)
         return finish(PGK_OUTCOME_BLOCKED, PGK_FEEDBACK_ENTRY_LOCKED,
                       PGK_LOCKED_TEST_CODE_LIMIT, wait);
     }
-    /* Keep the recent uses in their order, then this one; fewer than 16, so all fit. */
+    /* Keep the recent uses in their order, then this one: fewer than
+     * PGK_TEST_CODE_MAX_USES were recent, so all fit. */
     uint8_t kept = 0;
     for (unsigned i = 0; i < state->test_code_use_n; i++) {
         if (RTC(state->test_code_uses[i]) + PGK_TEST_CODE_PERIOD_SECONDS > now) {
@@ -511,7 +519,9 @@ static uint8_t apply(pgk_firmware *firmware, const pgk_decode_result *result,
                                                        : PGK_FEEDBACK_TIME_CHANGED;
     token_value value = result->count;
     state->last_count = result->next.last_count;
-    state->used_count_n = pgk_used_counts_list(&result->next, state->used_counts);
+    state->used_top = result->next.used_top;
+    state->used_bits = result->next.used_bits;
+    state->used_count_n = pgk_bit_count(result->next.used_bits);
     state->invalid_attempts = 0;
     state->wait_left = 0;
     if (feedback_kind == PGK_FEEDBACK_TIME_CHANGED) {
@@ -568,8 +578,9 @@ static uint8_t decode_and_apply(pgk_firmware *firmware, const char *digits, uint
     device.starting_code = state->starting_code;
     device.time_divider = state->time_divider;
     device.restricted_digits = (state->flags & PGK_FLAG_RESTRICTED_DIGITS) != 0;
-    pgk_count_state_init(&counts, state->last_count);
-    pgk_used_counts_load(&counts, state->used_counts, state->used_count_n);
+    counts.last_count = state->last_count;
+    counts.used_top = state->used_top;
+    counts.used_bits = state->used_bits;
     uint8_t kind = pgk_decode_token(&device, &counts, digits, length, &result);
     if (kind == PGK_MALFORMED) {
         return count_invalid(firmware, PGK_OUTCOME_MALFORMED, outcome);

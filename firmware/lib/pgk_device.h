@@ -12,7 +12,7 @@
  * the output through the "Clock, feedback and output" section of pgk_port.h,
  * and keeps its state through pgk_storage (the NV section of pgk_port.h).
  * No heap: everything is in one pgk_firmware the product allocates
- * statically (about 0.6 KB, most of it the persistent state).
+ * statically (about 0.2 KB, most of it the persistent state).
  *
  * Calling it: pgk_firmware_power_on() once at start, then from the main loop
  * pgk_firmware_press() for each key, pgk_firmware_poll() every second or so,
@@ -171,7 +171,7 @@ typedef enum {
 
 /* The status (paygkit's Status), filled by pgk_firmware_status().  The serial,
  * used counts and typed digits are not copied: read them from the
- * pgk_firmware (state.serial/serial_length, state.used_counts/used_count_n,
+ * pgk_firmware (state.serial/serial_length, state.used_top/used_bits,
  * typing/typing_length) right after the call. */
 typedef struct {
     int64_t now;          /* the RTC */
@@ -193,7 +193,7 @@ typedef struct {
 
 /* One device.  Fields are the library's; read them, never write them.  The
  * small fields come first: the Cortex-M0 reaches offsets below 128 (words)
- * or 32 (bytes) in one instruction, past the 0.6 KB state it needs three. */
+ * or 32 (bytes) in one instruction; beyond them it needs more. */
 typedef struct {
     /* The RTC and the ticks read once at the start of the call being handled:
      * one call sees one instant, as paygkit's methods do.  RTC times here are
@@ -208,8 +208,11 @@ typedef struct {
     uint32_t wait_until_tick;
     uint32_t last_key_tick;
     pgk_firmware_config config;
-    /* The last storage failure (PGK_STORAGE_OK when none).  After a failed
-     * load at power-on the device does nothing until powered on again. */
+    /* The storage failure of the last pgk_firmware_* call (PGK_STORAGE_OK
+     * when none; each call that may save clears it first), and
+     * store.failed_slot the slot it failed on.  After a failed load (at
+     * power-on, or reloading after a failed save) the device is halted: it
+     * does nothing until powered on again, and both keep the failure. */
     int8_t storage_error;
     uint8_t halted;
     uint8_t output_on; /* what pgk_port_output() was last told */

@@ -25,8 +25,10 @@ void pgk_protocol_start(pgk_protocol *p, pgk_firmware *firmware,
     pgk_fill(p, 0, sizeof *p);
     p->firmware = firmware;
     p->crlf = crlf;
+#if PGK_PROTOCOL_OUT_BUFFER
     p->out.buffer = p->buffer;
     p->out.size = PGK_PROTOCOL_OUT_BUFFER;
+#endif
     p->out.flush = flush;
 #if PGK_WITH_SIM_CONTROLS
     p->powered = 1;
@@ -365,8 +367,8 @@ static void status_line(pgk_protocol *p)
     const pgk_firmware *f = p->firmware;
     pgk_firmware_status(f, &s.info);
     s.serial = shown_serial(p, &s.serial_length);
-    s.used = f->state.used_counts;
-    s.used_n = f->state.used_count_n;
+    s.used_top = f->state.used_top;
+    s.used_bits = f->state.used_bits;
     s.typing = f->typing;
     s.typing_length = f->typing_started ? f->typing_length : 0;
     pgk_wire_status_line(&p->out, &s);
@@ -696,6 +698,18 @@ static void answer(pgk_protocol *p, char *line, uint16_t length)
 void pgk_protocol_receive(pgk_protocol *p, uint8_t byte)
 {
     pgk_line_event event = pgk_line_feed(&p->splitter, byte);
+#if !PGK_PROTOCOL_OUT_BUFFER
+    /* Answers are written only from here, and each line end flushes them:
+     * the bytes after the line are free until the next byte is fed.  A cut
+     * line has length 0. */
+    uint16_t used = p->splitter.length;
+    p->out.buffer = &p->spare;
+    p->out.size = 1;
+    if (used < PGK_WIRE_LINE_MAX) {
+        p->out.buffer = p->splitter.line + used;
+        p->out.size = (uint16_t)(PGK_WIRE_LINE_MAX - used);
+    }
+#endif
     if (event == PGK_LINE_READY) {
         answer(p, p->splitter.line, p->splitter.length);
     } else if (event == PGK_LINE_TOO_LONG) {

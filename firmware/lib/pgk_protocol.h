@@ -31,7 +31,10 @@
 #include "pgk_wire.h"
 
 /* Bytes of an answer held before pgk_port_uart_write() gets them: fewer
- * writes for more RAM; any size from 1 works. */
+ * writes for more RAM; any size from 1 works.  0: no buffer of its own; an
+ * answer is held in the part of the line buffer its command line leaves
+ * free (256 bytes less the line's length, 1 byte for a line of 256), which
+ * nothing else uses while the line is answered. */
 #ifndef PGK_PROTOCOL_OUT_BUFFER
 #define PGK_PROTOCOL_OUT_BUFFER 64
 #endif
@@ -87,7 +90,11 @@ typedef struct {
     uint8_t powered;
     pgk_firmware_config config;
 #endif
+#if PGK_PROTOCOL_OUT_BUFFER
     char buffer[PGK_PROTOCOL_OUT_BUFFER];
+#else
+    char spare; /* the answer's byte when the line fills the line buffer */
+#endif
 } pgk_protocol;
 
 /* Set up the protocol for a device already powered on with `config`. */

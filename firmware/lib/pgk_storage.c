@@ -17,6 +17,10 @@
 
 #include "pgk_compiler.h"
 
+#if PGK_WINDOW_UNORDERED < 0 || PGK_WINDOW_UNORDERED > 31
+#error "PGK_WINDOW_UNORDERED must be 0..31: pgk_state keeps the used counts in 32 bits"
+#endif
+
 #define SLOT_NONE 0xFFu
 
 #define HEADER_SIZE 12u
@@ -56,7 +60,7 @@ LAYOUT_CHECK(starting_code, offsetof(pgk_state, starting_code) == 40);
 LAYOUT_CHECK(last_count, offsetof(pgk_state, last_count) == AT_LAST_COUNT - HEADER_SIZE);
 LAYOUT_CHECK(invalid_attempts, offsetof(pgk_state, invalid_attempts) == 48);
 LAYOUT_CHECK(key, offsetof(pgk_state, key) == 52 && sizeof(((pgk_state *)0)->key) == 16);
-LAYOUT_CHECK(fixed_end, offsetof(pgk_state, used_counts) == FIXED_PAYLOAD_SIZE);
+LAYOUT_CHECK(fixed_end, offsetof(pgk_state, used_top) == FIXED_PAYLOAD_SIZE);
 
 /* GCC turns a plain copy loop back into a memcpy call (loop distribution),
  * which would link newlib's again: the volatile access keeps it a loop. */
@@ -130,13 +134,78 @@ static unsigned payload_length_of(const pgk_state *state)
            state->serial_length + test_code_size(state);
 }
 
-/* The lengths that size pgk_state's arrays: checked before a load reads into them. */
+/* The lengths a record may hold: checked before a load reads its lists. */
 static unsigned lengths_fit(const pgk_state *state)
 {
     return state->used_count_n <= PGK_MAX_USED_COUNTS &&
            state->test_code_use_n <= PGK_MAX_TEST_CODE_USES &&
            state->serial_length <= PGK_SERIAL_MAX_LENGTH &&
            state->test_code_length <= PGK_TEST_CODE_MAX_DIGITS;
+}
+
+uint8_t pgk_bit_count(uint32_t bits)
+{
+    uint8_t n = 0;
+    for (; bits; bits &= bits - 1u) {
+        n++;
+    }
+    return n;
+}
+
+#define USED_BITS_MASK ((UINT32_C(2) << PGK_WINDOW_UNORDERED) - 1u)
+
+/* The lists as pgk_state keeps them (pgk_storage.h): what every load gives,
+ * so a state that is anything else could not read back equal. */
+static unsigned lists_fit(const pgk_state *state)
+{
+    uint32_t bits = state->used_bits;
+    uint32_t top = state->used_top;
+    return state->test_code_use_n <= PGK_STATE_TEST_CODE_USES && !(bits & ~USED_BITS_MASK) &&
+           (bits ? top >= PGK_WINDOW_UNORDERED || !(bits >> top >> 1) : !top) &&
+           state->used_count_n == pgk_bit_count(bits);
+}
+
+void pgk_state_add_used_count(pgk_state *state, uint32_t count)
+{
+    uint32_t top = state->used_top;
+    uint32_t bits = state->used_bits;
+    if (count > top) {
+        uint32_t shift = count - top;
+        bits = shift < 32u ? bits << shift : 0;
+        top = count;
+    }
+    if (top - count <= PGK_WINDOW_UNORDERED) {
+        bits |= UINT32_C(1) << (top - count);
+    }
+    bits &= USED_BITS_MASK;
+    state->used_top = top;
+    state->used_bits = bits;
+    state->used_count_n = pgk_bit_count(bits);
+}
+
+void pgk_state_add_test_code_use(pgk_state *state, int64_t when)
+{
+    pgk_rtc_time *uses = state->test_code_uses;
+    pgk_rtc_time use = (pgk_rtc_time)when;
+    unsigned n = state->test_code_use_n;
+    if (n == PGK_STATE_TEST_CODE_USES) {
+        /* Full: the earliest time gives way to a later one, the rest keep their order. */
+        unsigned earliest = 0;
+        for (unsigned i = 1; i < n; i++) {
+            if (uses[i] < uses[earliest]) {
+                earliest = i;
+            }
+        }
+        if (use <= uses[earliest]) {
+            return;
+        }
+        n--;
+        for (unsigned i = earliest; i < n; i++) {
+            uses[i] = uses[i + 1u];
+        }
+    }
+    uses[n] = use;
+    state->test_code_use_n = (uint8_t)(n + 1u);
 }
 
 /* What paygkit's _check_state accepts: a state that reads back equal.  Save
@@ -146,7 +215,7 @@ static unsigned state_fits_layout(const pgk_state *state)
 {
     unsigned digits = state->test_code_length;
     if ((state->flags & ~KNOWN_FLAGS) || (state->tamper & ~KNOWN_TAMPER) || state->reserved ||
-        state->wait_left < 0 || !lengths_fit(state)) {
+        state->wait_left < 0 || !lengths_fit(state) || !lists_fit(state)) {
         return 0;
     }
     /* Digits, then the 0xF that pads an odd count: nibble i of the packed bytes. */
@@ -339,8 +408,16 @@ static INLINE void emit_record(record_sink *sink, const pgk_state *state, uint32
     sink_bytes(sink, &payload_length, sizeof payload_length);
     sink_bytes(sink, &sequence, sizeof sequence);
     sink_bytes(sink, state, FIXED_PAYLOAD_SIZE);
-    sink_bytes(sink, state->used_counts, used_counts_size(state));
-    sink_bytes(sink, state->test_code_uses, test_code_uses_size(state));
+    for (unsigned distance = PGK_WINDOW_UNORDERED + 1u; distance--;) {
+        if (state->used_bits >> distance & 1u) {
+            uint32_t count = state->used_top - distance;
+            sink_bytes(sink, &count, sizeof count);
+        }
+    }
+    for (unsigned i = 0; i < state->test_code_use_n; i++) {
+        int64_t use = state->test_code_uses[i];
+        sink_bytes(sink, &use, sizeof use);
+    }
     sink_bytes(sink, state->serial, state->serial_length);
     sink_bytes(sink, state->test_code, test_code_size(state));
     if (sink->mode != SINK_COMPARE_CONTENT) {
@@ -430,9 +507,27 @@ static pgk_storage_result decode_slot(pgk_store *store, unsigned base,
         payload_length_in(header) != payload_length_of(state)) {
         return PGK_STORAGE_ERR_REFUSED;
     }
-    if (read_on(&at, state->used_counts, used_counts_size(state)) |
-        read_on(&at, state->test_code_uses, test_code_uses_size(state)) |
-        read_on(&at, state->serial, state->serial_length) |
+    /* The lists are read entry by entry into pgk_state's form, which
+     * recounts them: the record's lengths first. */
+    unsigned counts = state->used_count_n;
+    unsigned uses = state->test_code_use_n;
+    state->used_count_n = 0;
+    state->test_code_use_n = 0;
+    while (counts--) {
+        uint32_t count;
+        if (read_on(&at, &count, sizeof count)) {
+            return PGK_STORAGE_ERR_NV;
+        }
+        pgk_state_add_used_count(state, count);
+    }
+    while (uses--) {
+        int64_t use;
+        if (read_on(&at, &use, sizeof use)) {
+            return PGK_STORAGE_ERR_NV;
+        }
+        pgk_state_add_test_code_use(state, use);
+    }
+    if (read_on(&at, state->serial, state->serial_length) |
         read_on(&at, state->test_code, test_code_size(state))) {
         return PGK_STORAGE_ERR_NV;
     }
@@ -448,10 +543,8 @@ static pgk_storage_result decode_slot(pgk_store *store, unsigned base,
             uint64_t left = (uint64_t)blocked_until - (uint64_t)state->latest_rtc_seen;
             state->wait_left = left > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)left;
         }
-        for (unsigned i = 0; i < state->used_count_n; i++) {
-            if (state->used_counts[i] > state->last_count) {
-                state->last_count = state->used_counts[i];
-            }
+        if (state->used_bits && state->used_top > state->last_count) {
+            state->last_count = state->used_top;
         }
         pgk_copy(store->upgraded_fields, &state->wait_left, 8);
         pgk_copy(store->upgraded_fields + 8, &state->last_count, 4);
@@ -550,6 +643,7 @@ pgk_storage_result pgk_storage_save(pgk_store *store, const pgk_state *state)
                 return PGK_STORAGE_UNCHANGED;
             }
         } else {
+            store->failed_slot = store->newest_slot;
             outcome = stream_record(SINK_COMPARE_CONTENT,
                                     store->newest_slot * PGK_STORAGE_SLOT_SIZE, state,
                                     store->sequence, upgraded_fields_of(store));

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "pgk_config.h"
 #include "pgk_port.h"
 
 #define PGK_STORAGE_LAYOUT_VERSION 2u
@@ -31,6 +32,10 @@
 /* The longest lists and texts the layout holds (paygkit.device.state). */
 #define PGK_MAX_USED_COUNTS 64u
 #define PGK_MAX_TEST_CODE_USES 16u
+/* Of those, what pgk_state holds: the used counts as a bit set (see
+ * pgk_state), and the test code uses its limit can look at. */
+#define PGK_STATE_USED_BITS (PGK_WINDOW_UNORDERED + 1u)
+#define PGK_STATE_TEST_CODE_USES PGK_TEST_CODE_MAX_USES
 #define PGK_SERIAL_MAX_LENGTH 32u
 #define PGK_TEST_CODE_MAX_DIGITS 20u
 #define PGK_TEST_CODE_PACKED_SIZE 10u
@@ -46,6 +51,23 @@
 #define PGK_TAMPER_RTC_FAST 0x02u
 #define PGK_TAMPER_RTC_BACKWARDS 0x04u
 
+/* pgk_state's 64-bit fields, aligned to 4 bytes only: a 32-bit MCU reads
+ * them as two words anyway, and 8-byte alignment would cost the state 4
+ * bytes of padding at its end and up to 4 more before it. */
+#if defined(__GNUC__)
+typedef int64_t pgk_i64 __attribute__((aligned(4)));
+#else
+typedef int64_t pgk_i64;
+#endif
+
+/* An RTC time in the state's lists: 32 bits where the RTC is (the record
+ * still stores 64, zero-extended). */
+#if PGK_RTC_32BIT
+typedef uint32_t pgk_rtc_time;
+#else
+typedef pgk_i64 pgk_rtc_time;
+#endif
+
 /* paygkit's DeviceState, field for field as the layout stores it.  Times are
  * RTC seconds except wait_left (seconds of powered-on time).  When
  * PGK_FLAG_PROVISIONED is clear, the provisioning fields (time_divider,
@@ -55,9 +77,30 @@
  *
  * The first 68 bytes are the record's fixed payload part, in its order and
  * byte image (a little-endian target is required, and pgk_storage.c checks
- * the offsets at compile time), and the lists, serial and test code are kept
- * as the record stores them: encoding and decoding are then byte copies,
- * which is most of what keeps the store small. */
+ * the offsets at compile time); serial and test code are kept as the record
+ * stores them.  The two lists are kept in the form paygkit itself writes
+ * them, which is all its decisions look at, in a fraction of the RAM:
+ *
+ *   - used counts: paygkit's updated_used_counts keeps exactly the used
+ *     counts up to PGK_WINDOW_UNORDERED below the highest, ascending.  Bit i
+ *     of used_bits says that count used_top - i is used (i <=
+ *     PGK_WINDOW_UNORDERED; no bit for a count below 0); used_count_n is the
+ *     number of bits set, used_top 0 when none is.  Saved, they are that
+ *     ascending list.
+ *   - test code uses: paygkit's firmware keeps the recent uses in the order
+ *     made, at most PGK_TEST_CODE_MAX_USES of them (one more is refused).
+ *
+ * A record written by other software may hold other lists (more counts,
+ * another order, counts below the window, more uses).  pgk_storage_load
+ * keeps what decides anything: the counts within the window below the
+ * highest (paygkit's decode refuses every count below it whatever the list
+ * says, and updated_used_counts drops them), and the PGK_TEST_CODE_MAX_USES
+ * latest use times in their order (the limit is reached exactly when that
+ * many are recent, and a use keeps only recent ones).  Decisions are then
+ * the same as on the list as stored; the next record saved holds the kept
+ * lists, not the foreign bytes (docs/storage-layout.md, "Other writers").
+ * So does a PGK_RTC_32BIT build for a use time outside 32 bits: the device
+ * compares the low 32 bits anyway. */
 typedef struct {
     uint8_t flags;
     uint8_t time_divider; /* value units per day, 1..255 when provisioned */
@@ -67,16 +110,17 @@ typedef struct {
     uint8_t used_count_n;
     uint8_t test_code_use_n;
     uint8_t reserved; /* 0 */
-    int64_t active_until;
-    int64_t wait_left; /* never negative */
-    int64_t latest_rtc_seen;
-    int64_t test_active_until;
+    pgk_i64 active_until;
+    pgk_i64 wait_left; /* never negative */
+    pgk_i64 latest_rtc_seen;
+    pgk_i64 test_active_until;
     uint32_t starting_code;
     uint32_t last_count;
     uint32_t invalid_attempts;
     uint8_t key[16];
-    uint32_t used_counts[PGK_MAX_USED_COUNTS];      /* in the order the firmware keeps them */
-    int64_t test_code_uses[PGK_MAX_TEST_CODE_USES]; /* oldest first */
+    uint32_t used_top;
+    uint32_t used_bits;
+    pgk_rtc_time test_code_uses[PGK_STATE_TEST_CODE_USES]; /* in the order made */
     char serial[PGK_SERIAL_MAX_LENGTH];             /* printable ASCII, no terminator */
     /* Packed BCD: two digits a byte, the first in the high nibble; an odd
      * last digit is followed by the nibble 0xF ("999333777" is 99 93 33 77 7F). */
@@ -118,7 +162,7 @@ typedef struct {
      * recovered_from_corruption): the state is the newest intact one, which
      * may be one save older than the last save made. */
     uint8_t recovered_from_corruption;
-    /* The slot a load or save failed on (0 = A, 1 = B), for the message. */
+    /* The slot the last load or save failed on (0 = A, 1 = B), for the message. */
     uint8_t failed_slot;
 #if PGK_STORAGE_READ_VERSION_1
     /* A version 1 newest record reads as version 2 with its wait and last
@@ -154,6 +198,16 @@ pgk_storage_result pgk_storage_save(pgk_store *store, const pgk_state *state);
  * tools and tests: a device never needs it (and --gc-sections drops it). */
 uint16_t pgk_storage_encode(const pgk_state *state, uint32_t sequence,
                             uint8_t record[PGK_STORAGE_MAX_RECORD_SIZE]);
+
+/* The state's used counts and test code uses as they read from a record:
+ * one entry at a time, in the record's order, kept as pgk_state says (the
+ * lengths follow).  pgk_state_init's state starts with none.  Loads use them;
+ * tools may too. */
+void pgk_state_add_used_count(pgk_state *state, uint32_t count);
+void pgk_state_add_test_code_use(pgk_state *state, int64_t when);
+
+/* The number of bits set: used_count_n for a used_bits. */
+uint8_t pgk_bit_count(uint32_t bits);
 
 /* Byte copy and fill for the library's own use.  newlib's memcpy and memset
  * are unrolled for speed (about 300 bytes together on a Cortex-M0); the

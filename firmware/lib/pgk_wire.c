@@ -662,6 +662,7 @@ static void put(pgk_out *out, char c)
 
 void pgk_out_char(pgk_out *out, char c)
 {
+#if PGK_WIRE_QUOTES
     if (out->quoting) {
         if ((uint8_t)c < 0x20 || (uint8_t)c > 0x7e) {
             c = '?';
@@ -669,6 +670,7 @@ void pgk_out_char(pgk_out *out, char c)
             put(out, '\\');
         }
     }
+#endif
     put(out, c);
 }
 
@@ -763,12 +765,16 @@ void pgk_out_text_begin(pgk_out *out)
 {
     pgk_out_field(out, "text");
     put(out, '"');
+#if PGK_WIRE_QUOTES
     out->quoting = 1;
+#endif
 }
 
 void pgk_out_text_end(pgk_out *out)
 {
+#if PGK_WIRE_QUOTES
     out->quoting = 0;
+#endif
     put(out, '"');
 }
 
@@ -1062,12 +1068,18 @@ enum field_kind {
     FIELD_U64,          /* a 64-bit integer, written unsigned */
     FIELD_SECONDS_LEFT, /* the same, or PGK_WIRE_UNLIMITED (-1): "unlimited" */
     FIELD_WORD,         /* const char *, its length the uint8_t at the second offset; "-" if 0 */
-    FIELD_LIST,         /* const uint32_t *, its length the uint8_t at the second offset */
+    FIELD_LIST,         /* uint32_t used_top, then used_bits (pgk_wire_status) */
     FIELD_TAMPER,       /* uint8_t, PGK_TAMPER_* */
     FIELD_TOKEN_TYPE    /* uint8_t, pgk_wire_token_type_name's order */
 };
 
 #define FIELD(kind, type, member) (kind), offsetof(type, member), 0
+
+/* FIELD_LIST reads the two words as one member. */
+typedef char used_bits_follow_used_top[offsetof(pgk_wire_status, used_bits) ==
+                                               offsetof(pgk_wire_status, used_top) + 4u
+                                           ? 1
+                                           : -1];
 #define COUNTED(kind, type, member, length) (kind), offsetof(type, member), offsetof(type, length)
 
 /* The fields of `record` the table describes, those whose bit is set in `mask`
@@ -1099,15 +1111,19 @@ static void fields(pgk_out *out, const uint8_t *table, const char *names, const 
             pgk_out_mem(out, *(const char *const *)member, length);
             continue;
         case FIELD_LIST: {
-            const uint32_t *list = *(const uint32_t *const *)member;
-            if (length == 0) {
-                put(out, '-');
-            }
-            for (unsigned i = 0; i < length; i++) {
-                if (i) {
-                    put(out, ',');
+            const uint32_t *used = member;
+            char separator = '-';
+            for (unsigned distance = PGK_WINDOW_UNORDERED + 1u; distance--;) {
+                if (used[1] >> distance & 1u) {
+                    if (separator == ',') {
+                        put(out, ',');
+                    }
+                    separator = ',';
+                    pgk_out_number(out, used[0] - distance);
                 }
-                pgk_out_number(out, list[i]);
+            }
+            if (separator == '-') {
+                put(out, '-');
             }
             continue;
         }
@@ -1144,7 +1160,7 @@ static const uint8_t status_fields[] = {
     FIELD(FIELD_SECONDS_LEFT, pgk_wire_status, info.seconds_left),
     FIELD(FIELD_U64, pgk_wire_status, info.active_until),
     FIELD(FIELD_U32, pgk_wire_status, info.count),
-    COUNTED(FIELD_LIST, pgk_wire_status, used, used_n),
+    FIELD(FIELD_LIST, pgk_wire_status, used_top),
     FIELD(FIELD_U32, pgk_wire_status, info.invalid_attempts),
     FIELD(FIELD_U32, pgk_wire_status, info.blocked_seconds),
     FIELD(FIELD_TAMPER, pgk_wire_status, info.tamper),

@@ -206,14 +206,20 @@ struct pgk_out;
 /* Sends out->buffer[0 .. out->length) and sets out->length to 0. */
 typedef void (*pgk_flush_function)(struct pgk_out *out);
 
+/* Only display texts are quoted: without them a text is always "" and
+ * nothing is written inside the quotes, so no quoting state is kept. */
+#define PGK_WIRE_QUOTES PGK_PROTOCOL_TEXTS
+
 typedef struct pgk_out {
     char *buffer;
+    pgk_flush_function flush;
     uint16_t size; /* at least 1 */
     uint16_t length;
+#if PGK_WIRE_QUOTES
     /* Set while a quoted text is written: '"' and '\' are escaped, anything
      * outside printable ASCII becomes '?' (wire.quote). */
     uint8_t quoting;
-    pgk_flush_function flush;
+#endif
 } pgk_out;
 
 void pgk_out_char(pgk_out *out, char c);
@@ -273,10 +279,12 @@ void pgk_out_tamper(pgk_out *out, uint8_t flags);
 typedef struct {
     pgk_firmware_status_info info;
     const char *serial; /* length 0: "-" */
-    const uint32_t *used;
+    /* The used counts as pgk_state keeps them: bit i of used_bits is count
+     * used_top - i (i <= PGK_WINDOW_UNORDERED); written ascending. */
+    uint32_t used_top;
+    uint32_t used_bits;
     const char *typing;
     uint8_t serial_length;
-    uint8_t used_n;
     uint8_t typing_length;
 } pgk_wire_status;
 

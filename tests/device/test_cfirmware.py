@@ -466,10 +466,14 @@ def test_memory_that_cannot_be_loaded_is_refused_in_paygkit_words(
 
 
 class ForgetfulMemory(RamMemory):
-    """A worn memory: writes to slot B return but change nothing."""
+    """A worn memory: writes to slot B (or A: `worn` 0) return but change nothing."""
+
+    def __init__(self, *, data: bytes, worn: int = 1) -> None:
+        super().__init__(data=data)
+        self.worn = worn
 
     def write(self, offset: int, data: bytes) -> None:
-        if offset < SLOT_SIZE:
+        if offset // SLOT_SIZE != self.worn:
             super().write(offset, data)
 
 
@@ -483,6 +487,39 @@ def test_a_save_that_does_not_read_back_raises_as_in_the_model() -> None:
             device.enter_token(token)
         seen.append((str(caught.value), device.status(), memory.data))
     assert seen[0] == seen[1]
+
+
+def _image_with_newest_in_b() -> bytes:
+    memory = RamMemory(data=provisioned_image())
+    device = Firmware(clock=ManualClock(T0), ticks=ManualTicks(), memory=memory)
+    device.enter_token(generate(PARAMS, count=1, days=1).digits)
+    return memory.data
+
+
+@pytest.mark.parametrize("worn", [0, 1], ids=["slot A worn", "slot B worn"])
+def test_every_save_that_does_not_read_back_raises_and_names_its_slot(worn: int) -> None:
+    """The library clears its storage error at each call and keeps the failed save's slot
+    across the reload, so a failure repeated on the next key press, token or poll is raised
+    again, naming the slot it failed on, as the model does."""
+    image = provisioned_image() if worn else _image_with_newest_in_b()
+    tokens = [generate(PARAMS, count=count, days=1).digits for count in (3, 5)]
+    seen = []
+    for firmware in (Firmware, CFirmware):
+        memory = ForgetfulMemory(data=image, worn=worn)
+        device = firmware(clock=ManualClock(T0), ticks=ManualTicks(), memory=memory)
+        errors = []
+        for _ in range(2):
+            with pytest.raises(StorageError, match="did not read back as written") as caught:
+                device.enter_token(tokens[0])
+            errors.append(str(caught.value))
+        for key in "*" + tokens[1]:
+            device.press(key)
+        with pytest.raises(StorageError, match="did not read back as written") as caught:
+            device.press("#")
+        errors.append(str(caught.value))
+        seen.append((errors, device.status(), memory.data))
+    assert seen[0] == seen[1]
+    assert f"slot {'AB'[worn]}" in seen[1][0][0]
 
 
 # -- settings, builds and the choice of firmware ---------------------------------------------

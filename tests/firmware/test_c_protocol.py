@@ -74,8 +74,8 @@ def small_program(compile_host_program: Compiler) -> Path:
 @pytest.fixture(scope="module")
 def product_program(compile_host_program: Compiler) -> Path:
     """The protocol as the product build ships it (firmware/Makefile's PRODUCT_PROTOCOL): no
-    simulator commands, codes without messages, no texts or EVENT lines, a 16-byte answer
-    buffer, 32-bit RTC times."""
+    simulator commands, codes without messages, no texts or EVENT lines, answers held in the
+    line buffer's free part (PGK_PROTOCOL_OUT_BUFFER=0), 32-bit RTC times."""
     return compile_host_program(
         "protocol_harness_product",
         PROTOCOL_SOURCES,
@@ -85,7 +85,7 @@ def product_program(compile_host_program: Compiler) -> Path:
             "PGK_PROTOCOL_MESSAGES": 0,
             "PGK_PROTOCOL_TEXTS": 0,
             "PGK_PROTOCOL_EVENTS": 0,
-            "PGK_PROTOCOL_OUT_BUFFER": 16,
+            "PGK_PROTOCOL_OUT_BUFFER": 0,
             "PGK_RTC_32BIT": 1,
         },
     )
@@ -413,6 +413,24 @@ def test_random_sessions_on_the_product_build(product_program: Path, lines: list
 def test_the_documented_conversation_on_the_product_build(product_program: Path) -> None:
     check(product_program, EXAMPLE, simulator=False, small=True)
     check(product_program, EXAMPLE, simulator=False, ends="\r\n", small=True)
+
+
+@pytest.mark.parametrize("ends", ["\n", "\r\n"])
+def test_long_lines_on_the_product_build(product_program: Path, ends: str) -> None:
+    """The product build writes its answers into the line buffer's free part: a line that
+    fills all 256 bytes leaves it one byte, and the answers are still paygkit's."""
+    lines = [
+        f"{word}{' ' * (length - len(word))}"
+        for word in ("STATUS", "HELLO", "HELP", "BOGUS")
+        for length in (200, 254, 255, 256, 257)
+    ]
+    check(
+        product_program,
+        [*EXAMPLE[:3], *lines, "x" * 300, "STATUS"],
+        simulator=False,
+        ends=ends,
+        small=True,
+    )
 
 
 # --- paygkit's host tools on the C device --------------------------------------------------

@@ -15,13 +15,14 @@ import dataclasses
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from paygkit.device.memory import RamMemory
-from paygkit.device.state import DeviceState, Provisioning, TamperFlag
+from paygkit.device.state import DeviceConfig, DeviceState, Provisioning, TamperFlag
 from paygkit.device.storage import (
     LAYOUT_VERSION,
     REQUIRED_MEMORY_SIZE,
@@ -31,11 +32,11 @@ from paygkit.device.storage import (
     StorageError,
     encode_record,
 )
+from paygkit.token import DeviceParams, TokenType, decode, generate
 from tests.device.powercut import PowerCut, PowerCutMemory
 from tests.device.test_storage import (
     KEY,
     PROVISIONING,
-    RUN,
     T0,
     device_states,
     documented_record,
@@ -45,6 +46,7 @@ from tests.device.test_storage import (
     v1_record,
     with_crc,
 )
+from tests.device.test_storage import RUN as PAYGKIT_RUN
 from tests.firmware.conftest import HOST_DIR, LIBRARY_DIR, Compiler, HostProgram
 
 SOURCES = (HOST_DIR / "storage_harness.c", LIBRARY_DIR / "pgk_storage.c")
@@ -55,6 +57,63 @@ FLAGS, DIVIDER, TAMPER, SERIAL_LENGTH, TEST_CODE_LENGTH, USED_N, USES_N, RESERVE
 ACTIVE_UNTIL, WAIT_LEFT, LATEST_RTC_SEEN, TEST_ACTIVE_UNTIL = range(8, 12)
 STARTING_CODE, LAST_COUNT, INVALID_ATTEMPTS = range(12, 15)
 KEY_HEX, USED, USES, SERIAL, TEST_CODE = range(15, 20)
+
+
+# -- the lists as pgk_state keeps them ---------------------------------------------
+
+# The harness's build: paygkit's DecodeWindows().unordered and DeviceConfig().test_code_max_uses.
+UNORDERED = 16
+KEPT_USES = 5
+
+
+def kept_used_counts(used: Sequence[int]) -> tuple[int, ...]:
+    """What a load keeps of a record's used counts: those within the unordered window below
+    the highest, ascending (paygkit's updated_used_counts keeps exactly these)."""
+    if not used:
+        return ()
+    top = max(used)
+    return tuple(sorted({c for c in used if c >= top - UNORDERED}))
+
+
+def kept_test_code_uses(uses: Sequence[int]) -> tuple[int, ...]:
+    """What a load keeps of a record's test code uses: the KEPT_USES latest, in their order."""
+    kept: list[int] = []
+    for use in uses:
+        if len(kept) == KEPT_USES:
+            earliest = kept.index(min(kept))
+            if use <= kept[earliest]:
+                continue
+            del kept[earliest]
+        kept.append(use)
+    return tuple(kept)
+
+
+def kept(state: DeviceState) -> DeviceState:
+    """The state a load of `state`'s record gives in C (pgk_storage.h)."""
+    return dataclasses.replace(
+        state,
+        used_counts=kept_used_counts(state.used_counts),
+        test_code_uses=kept_test_code_uses(state.test_code_uses),
+    )
+
+
+# tests/device/test_storage.py's run of saves as C keeps it: its largest state
+# becomes the largest pgk_state holds (the largest record, one paygkit's firmware
+# never writes, is loaded over in "over-the-largest-record" below).
+RUN = tuple(kept(state) for state in PAYGKIT_RUN)
+
+# States with the lists paygkit's firmware writes: those read back unchanged.
+kept_states = st.builds(
+    lambda state, top, picked, uses: dataclasses.replace(
+        state,
+        used_counts=tuple(sorted({top - d for d in picked if d <= top})),
+        test_code_uses=uses,
+    ),
+    device_states,
+    u32,
+    st.sets(st.integers(0, UNORDERED), max_size=UNORDERED + 1),
+    st.lists(times, max_size=KEPT_USES).map(tuple),
+)
 
 
 # -- the harness -----------------------------------------------------------------
@@ -87,6 +146,16 @@ def flash(
     """The store built for NOR flash (PGK_NV_NEEDS_ERASE=1): erase, then program."""
     yield from _harness(
         compile_host_program, tmp_path_factory, "storage_harness_flash", {"PGK_NV_NEEDS_ERASE": 1}
+    )
+
+
+@pytest.fixture(scope="module")
+def rtc_32bit(
+    compile_host_program: Compiler, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CStore]:
+    """The store of a PGK_RTC_32BIT build: test code use times kept in 32 bits."""
+    yield from _harness(
+        compile_host_program, tmp_path_factory, "storage_harness_rtc_32bit", {"PGK_RTC_32BIT": 1}
     )
 
 
@@ -287,6 +356,8 @@ V1_START = image_of(
         ),
     )
 )
+# The largest record there is (64 used counts, 16 test code uses) in slot A.
+LARGEST_START = image_of((0, encode_record(maximal_state(), 1)))
 V1_NEXT = DeviceState(provisioning=PROVISIONING, last_count=8, used_counts=(2, 3, 6, 8))
 
 
@@ -295,6 +366,77 @@ def test_the_harness_words_round_trip() -> None:
     assert parse_state(state_words(maximal_state())) == maximal_state()
     assert _unpack_digits(_pack_digits("999333777"), 9) == "999333777"
     assert state_words(DeviceState(provisioning=PROVISIONING))[KEY_HEX] == KEY.hex()
+
+
+# -- what a load keeps decides as the whole list would ---------------------------------------
+
+DECIDING_DEVICE = DeviceParams(key=KEY, starting_code=123_456_789)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    top=st.integers(0, 120),
+    spread=st.lists(st.integers(0, 60), max_size=30),
+    last_below=st.integers(0, 30),
+    offsets=st.lists(st.integers(-40, 8), min_size=1, max_size=6),
+    token_type=st.sampled_from(
+        (TokenType.ADD_TIME, TokenType.SET_TIME, TokenType.DISABLE_PAYG, TokenType.COUNTER_SYNC)
+    ),
+    order=st.randoms(use_true_random=False),
+)
+def test_a_load_keeps_what_decides_anything_of_the_used_counts(
+    top: int,
+    spread: list[int],
+    last_below: int,
+    offsets: list[int],
+    token_type: TokenType,
+    order: Any,
+) -> None:
+    """paygkit's decode on a record's list as stored (any order, repeats, counts far below
+    the window, more than paygkit keeps) and on what a C load keeps of it: the same
+    decision for every token, and after an accepted one the same list to store."""
+    raw = [top, *(max(0, top - d) for d in spread), *(max(0, top - d) for d in spread[:3])]
+    order.shuffle(raw)
+    last_count = max(0, top - last_below)
+    held = kept_used_counts(raw)
+    highest = max(last_count, top)
+    for offset in offsets:
+        made = generate(
+            DECIDING_DEVICE,
+            count=max(0, highest + offset),
+            token_type=token_type,
+            units=1 if token_type.carries_value else None,
+        )
+        whole = decode(DECIDING_DEVICE, made.digits, last_count=last_count, used_counts=raw)
+        kept_only = decode(DECIDING_DEVICE, made.digits, last_count=last_count, used_counts=held)
+        if whole.token_type in (TokenType.ALREADY_USED, TokenType.INVALID):
+            # Not accepted: each gives back the list it was given, as the state to keep.
+            assert dataclasses.replace(whole, used_counts=held) == kept_only
+        else:
+            assert whole == kept_only
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    uses=st.lists(st.integers(0, 8000), max_size=16),
+    now=st.integers(0, 9000),
+    max_uses=st.just(KEPT_USES),
+)
+def test_a_load_keeps_what_decides_anything_of_the_test_code_uses(
+    uses: list[int], now: int, max_uses: int
+) -> None:
+    """paygkit's test code rule (Firmware._use_test_code) on a record's uses as stored and on
+    the KEPT_USES latest a C load keeps: refused alike, and an accepted use stores the same
+    list.  (With more than KEPT_USES recent uses, which paygkit's firmware never stores,
+    the wait shown may be shorter: the earliest of them is not kept.)"""
+    period = DeviceConfig().test_code_period_seconds
+    assert DeviceConfig().test_code_max_uses == max_uses
+
+    def rule(held: Sequence[int]) -> tuple[int, ...] | None:
+        recent = tuple(u for u in held if u > now - period)
+        return None if len(recent) >= max_uses else (*recent, now)[-16:]
+
+    assert rule(uses) == rule(kept_test_code_uses(uses))
 
 
 # -- records and images, both ways ---------------------------------------------------------
@@ -338,15 +480,23 @@ def test_the_documented_records_are_written_and_read_as_documented(eeprom: CStor
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(state=device_states, sequence=u32)
+@given(state=kept_states, sequence=u32)
 def test_any_state_encodes_to_paygkits_record(
     eeprom: CStore, state: DeviceState, sequence: int
 ) -> None:
     assert eeprom.encode(state, sequence) == encode_record(state, sequence)
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(state=device_states)
+def test_other_lists_are_kept_as_a_load_keeps_them(eeprom: CStore, state: DeviceState) -> None:
+    """pgk_state holds the lists in paygkit's own form: given others, it keeps what a load
+    keeps (the harness reads its lists as a load does)."""
+    assert eeprom.encode(state, 1) == encode_record(kept(state), 1)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(states=st.lists(device_states, min_size=1, max_size=5))
+@given(states=st.lists(kept_states, min_size=1, max_size=5))
 def test_saves_made_by_c_are_loaded_by_paygkit_and_leave_the_same_image(
     eeprom: CStore, states: list[DeviceState]
 ) -> None:
@@ -361,15 +511,17 @@ def test_saves_made_by_c_are_loaded_by_paygkit_and_leave_the_same_image(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(states=st.lists(device_states, min_size=1, max_size=5))
+@given(states=st.lists(kept_states | device_states, min_size=1, max_size=5))
 def test_saves_made_by_paygkit_are_loaded_by_c(eeprom: CStore, states: list[DeviceState]) -> None:
+    """Also with lists paygkit's firmware never writes: C keeps of them what decides anything
+    (test_a_load_keeps_what_decides_anything), the rest of the state as stored."""
     memory = RamMemory()
     store = StateStore(memory)
     store.load()
     for state in states:
         store.save(state)
         eeprom.start(memory.data)
-        assert eeprom.load() == fresh(state)
+        assert eeprom.load() == fresh(kept(state))
     # And C carries on where paygkit stopped, as paygkit itself would.
     eeprom.save(RUN[3])
     store.save(RUN[3])
@@ -377,7 +529,7 @@ def test_saves_made_by_paygkit_are_loaded_by_c(eeprom: CStore, states: list[Devi
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(state=device_states, blocked_until=times, sequence=u32, newer=device_states)
+@given(state=kept_states | device_states, blocked_until=times, sequence=u32, newer=kept_states)
 @example(  # the wait left is beyond 64 bits and is clamped
     state=DeviceState(latest_rtc_seen=-(2**63)),
     blocked_until=2**63 - 1,
@@ -394,10 +546,11 @@ def test_a_version_1_record_is_read_and_replaced_as_paygkit_does(
     python = StateStore(memory)
     upgraded = python.load()
     eeprom.start(bytes(image))
-    assert eeprom.load() == fresh(upgraded)
+    assert eeprom.load() == fresh(kept(upgraded))
     # Saving what was loaded changes nothing and writes nothing ...
-    assert eeprom.save(upgraded) == ("unchanged", 0)
-    assert eeprom.dump() == bytes(image)
+    if kept(upgraded) == upgraded:
+        assert eeprom.save(upgraded) == ("unchanged", 0)
+        assert eeprom.dump() == bytes(image)
     # ... and a change is written as version 2 into the other slot, as paygkit writes it.
     python.save(newer)
     eeprom.save(newer)
@@ -519,7 +672,8 @@ def check_power_cuts(
     over whatever the cut left.  `same_image`: the memory is also paygkit's, byte for byte."""
     first = python_load(start)
     assert first.outcome == "ok"
-    history = (first.state, *states)
+    assert first.state is not None
+    history = (kept(first.state), *states)
     _, _, total = python_run(start, states, None)
     if not same_image:  # an erase counts as a write: the run's count is the C store's own
         total = 0
@@ -540,7 +694,9 @@ def check_power_cuts(
             assert loaded.state == states[-1]
         else:
             assert loaded.state in (history[done], history[done + 1]), budget
-        assert python_load(image) == loaded
+        python = python_load(image)
+        assert python.state is not None
+        assert dataclasses.replace(python, state=kept(python.state)) == loaded
         seen.add(history.index(loaded.state))
 
         # The restarted device saves again over whatever the cut left behind.
@@ -571,8 +727,13 @@ def test_after_a_failed_save_the_next_save_is_what_loads(eeprom: CStore) -> None
 
 @pytest.mark.parametrize(
     ("start", "states"),
-    [(BLANK, RUN), (WRAPPING, RUN[2:]), (V1_START, (V1_NEXT, RUN[1]))],
-    ids=["from-blank-a-first", "wrapping-b-first", "over-version-1"],
+    [
+        (BLANK, RUN),
+        (WRAPPING, RUN[2:]),
+        (V1_START, (V1_NEXT, RUN[1])),
+        (LARGEST_START, RUN[1:4]),
+    ],
+    ids=["from-blank-a-first", "wrapping-b-first", "over-version-1", "over-the-largest-record"],
 )
 def test_a_power_cut_after_any_byte_write_leaves_the_old_or_the_new_state(
     eeprom: CStore, start: bytes, states: tuple[DeviceState, ...]
@@ -593,8 +754,8 @@ def test_a_power_cut_on_flash_leaves_the_old_or_the_new_state(
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    first=st.lists(device_states, max_size=2),
-    then=st.lists(device_states, min_size=1, max_size=3),
+    first=st.lists(kept_states, max_size=2),
+    then=st.lists(kept_states, min_size=1, max_size=3),
     cut=st.floats(0, 1),
 )
 def test_a_power_cut_in_random_saves_leaves_paygkits_image_and_the_old_or_new_state(
@@ -612,6 +773,25 @@ def test_a_power_cut_in_random_saves_leaves_paygkits_image_and_the_old_or_new_st
     assert loaded.outcome == "ok"
     assert not loaded.recovered
     assert loaded.state in history[done : done + 2]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(state=kept_states, uses=st.lists(times, max_size=KEPT_USES))
+def test_a_32_bit_build_keeps_the_low_32_bits_of_each_use(
+    rtc_32bit: CStore, state: DeviceState, uses: list[int]
+) -> None:
+    """Use times a 32-bit RTC can give (0 .. 2^32 - 1) load and save byte for byte; others,
+    which only another writer stores, are kept as the device compares them: their low 32
+    bits."""
+    stored = dataclasses.replace(state, test_code_uses=tuple(uses))
+    image = python_image((stored,))
+    rtc_32bit.start(image)
+    low = dataclasses.replace(stored, test_code_uses=tuple(u % 2**32 for u in uses))
+    assert rtc_32bit.load() == fresh(low)
+    if low == stored:
+        assert rtc_32bit.save(stored) == ("unchanged", 0)
+    rtc_32bit.save(RUN[3])
+    assert rtc_32bit.dump() == python_image((RUN[3],), image)
 
 
 def test_flash_saves_are_read_by_paygkit(flash: CStore) -> None:
@@ -763,6 +943,8 @@ def damaged_images(draw: st.DrawFn) -> bytes:
 @given(image=damaged_images())
 def test_any_damaged_memory_loads_as_paygkit_loads_it(eeprom: CStore, image: bytes) -> None:
     expected = python_load(image)
+    if expected.state is not None:
+        expected = dataclasses.replace(expected, state=kept(expected.state))
     event(f"{expected.outcome}{' recovered' if expected.recovered else ''}")
     eeprom.start(image)
     assert eeprom.load() == expected

@@ -437,6 +437,15 @@ def _tamper(bits: int) -> TamperFlag:
     return flags
 
 
+# The used counts as paygkit keeps them, the only lists a device shows: those
+# within the unordered window (16) below the highest, ascending.
+_USED_COUNTS = st.builds(
+    lambda top, picked: sorted({top - d for d in picked if d <= top}),
+    _U32,
+    st.sets(st.integers(0, 16), max_size=17),
+)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     serial=_WORDS,
@@ -447,7 +456,7 @@ def _tamper(bits: int) -> TamperFlag:
     left=st.none() | _BIG,
     until=_BIG,
     count=_U32,
-    used=st.lists(_U32, max_size=20),
+    used=_USED_COUNTS,
     invalid=_U32,
     blocked=_U32,
     tamper=st.integers(0, 7),

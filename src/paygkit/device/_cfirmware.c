@@ -511,6 +511,11 @@ static PyObject *Device_get_newest_slot(DeviceObject *self, void *Py_UNUSED(clos
     return PyLong_FromLong(self->firmware.store.newest_slot);
 }
 
+static PyObject *Device_get_failed_slot(DeviceObject *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromLong(self->firmware.store.failed_slot);
+}
+
 static PyObject *Device_get_output(DeviceObject *self, void *Py_UNUSED(closure))
 {
     return PyBool_FromLong(self->output);
@@ -536,11 +541,15 @@ static PyMethodDef Device_methods[] = {
 static PyGetSetDef Device_getset[] = {
     {"typing", (getter)Device_get_typing, NULL, "The digits of the token being typed.", NULL},
     {"storage_error", (getter)Device_get_storage_error, NULL,
-     "The last storage failure since power-on (a pgk_storage_result; 0 when none).", NULL},
+     "The storage failure of the last call (a pgk_storage_result; 0 when none), kept while "
+     "halted.",
+     NULL},
     {"halted", (getter)Device_get_halted, NULL,
      "Whether the device stopped after its memory failed, until the next power-on.", NULL},
     {"newest_slot", (getter)Device_get_newest_slot, NULL,
      "The slot (0 = A, 1 = B) of the newest state stored; 1 when there is none.", NULL},
+    {"failed_slot", (getter)Device_get_failed_slot, NULL,
+     "The slot (0 = A, 1 = B) the storage failure was on.", NULL},
     {"output", (getter)Device_get_output, NULL, "The output switch, as last set.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

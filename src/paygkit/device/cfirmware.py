@@ -420,13 +420,13 @@ class CFirmware:
 
     def _call(self, method: Callable[..., Any], *args: Any, check_storage: bool = True) -> Any:
         """One library call at this instant; raises what a port raised, or a failed save."""
-        before = self._device.storage_error
         self._last_text = ""
         try:
             result = method(self._clock.now(), self._ticks.ticks(), self._signal, *args)
         finally:
             self._reread_state()
-        if check_storage and self._device.storage_error != before:
+        # The library clears storage_error at the start of every call that may save.
+        if check_storage and self._device.storage_error != 0:
             raise self._storage_error()
         return result
 
@@ -449,9 +449,7 @@ class CFirmware:
     def _storage_error(self) -> StorageError:
         code = self._device.storage_error
         if code == self._codes.verify_failed:
-            # A failed save is followed by a reload, whose newest state is in the other slot
-            # than the one the save wrote (slot B holds "none", so a first save is A's).
-            return read_back_error(1 - self._device.newest_slot)
+            return read_back_error(self._device.failed_slot)
         return StorageError(f"the device memory failed (pgk_storage_result {code})")
 
     def _outcome(self, raw: tuple[int, int, int, int, int, int]) -> TokenOutcome:
