@@ -20,6 +20,10 @@ from paygkit.device.state import DeviceConfig
 from paygkit.token import DeviceParams, TokenType, decode, generate
 from tests.certify import faulty
 
+pytestmark = pytest.mark.first_pass_only(
+    reason="which faulty device each case catches does not depend on the token engine"
+)
+
 KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
 STARTING_CODE = 516959010
 # A fixed seed: which cases a faulty device fails must not depend on the run.
