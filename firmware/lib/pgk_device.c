@@ -133,7 +133,8 @@ static void update_output(pgk_firmware *firmware)
     pgk_port_output(firmware->output_on);
 }
 
-static void start_session(pgk_firmware *firmware)
+/* Out of line: 12 bytes less than at its three uses. */
+NOINLINE static void start_session(pgk_firmware *firmware)
 {
 #if PGK_WITH_TAMPER
     firmware->reference_rtc = firmware->now;
@@ -466,19 +467,22 @@ static uint8_t use_test_code(pgk_firmware *firmware, pgk_outcome *outcome)
     pgk_state *state = &firmware->state;
     rtc_time now = RTC(firmware->now);
     rtc_time oldest_recent = PGK_RTC_32BIT ? UINT32_MAX : INT64_MAX;
-    unsigned recent = 0;
+    uint8_t kept = 0;
     /* A use is recent when use > now - PERIOD, written without the
-     * subtraction that would go below 0 in a 32-bit RTC's first hour. */
+     * subtraction that would go below 0 in a 32-bit RTC's first hour.  The
+     * recent ones are kept in their order as they are counted: when the
+     * limit refuses this use, every stored use is recent (the state holds
+     * at most PGK_TEST_CODE_MAX_USES), so the state is left as it was. */
     for (unsigned i = 0; i < state->test_code_use_n; i++) {
         rtc_time use = RTC(state->test_code_uses[i]);
         if (use + PGK_TEST_CODE_PERIOD_SECONDS > now) {
             if (use < oldest_recent) {
                 oldest_recent = use;
             }
-            recent++;
+            state->test_code_uses[kept++] = state->test_code_uses[i];
         }
     }
-    if (recent >= PGK_TEST_CODE_MAX_USES) {
+    if (kept >= PGK_TEST_CODE_MAX_USES) {
         /* Uses stamped after the RTC (a clock set back) make this at least 1. */
         rtc_time wait = oldest_recent + PGK_TEST_CODE_PERIOD_SECONDS - now;
         outcome->test_code_limit = 1;
@@ -486,14 +490,7 @@ static uint8_t use_test_code(pgk_firmware *firmware, pgk_outcome *outcome)
         return finish(PGK_OUTCOME_BLOCKED, PGK_FEEDBACK_ENTRY_LOCKED,
                       PGK_LOCKED_TEST_CODE_LIMIT, wait);
     }
-    /* Keep the recent uses in their order, then this one: fewer than
-     * PGK_TEST_CODE_MAX_USES were recent, so all fit. */
-    uint8_t kept = 0;
-    for (unsigned i = 0; i < state->test_code_use_n; i++) {
-        if (RTC(state->test_code_uses[i]) + PGK_TEST_CODE_PERIOD_SECONDS > now) {
-            state->test_code_uses[kept++] = state->test_code_uses[i];
-        }
-    }
+    /* Fewer than PGK_TEST_CODE_MAX_USES were recent: this one fits. */
     state->test_code_uses[kept] = now;
     state->test_code_use_n = kept + 1u;
     state->test_active_until = now + PGK_TEST_CODE_ACTIVE_SECONDS;
@@ -512,11 +509,14 @@ static uint8_t apply(pgk_firmware *firmware, const pgk_decode_result *result,
     pgk_state *state = &firmware->state;
     rtc_time now = RTC(firmware->now);
     uint8_t kind = result->kind;
-    /* TIME_CHANGED, COUNTER_SYNCED and PAYG_DISABLED are kind-dependent
-     * values of one table: Set/Add Time 2, Disable PAYG 4, Counter Sync 3. */
-    uint8_t feedback_kind = kind == PGK_DISABLE_PAYG   ? PGK_FEEDBACK_PAYG_DISABLED
-                            : kind == PGK_COUNTER_SYNC ? PGK_FEEDBACK_COUNTER_SYNCED
-                                                       : PGK_FEEDBACK_TIME_CHANGED;
+    /* The feedback of each kind an accepted token can have. */
+    static const uint8_t feedback_of[] = {
+        [PGK_ADD_TIME] = PGK_FEEDBACK_TIME_CHANGED,
+        [PGK_SET_TIME] = PGK_FEEDBACK_TIME_CHANGED,
+        [PGK_DISABLE_PAYG] = PGK_FEEDBACK_PAYG_DISABLED,
+        [PGK_COUNTER_SYNC] = PGK_FEEDBACK_COUNTER_SYNCED,
+    };
+    uint8_t feedback_kind = feedback_of[kind];
     token_value value = result->count;
     state->last_count = result->next.last_count;
     state->used_top = result->next.used_top;

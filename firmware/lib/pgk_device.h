@@ -146,15 +146,16 @@ typedef enum {
 /* What the factory gives pgk_firmware_provision() (paygkit's Provisioning
  * plus the starting count). */
 typedef struct {
+    /* Ordered for size: no padding, and each field within a short load's reach. */
     const char *serial; /* the paygkit grammar: 1-32 of A-Z a-z 0-9 . _ : + -, alnum first */
-    uint8_t serial_length;
-    uint8_t key[16];
+    const char *test_code;  /* digits (1-4 when restricted); NULL or length 0: none */
     uint32_t starting_code; /* 0 .. 999 999 999 */
-    uint8_t time_divider;   /* value units per day, 1..255 */
+    uint32_t count;         /* the last count to start from; a new device: 1 */
+    uint8_t serial_length;
+    uint8_t time_divider; /* value units per day, 1..255 */
     uint8_t restricted_digits;
-    const char *test_code;    /* digits (1-4 when restricted); NULL or length 0: none */
     uint8_t test_code_length; /* at most PGK_MAX_TYPED_DIGITS */
-    uint32_t count;           /* the last count to start from; a new device: 1 */
+    uint8_t key[16];
 } pgk_provisioning;
 
 /* pgk_firmware_provision() answers */
@@ -174,6 +175,14 @@ typedef enum {
  * pgk_firmware (state.serial/serial_length, state.used_top/used_bits,
  * typing/typing_length) right after the call. */
 typedef struct {
+    /* The byte fields first: within a short load's reach on the Cortex-M0. */
+    uint8_t provisioned;
+    uint8_t active; /* the appliance may run: PAYG time left, PAYG off, or test code */
+    uint8_t payg_enabled;
+    uint8_t test_active;
+    uint8_t tamper; /* PGK_TAMPER_* flags */
+    uint8_t restricted_digits;
+    uint8_t time_divider; /* 1 before provisioning, as paygkit shows it */
     int64_t now;          /* the RTC */
     int64_t active_until; /* RTC second the PAYG activation ends */
     /* PAYG time left: 0 when inactive (unprovisioned or tamper-locked), -1
@@ -182,31 +191,15 @@ typedef struct {
     uint32_t count; /* the last accepted count */
     uint32_t invalid_attempts;
     uint32_t blocked_seconds; /* waiting period left, in powered-on seconds */
-    uint8_t provisioned;
-    uint8_t active; /* the appliance may run: PAYG time left, PAYG off, or test code */
-    uint8_t payg_enabled;
-    uint8_t test_active;
-    uint8_t tamper; /* PGK_TAMPER_* flags */
-    uint8_t restricted_digits;
-    uint8_t time_divider; /* 1 before provisioning, as paygkit shows it */
 } pgk_firmware_status_info;
 
 /* One device.  Fields are the library's; read them, never write them.  The
- * small fields come first: the Cortex-M0 reaches offsets below 128 (words)
- * or 32 (bytes) in one instruction; beyond them it needs more. */
+ * order is for code size: the Cortex-M0 reaches offsets below 128 (words)
+ * or 32 (bytes) in one instruction, beyond them it needs more.  So the byte
+ * fields come first, then the clocks, then the state (its byte fields and
+ * most of its words within reach); what is passed by address (the store,
+ * the typed digits) or rarely used comes last. */
 typedef struct {
-    /* The RTC and the ticks read once at the start of the call being handled:
-     * one call sees one instant, as paygkit's methods do.  RTC times here are
-     * 32-bit in a PGK_RTC_32BIT build (see Time domain above). */
-#if PGK_RTC_32BIT
-    uint32_t now;
-#else
-    int64_t now;
-#endif
-    uint32_t ticks;
-    /* The tick at which the waiting period ends (this power-on's ticks). */
-    uint32_t wait_until_tick;
-    uint32_t last_key_tick;
     pgk_firmware_config config;
     /* The storage failure of the last pgk_firmware_* call (PGK_STORAGE_OK
      * when none; each call that may save clears it first), and
@@ -219,7 +212,19 @@ typedef struct {
     /* The token being typed: typing_started is 0 when no '*' opened one. */
     uint8_t typing_started;
     uint8_t typing_length;
-    char typing[PGK_MAX_TYPED_DIGITS];
+    /* The RTC and the ticks read once at the start of the call being handled:
+     * one call sees one instant, as paygkit's methods do.  RTC times here are
+     * 32-bit in a PGK_RTC_32BIT build (see Time domain above). */
+#if PGK_RTC_32BIT
+    uint32_t now;
+#else
+    pgk_i64 now;
+#endif
+    uint32_t ticks;
+    /* The tick at which the waiting period ends (this power-on's ticks). */
+    uint32_t wait_until_tick;
+    pgk_state state; /* the persistent state, exactly as last saved */
+    uint32_t last_key_tick;
 #if PGK_WITH_TAMPER
     /* Tamper reference: the RTC and the ticks at power-on or the last detection. */
     uint32_t reference_tick;
@@ -227,12 +232,12 @@ typedef struct {
     uint32_t reference_rtc;
     uint32_t latest_rtc_this_session;
 #else
-    int64_t reference_rtc;
-    int64_t latest_rtc_this_session;
+    pgk_i64 reference_rtc;
+    pgk_i64 latest_rtc_this_session;
 #endif
 #endif
     pgk_store store;
-    pgk_state state; /* the persistent state, exactly as last saved */
+    char typing[PGK_MAX_TYPED_DIGITS]; /* typing_length of them so far */
 } pgk_firmware;
 
 /* Power-on: load the state, restart the waiting period on this power-on's

@@ -26,6 +26,9 @@
 #define HEADER_SIZE 12u
 #define FIXED_PAYLOAD_SIZE 68u
 #define CRC_SIZE 4u
+/* The CRC register (before the final inversion) after a record and its
+ * little-endian CRC: zlib's crc32 of the two is 0x2144DF1C. */
+#define CRC_RESIDUE 0xDEBB20E3u
 
 /* "PGKS" read as a little-endian u32; its first byte doubles as the commit mark. */
 #define MAGIC 0x534B4750u
@@ -134,13 +137,35 @@ static unsigned payload_length_of(const pgk_state *state)
            state->serial_length + test_code_size(state);
 }
 
-/* The lengths a record may hold: checked before a load reads its lists. */
-static unsigned lengths_fit(const pgk_state *state)
+/* The most each of the fixed part's first 8 bytes (flags .. reserved) may
+ * hold, so that one loop checks them all.  record_limits: the lengths the
+ * layout allows, all a load needs before it reads the lists.  state_limits:
+ * what a state that reads back equal holds (flags and tamper are masks of
+ * their low bits, so "no unknown bit" is "at most the mask"). */
+static const uint8_t record_limits[8] = {
+    0xFFu, 0xFFu, 0xFFu, PGK_SERIAL_MAX_LENGTH, PGK_TEST_CODE_MAX_DIGITS,
+    PGK_MAX_USED_COUNTS, PGK_MAX_TEST_CODE_USES, 0xFFu};
+static const uint8_t state_limits[8] = {
+    KNOWN_FLAGS, 0xFFu, KNOWN_TAMPER, PGK_SERIAL_MAX_LENGTH, PGK_TEST_CODE_MAX_DIGITS,
+    PGK_MAX_USED_COUNTS, PGK_STATE_TEST_CODE_USES, 0};
+LAYOUT_CHECK(limits_are_masks, (KNOWN_FLAGS & (KNOWN_FLAGS + 1u)) == 0 &&
+                                   (KNOWN_TAMPER & (KNOWN_TAMPER + 1u)) == 0);
+LAYOUT_CHECK(limits_order, offsetof(pgk_state, tamper) == 2 &&
+                               offsetof(pgk_state, serial_length) == 3 &&
+                               offsetof(pgk_state, test_code_length) == 4 &&
+                               offsetof(pgk_state, used_count_n) == 5 &&
+                               offsetof(pgk_state, test_code_use_n) == 6);
+LAYOUT_CHECK(state_uses, PGK_STATE_TEST_CODE_USES <= PGK_MAX_TEST_CODE_USES);
+
+static unsigned bytes_fit(const pgk_state *state, const uint8_t limits[8])
 {
-    return state->used_count_n <= PGK_MAX_USED_COUNTS &&
-           state->test_code_use_n <= PGK_MAX_TEST_CODE_USES &&
-           state->serial_length <= PGK_SERIAL_MAX_LENGTH &&
-           state->test_code_length <= PGK_TEST_CODE_MAX_DIGITS;
+    const uint8_t *image = (const uint8_t *)state;
+    for (unsigned i = 0; i < 8u; i++) {
+        if (image[i] > limits[i]) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 uint8_t pgk_bit_count(uint32_t bits)
@@ -160,7 +185,7 @@ static unsigned lists_fit(const pgk_state *state)
 {
     uint32_t bits = state->used_bits;
     uint32_t top = state->used_top;
-    return state->test_code_use_n <= PGK_STATE_TEST_CODE_USES && !(bits & ~USED_BITS_MASK) &&
+    return !(bits & ~USED_BITS_MASK) &&
            (bits ? top >= PGK_WINDOW_UNORDERED || !(bits >> top >> 1) : !top) &&
            state->used_count_n == pgk_bit_count(bits);
 }
@@ -214,8 +239,7 @@ void pgk_state_add_test_code_use(pgk_state *state, int64_t when)
 static unsigned state_fits_layout(const pgk_state *state)
 {
     unsigned digits = state->test_code_length;
-    if ((state->flags & ~KNOWN_FLAGS) || (state->tamper & ~KNOWN_TAMPER) || state->reserved ||
-        state->wait_left < 0 || !lengths_fit(state) || !lists_fit(state)) {
+    if (!bytes_fit(state, state_limits) || state->wait_left < 0 || !lists_fit(state)) {
         return 0;
     }
     /* Digits, then the 0xF that pads an odd count: nibble i of the packed bytes. */
@@ -287,7 +311,9 @@ enum sink_mode {
 
 enum sink_outcome { SINK_SAME, SINK_DIFFERENT, SINK_NV_FAILED };
 
+/* pending first: indexed by a register, it is then reached without an add. */
 typedef struct {
+    uint8_t pending[PIECE];
     uint8_t *buffer;
     /* Set to compare with a version 1 record as it reads in version 2. */
     const uint8_t *upgraded_fields;
@@ -297,7 +323,6 @@ typedef struct {
     unsigned pending_length;
     unsigned mode;
     unsigned outcome;
-    uint8_t pending[PIECE];
 } record_sink;
 
 static void sink_start(record_sink *sink, unsigned mode, unsigned base)
@@ -401,28 +426,32 @@ static void sink_bytes(record_sink *sink, const void *data, unsigned length)
  * is for tools): 18 bytes less. */
 static INLINE void emit_record(record_sink *sink, const pgk_state *state, uint32_t sequence)
 {
-    /* Magic, version, reserved byte, then the little-endian length and sequence. */
-    static const uint8_t header_start[] = {'P', 'G', 'K', 'S', PGK_STORAGE_LAYOUT_VERSION, 0};
-    uint16_t payload_length = (uint16_t)payload_length_of(state);
-    sink_bytes(sink, header_start, sizeof header_start);
-    sink_bytes(sink, &payload_length, sizeof payload_length);
-    sink_bytes(sink, &sequence, sizeof sequence);
+    /* Each value passes through `word` in its little-endian image, so the
+     * stream's deepest frame holds one scratch buffer: first the header
+     * (magic, version, reserved byte, length, sequence: one pass through the
+     * sink instead of three), then each list entry, then the CRC. */
+    union {
+        uint32_t header[3];
+        uint32_t count;
+        int64_t use;
+    } word = {{MAGIC, PGK_STORAGE_LAYOUT_VERSION | payload_length_of(state) << 16, sequence}};
+    sink_bytes(sink, &word, sizeof word.header);
     sink_bytes(sink, state, FIXED_PAYLOAD_SIZE);
     for (unsigned distance = PGK_WINDOW_UNORDERED + 1u; distance--;) {
         if (state->used_bits >> distance & 1u) {
-            uint32_t count = state->used_top - distance;
-            sink_bytes(sink, &count, sizeof count);
+            word.count = state->used_top - distance;
+            sink_bytes(sink, &word, sizeof word.count);
         }
     }
     for (unsigned i = 0; i < state->test_code_use_n; i++) {
-        int64_t use = state->test_code_uses[i];
-        sink_bytes(sink, &use, sizeof use);
+        word.use = state->test_code_uses[i];
+        sink_bytes(sink, &word, sizeof word.use);
     }
     sink_bytes(sink, state->serial, state->serial_length);
     sink_bytes(sink, state->test_code, test_code_size(state));
     if (sink->mode != SINK_COMPARE_CONTENT) {
-        uint32_t crc = ~sink->crc;
-        sink_bytes(sink, &crc, CRC_SIZE);
+        word.count = ~sink->crc;
+        sink_bytes(sink, &word, CRC_SIZE);
     }
     sink_flush(sink);
 }
@@ -462,10 +491,13 @@ NOINLINE static unsigned classify_slot(unsigned base, uint8_t header[HEADER_SIZE
     if (header[0] == UNCOMMITTED || header[0] == ERASED) {
         return SLOT_EMPTY; /* blank, or a save cut before its commit mark: not damage */
     }
-    unsigned end = HEADER_SIZE + payload_length_in(header);
-    if (get_le32(header) != MAGIC || end + CRC_SIZE > PGK_STORAGE_SLOT_SIZE) {
+    unsigned end = HEADER_SIZE + payload_length_in(header) + CRC_SIZE;
+    if (get_le32(header) != MAGIC || end > PGK_STORAGE_SLOT_SIZE) {
         return SLOT_DAMAGED;
     }
+    /* The stored CRC is run through the CRC too: the register then ends on
+     * CRC-32's residue exactly when the CRC matches (appending 4 bytes maps
+     * the register one to one), with no separate read and compare. */
     unsigned length;
     for (unsigned at = 0; at < end; at += length) {
         length = end - at < PIECE ? end - at : PIECE;
@@ -476,17 +508,14 @@ NOINLINE static unsigned classify_slot(unsigned base, uint8_t header[HEADER_SIZE
             crc = crc_byte(crc, piece[i]);
         }
     }
-    if (pgk_port_nv_read(base + end, piece, CRC_SIZE)) {
-        return SLOT_UNREADABLE;
-    }
-    if (get_le32(piece) != (uint32_t)~crc) {
+    if (crc != CRC_RESIDUE) {
         return SLOT_DAMAGED;
     }
     return header[AT_VERSION] > PGK_STORAGE_LAYOUT_VERSION ? SLOT_NEWER : SLOT_INTACT;
 }
 
 /* Reads the next `length` bytes of a record at *at; nonzero if the port failed. */
-static unsigned read_on(unsigned *at, void *into, unsigned length)
+static INLINE unsigned read_on(unsigned *at, void *into, unsigned length)
 {
     unsigned failed = pgk_port_nv_read(*at, into, length) != 0;
     *at += length;
@@ -503,7 +532,7 @@ static pgk_storage_result decode_slot(pgk_store *store, unsigned base,
         return PGK_STORAGE_ERR_NV;
     }
     if (version == 0 || (!PGK_STORAGE_READ_VERSION_1 && version == 1) ||
-        header[AT_HEADER_RESERVED] || !lengths_fit(state) ||
+        header[AT_HEADER_RESERVED] || !bytes_fit(state, record_limits) ||
         payload_length_in(header) != payload_length_of(state)) {
         return PGK_STORAGE_ERR_REFUSED;
     }
