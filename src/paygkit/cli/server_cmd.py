@@ -924,25 +924,12 @@ def book_sync(
 ) -> None:
     """Record hand-outs on the agent's behalf (e.g. from a paper book); each id once."""
     from paygkit.server.services import books
-    from paygkit.server.services.common import parse_time
 
     settings = _settings(database, master_key_file, data_dir)
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
         listed = loaded["handouts"] if isinstance(loaded, dict) else loaded
-        items = [
-            books.HandoutInput(
-                client_id=str(h["id"]),
-                serial=str(h["serial"]),
-                count=int(h["count"]),
-                days=Decimal(str(h["days"])),
-                amount=Decimal(str(h["amount"])),
-                currency=str(h["currency"]),
-                handed_out_at=parse_time(str(h["handed_out_at"]), "handed_out_at"),
-                reference=None if h.get("reference") is None else str(h["reference"]),
-            )
-            for h in listed
-        ]
+        items = [books.handout_from_wire(h) for h in listed]
     except (ValueError, KeyError, TypeError, InvalidOperation) as error:
         raise _fail(
             f"{path} is not a list of hand-outs ({type(error).__name__}: {error}); each needs "

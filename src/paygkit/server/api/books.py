@@ -81,19 +81,7 @@ def fetch_book(request: Request, response: Response, book_id: IdPath) -> dict[st
 def sync_book(request: Request, book_id: IdPath, body: BookSync) -> dict[str, Any]:
     """Record hand-outs; each `id` once, so a retry, a partial upload or a second phone
     sending the same hand-out records nothing new."""
-    items = [
-        books.HandoutInput(
-            client_id=h.id,
-            serial=h.serial,
-            count=h.count,
-            days=h.days,
-            amount=h.amount,
-            currency=h.currency,
-            handed_out_at=parse_time(h.handed_out_at, "handed_out_at"),
-            reference=h.reference,
-        )
-        for h in body.handouts
-    ]
+    items = [books.handout_from_wire(h.model_dump()) for h in body.handouts]
     with writing(request) as (session, actor, now):
         return books.sync_book(session, actor, server_context(request).keyring, book_id, items, now)
 

@@ -29,7 +29,7 @@ import datetime as dt
 import enum
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -59,6 +59,7 @@ from paygkit.server.services.common import (
     NotFoundError,
     audit,
     iso,
+    parse_time,
     require,
 )
 from paygkit.server.services.devices import (
@@ -137,6 +138,24 @@ class HandoutInput:
     currency: str
     handed_out_at: dt.datetime
     reference: str | None = None
+
+
+def handout_from_wire(fields: Mapping[str, Any]) -> HandoutInput:
+    """A hand-out in the form the API's sync takes (`id`, `serial`, `count`, `days`,
+    `amount`, `currency`, `handed_out_at`, `reference`), from the API's body or from a file
+    for `paygkit server book sync`.  Raises KeyError, TypeError or ValueError when a field
+    is missing or of another kind; check_handout checks the values."""
+    reference = fields.get("reference")
+    return HandoutInput(
+        client_id=str(fields["id"]),
+        serial=str(fields["serial"]),
+        count=int(fields["count"]),
+        days=Decimal(str(fields["days"])),
+        amount=Decimal(str(fields["amount"])),
+        currency=str(fields["currency"]),
+        handed_out_at=parse_time(str(fields["handed_out_at"]), "handed_out_at"),
+        reference=None if reference is None else str(reference),
+    )
 
 
 def days_text(days: Decimal) -> str:
@@ -533,12 +552,7 @@ def fetch_book(
     a dead step keeps none.  Audited at every fetch.
     """
     require(actor, "books.fetch")
-    book = _book_for(session, actor, book_id, lock=True)
-    copy = _tokens_out(session, keyring, book, now)
-    first = _mark_fetched(book, now)
-    copy["book"]["fetched_at"] = iso(book.fetched_at)
-    audit(session, actor, "book.fetch", f"book:{book.id}", now, first=first)
-    return copy
+    return _hand_over(session, actor, keyring, book_id, now, "book.fetch")
 
 
 def print_book(
@@ -551,11 +565,24 @@ def print_book(
     it asks for a decision) and the print is audited (`book.print`).
     """
     require(actor, "books.manage")
+    return _hand_over(session, actor, keyring, book_id, now, "book.print")
+
+
+def _hand_over(
+    session: Session,
+    actor: Actor,
+    keyring: Keyring,
+    book_id: int,
+    now: dt.datetime,
+    action: str,
+) -> dict[str, Any]:
+    """The book's tokens as they leave the server (a fetch or a print): the book is marked
+    fetched, which its close rule depends on, and the hand-over is audited as `action`."""
     book = _book_for(session, actor, book_id, lock=True)
     copy = _tokens_out(session, keyring, book, now)
     first = _mark_fetched(book, now)
     copy["book"]["fetched_at"] = iso(book.fetched_at)
-    audit(session, actor, "book.print", f"book:{book.id}", now, first=first)
+    audit(session, actor, action, f"book:{book.id}", now, first=first)
     return copy
 
 
