@@ -94,6 +94,19 @@ def chromium_problem() -> str | None:
     return None
 
 
+def require_chromium() -> None:
+    """Skip the calling test when the browser cannot run here, or fail it under
+    PAYGKIT_REQUIRE_BROWSER=1 (as make test sets it)."""
+    import pytest
+
+    problem = chromium_problem()
+    if problem is None:
+        return
+    if os.environ.get("PAYGKIT_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"PAYGKIT_REQUIRE_BROWSER=1 but the browser tests cannot run: {problem}")
+    pytest.skip(f"{problem} (set PAYGKIT_REQUIRE_BROWSER=1 to fail)")
+
+
 @contextmanager
 def chromium(**context_options: Any) -> Iterator[Any]:
     """A Playwright browser context of the system's headless Chromium, with a fresh profile."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from paygkit.server.models import ApiKey, AuditEntry, BookHandout
 from paygkit.server.processes import start_server_processes, stop_server_processes
 from paygkit.server.services import access, books, devices
 from paygkit.server.services.common import utc_now
-from tests.console.live import chromium, chromium_problem
+from tests.console.live import chromium, require_chromium
 from tests.server.conftest import KEY, STARTING_CODE, make_keys, simulated_device
 
 SERIAL = "TEST220000001"
@@ -56,11 +55,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    problem = chromium_problem()
-    if problem is not None:
-        if os.environ.get("PAYGKIT_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"PAYGKIT_REQUIRE_BROWSER=1 but the browser tests cannot run: {problem}")
-        pytest.skip(f"{problem} (set PAYGKIT_REQUIRE_BROWSER=1 to fail)")
+    require_chromium()
     url = f"sqlite:///{tmp_path_factory.mktemp('agent') / 'paygkit.db'}"
     db = Database(url)
     db.migrate()

@@ -10,7 +10,8 @@ fresh device or store, as a restart would.
 
 from __future__ import annotations
 
-from paygkit.device.ports import Memory
+from paygkit.device.clocks import RecordingFeedback
+from paygkit.device.ports import Feedback, FeedbackKind, Memory
 
 
 class PowerCut(Exception):  # noqa: N818 - the name the device tests share
@@ -51,3 +52,19 @@ class PowerCutMemory:
                 )
             self.inner.write(offset + index, bytes([byte]))
             self.bytes_written += 1
+
+
+class CutAtFeedback(RecordingFeedback):
+    """Feedback that loses power instead of giving its `after`-th token signal (key echoes
+    aside): the cut falls between the save and the LED."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+
+    def emit(self, feedback: Feedback) -> None:
+        if feedback.kind is not FeedbackKind.KEY_PRESS:
+            if self.after == 0:
+                raise PowerCut("power cut before the feedback")
+            self.after -= 1
+        super().emit(feedback)

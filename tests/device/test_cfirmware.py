@@ -49,7 +49,7 @@ from paygkit.device.state import (
 )
 from paygkit.device.storage import SLOT_SIZE, StateStore, StorageError
 from paygkit.token import DecodeWindows, DeviceParams, TokenType, generate
-from tests.device.powercut import PowerCut, PowerCutMemory
+from tests.device.powercut import CutAtFeedback, PowerCut, PowerCutMemory
 from tests.device.test_transports import SerialClient, _env, _paygkit, _read_line_from
 
 pytestmark = [
@@ -348,21 +348,6 @@ def provisioned_image() -> bytes:
     return memory.data
 
 
-class CutAtSignal(RecordingFeedback):
-    """Loses power instead of giving its `after`-th signal (key echoes aside)."""
-
-    def __init__(self, after: int) -> None:
-        super().__init__()
-        self.after = after
-
-    def emit(self, feedback: Feedback) -> None:
-        if feedback.kind is not FeedbackKind.KEY_PRESS:
-            if self.after == 0:
-                raise PowerCut("power cut before the signal")
-            self.after -= 1
-        super().emit(feedback)
-
-
 def cut_run(
     firmware: type[Firmware] | type[CFirmware],
     image: bytes,
@@ -371,7 +356,7 @@ def cut_run(
 ) -> tuple[tuple[str, Any], list[Feedback], bytes, int]:
     raw = RamMemory(data=image)
     clock, ticks = ManualClock(T0), ManualTicks()
-    feedback = RecordingFeedback() if signal_cut is None else CutAtSignal(signal_cut)
+    feedback = RecordingFeedback() if signal_cut is None else CutAtFeedback(signal_cut)
     memory = raw if budget is None else PowerCutMemory(raw, budget)
     device = firmware(clock=clock, ticks=ticks, memory=memory, feedback=feedback)
     done = outcome_of(lambda: scripted_run(device, clock, ticks))

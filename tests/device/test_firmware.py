@@ -58,7 +58,7 @@ from paygkit.device.storage import (
     decode_record,
 )
 from paygkit.token import DeviceParams, TokenType, decode, default_backend, generate
-from tests.device.powercut import PowerCut, PowerCutMemory
+from tests.device.powercut import CutAtFeedback, PowerCut, PowerCutMemory
 from tests.device.test_storage import v1_record
 
 KEY_HEX = "bc41ec9530f6dac86b1a29ab82edc5fb"
@@ -1430,22 +1430,6 @@ def _power_cut_script() -> tuple[bytes, list[str], list[tuple[object, ...]]]:
         assert rig.enter(token).kind in (OutcomeKind.APPLIED, OutcomeKind.INVALID)
         expected.append(_fingerprint(rig.status))
     return image, tokens, expected
-
-
-class CutAtFeedback(RecordingFeedback):
-    """Feedback that loses power instead of giving its `after`-th token signal:
-    the cut falls between the save and the LED."""
-
-    def __init__(self, after: int) -> None:
-        super().__init__()
-        self.after = after
-
-    def emit(self, feedback: Feedback) -> None:
-        if feedback.kind is not FeedbackKind.KEY_PRESS:
-            if self.after == 0:
-                raise PowerCut("power cut before the feedback")
-            self.after -= 1
-        super().emit(feedback)
 
 
 def test_power_cut_after_every_byte_write_loses_no_token_and_applies_none_twice() -> None:
