@@ -56,11 +56,11 @@ from paygkit.token import (
     ParameterError,
     TokenFormatError,
     decode,
-    generate,
     parse_key,
     typed_digits,
 )
 from paygkit.token import TokenType as CoreTokenType
+from paygkit.token.coding import generate_units
 
 __all__ = [
     "OpenPAYGOTokenDecoder",
@@ -95,10 +95,8 @@ _FROM_CORE = {core: compat for compat, core in _TO_CORE.items()} | {
     CoreTokenType.ALREADY_USED: TokenType.ALREADY_USED,
 }
 
-# The usual token_type arguments: the numbers as ints or as members.
-_TYPE_NUMBERS = (int, TokenType)
-# Keyed by both: a member hashes as its name, not as its number.
-_USUAL_TYPES = {int(compat): core for compat, core in _TO_CORE.items()} | _TO_CORE
+# The usual token_type arguments by their numbers (members are looked up by their value).
+_CORE_BY_NUMBER = {int(compat): core for compat, core in _TO_CORE.items()}
 _VALUE_TYPES = (CoreTokenType.ADD_TIME, CoreTokenType.SET_TIME)
 
 DecodedValue = int | float | None
@@ -230,7 +228,9 @@ def generate_token(
     Add/Set Time carry ``round(value * value_divider)`` units (0..995, or
     0..999 999 for an extended token, except 998 and 999).
     """
-    core_type = _USUAL_TYPES.get(token_type) if type(token_type) in _TYPE_NUMBERS else None
+    # A member's hash is a Python call (it hashes its name): look up its number instead.
+    given = type(token_type)
+    core_type = _CORE_BY_NUMBER.get(int(token_type)) if given is int or given is TokenType else None
     units: int | None
     if (
         core_type is not None
@@ -254,13 +254,7 @@ def generate_token(
         )
     else:
         device = _device(secret_key, starting_code, restricted_digit_set)
-    made = generate(
-        device,
-        count=count,
-        token_type=core_type,
-        units=units,
-        extended=extended_token,
-    )
+    made = generate_units(device, count, core_type, units, extended_token)
     return made.count, made.digits
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from array import array
 from decimal import Decimal
@@ -97,6 +98,21 @@ def test_c_batch_equals_python_batch(threads: int) -> None:
     assert [type(token.units) for token in made] == [
         type(token.units) for token in generate_batch(requests, backend=PythonBackend())
     ]
+
+
+@needs_c
+def test_c_tokens_are_left_to_reference_counting() -> None:
+    # A token holds only ints, bools, None, a string and a TokenType member, so it can
+    # never be in a cycle: the C code keeps it out of the cycle collector, which walked
+    # a batch's tokens over and over (a third of the batch's time at count 50).
+    rng = random.Random(8)
+    requests = [TokenRequest(device(rng), 50, days=rng.randint(1, 995)) for _ in range(300)]
+    made = generate_batch(requests, backend=COMPILED)
+    one = generate(requests[0].device, count=50, days=requests[0].days, backend=COMPILED)
+    assert not any(gc.is_tracked(token) for token in [*made, one])
+    assert made == generate_batch(requests, backend=PythonBackend())
+    assert one == made[0]
+    assert hash(one) == hash(made[0])
 
 
 @needs_c

@@ -133,8 +133,13 @@ def generate(
         # and goes through the checks below, which raise the usual errors.
         made = chain.generate_one(
             device,
-            (count, token_type, days, units, extended),
-            (DeviceParams, GeneratedToken),
+            count,
+            token_type,
+            days,
+            units,
+            extended,
+            DeviceParams,
+            GeneratedToken,
             _GENERATED_TYPES,
         )
         if made is not None:
@@ -147,6 +152,27 @@ def generate(
     if new_count > MAX_COUNT:
         raise ParameterError(f"count {count} is too high to issue another token")
     return _make(device, token_type, value, new_count, extended, chain)
+
+
+def generate_units(
+    device: DeviceParams, count: int, token_type: TokenType, units: int | None, extended: bool
+) -> GeneratedToken:
+    """generate() with the value in units, its arguments in order, on the default backend.
+
+    For wrappers that resolve their own arguments first (paygkit.compat): the
+    keyword call of generate() cost half again a token at low counts.
+    """
+    chain = default_backend()
+    if isinstance(chain, CBackend):
+        made = chain.generate_one(
+            device, count, token_type, None, units, extended,
+            DeviceParams, GeneratedToken, _GENERATED_TYPES,
+        )  # fmt: skip
+        if made is not None:
+            return made
+    return generate(
+        device, count=count, token_type=token_type, units=units, extended=extended, backend=chain
+    )
 
 
 def reset_token(device: DeviceParams, *, backend: ChainBackend | None = None) -> GeneratedToken:
