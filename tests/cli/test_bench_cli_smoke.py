@@ -27,3 +27,4 @@ def test_quick_cli_benchmark_reports_each_case_against_its_reference(tmp_path: P
         assert case["cpu_ms"] >= 0
         assert case["reference_cpu_ms"] >= 0
     assert data["minimal_typer_help"]["cpu_ms"] >= 0
+    assert data["minimal_typer_command"]["cpu_ms"] >= 0
