@@ -5,6 +5,7 @@
  *
  *   split HEX          feed the bytes to a fresh line splitter
  *                      -> each line as HEX ("=" if empty) or "!" (too long), then ";CUTTING"
+ *                      (1 inside a line too long, before its end)
  *   parse SIM HEX      parse one line -> the command in the form test_c_wire.py writes
  *                      (CLOCK shows the RTC it would set, from an RTC of CLOCK_NOW)
  *   status|result|event|hello|readback|setup|clock|config|power|ok|help ...
@@ -102,7 +103,8 @@ static void do_split(void)
             printf("! ");
         }
     }
-    printf(";%d\n", splitter.cutting);
+    /* Cutting: inside a line too long, before its end. */
+    printf(";%d\n", !splitter.done && splitter.length > PGK_WIRE_LINE_MAX);
 }
 
 static void print_parse(char *line, long length, int simulator)
@@ -271,10 +273,22 @@ static int do_format(const char *what)
                            (uint8_t)number(4));
         return 1;
     } else if (strcmp(what, "setup") == 0 && word_count == 6) {
-        /* setup DIVIDER RESTRICTED TESTHEX COUNT CRLF */
+        /* setup DIVIDER RESTRICTED TESTHEX COUNT CRLF: the line reads them from
+         * a state, the test code packed as the state keeps it. */
+        pgk_state state;
         long test_length = unhex(words[3]);
-        pgk_wire_setup_line(&out, (uint8_t)number(1), (uint8_t)number(2), words[3],
-                            (uint8_t)test_length, (uint32_t)number(4));
+        if (test_length < 0 || test_length > 2 * (long)sizeof state.test_code) {
+            return 0;
+        }
+        memset(&state, 0, sizeof state);
+        state.time_divider = (uint8_t)number(1);
+        state.flags = number(2) ? PGK_FLAG_RESTRICTED_DIGITS : 0;
+        state.test_code_length = (uint8_t)test_length;
+        for (long i = 0; i < test_length; i++) {
+            state.test_code[i / 2] |= (uint8_t)((words[3][i] - '0') << ((i & 1) ? 0 : 4));
+        }
+        state.last_count = (uint32_t)number(4);
+        pgk_wire_setup_line(&out, &state);
         crlf = (uint8_t)number(5);
     } else if (strcmp(what, "clock") == 0 && word_count == 4) {
         pgk_wire_clock_line(&out, number(1), number(2));

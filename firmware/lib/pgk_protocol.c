@@ -274,6 +274,17 @@ static const uint8_t leds[9][2] = {
 };
 #endif
 
+/* The signals given so far belong to no answer any more.  Without a queue
+ * there is nothing to forget. */
+static void forget_events(pgk_protocol *p)
+{
+#if PGK_PROTOCOL_KEEPS_EVENTS
+    p->event_n = 0;
+#else
+    (void)p;
+#endif
+}
+
 /* The EVENT lines of the signals given so far; they are then forgotten. */
 static void events(pgk_protocol *p)
 {
@@ -297,19 +308,25 @@ static void events(pgk_protocol *p)
         end_line(p);
     }
 #endif
-    p->event_n = 0;
+    forget_events(p);
 }
 
 /* ---- answer lines ------------------------------------------------------------------ */
 
 static void error(pgk_protocol *p, uint8_t code, uint8_t message, uint32_t number)
 {
+#if PGK_PROTOCOL_MESSAGES
     pgk_error e;
     pgk_fill(&e, 0, sizeof e);
     e.code = code;
     e.message = message;
     e.number = number;
     pgk_wire_error(&p->out, &e);
+#else
+    (void)message;
+    (void)number;
+    pgk_wire_word(&p->out, PGK_WORD_ERR, code);
+#endif
     end_line(p);
 }
 
@@ -318,11 +335,13 @@ static void storage_error(pgk_protocol *p)
     error(p, PGK_ERR_STORAGE, PGK_MSG_STORAGE, (uint32_t)-p->firmware->storage_error);
 }
 
+#if PGK_WITH_SIM_CONTROLS
 static void ok(pgk_protocol *p, uint8_t kind)
 {
     pgk_wire_ok(&p->out, kind);
     end_line(p);
 }
+#endif
 
 static uint8_t powered(const pgk_protocol *p)
 {
@@ -351,9 +370,8 @@ static const char *shown_serial(const pgk_protocol *p, uint8_t *length)
     }
     for (i = 0; i < 32; i++) {
         char c = s->serial[i];
-        uint8_t nibble = (uint8_t)((s->key[i / 2] >> ((i & 1) ? 0 : 4)) & 15u);
         c = (char)(c >= 'a' ? c - 32 : c);
-        if (c != "0123456789ABCDEF"[nibble]) {
+        if (c != pgk_wire_hex_digit(s->key, i)) {
             return s->serial;
         }
     }
@@ -404,14 +422,17 @@ static uint8_t result(pgk_protocol *p, pgk_wire_result *r)
         r->fields &= (uint16_t)~PGK_RESULT_UNITS;
     }
     pgk_wire_result_line(&p->out, r);
+#if PGK_PROTOCOL_TEXTS
     /* The outcome's text is the one its own signal showed, the last given. */
     pgk_out_text_begin(&p->out);
-#if PGK_PROTOCOL_TEXTS
     if (p->event_n) {
         signal_text(p, &p->events[p->event_n - 1]);
     }
-#endif
     pgk_out_text_end(&p->out);
+#else
+    /* Without the texts every text is empty: one string, no quoting. */
+    pgk_out_str(&p->out, " text=\"\"");
+#endif
     end_line(p);
     events(p);
     return 1;
@@ -419,7 +440,9 @@ static uint8_t result(pgk_protocol *p, pgk_wire_result *r)
 
 /* ---- commands -------------------------------------------------------------------- */
 
-static void setup(pgk_protocol *p, const pgk_command *c)
+/* The handlers answer 1 when the command's OK line follows, 0 after an ERR line. */
+
+static uint8_t setup(pgk_protocol *p, const pgk_command *c)
 {
     const pgk_state *s = &p->firmware->state;
     uint8_t length;
@@ -437,19 +460,19 @@ static void setup(pgk_protocol *p, const pgk_command *c)
         /* The message, which shows the stored serial, is left out. */
         error(p, PGK_ERR_ALREADY_PROVISIONED, PGK_MSG_ALREADY_PROVISIONED, 0);
 #endif
-        return;
+        return 0;
     }
     code = (uint8_t)pgk_firmware_provision(p->firmware, &c->u.setup);
     if (code == PGK_PROVISION_STORAGE_ERROR) {
         storage_error(p);
-        return;
+        return 0;
     }
     if (code != PGK_PROVISION_OK) {
         /* Parsing let through only what a test code on a restricted keypad can break. */
         error(p, PGK_ERR_BAD_ARGUMENT,
               code == PGK_PROVISION_BAD_TEST_CODE ? PGK_MSG_TEST_CODE_KEYS : PGK_MSG_INTERNAL,
               c->u.setup.restricted_digits);
-        return;
+        return 0;
     }
     /* Read back what the memory holds now, not what was sent: that is the check. */
     {
@@ -457,20 +480,13 @@ static void setup(pgk_protocol *p, const pgk_command *c)
         pgk_wire_read_back(&p->out, serial, length, s->starting_code, s->key, p->crlf);
     }
     if (!c->form) {
-        char test[PGK_TEST_CODE_MAX_DIGITS];
-        unsigned i;
-        for (i = 0; i < s->test_code_length; i++) {
-            test[i] = (char)('0' + ((s->test_code[i / 2] >> ((i & 1) ? 0 : 4)) & 15u));
-        }
-        pgk_wire_setup_line(&p->out, s->time_divider,
-                            (s->flags & PGK_FLAG_RESTRICTED_DIGITS) != 0, test,
-                            s->test_code_length, s->last_count);
+        pgk_wire_setup_line(&p->out, s);
         end_line(p);
     }
-    ok(p, PGK_CMD_SETUP);
+    return 1;
 }
 
-static void keys(pgk_protocol *p, const pgk_command *c)
+static uint8_t keys(pgk_protocol *p, const pgk_command *c)
 {
     pgk_firmware *f = p->firmware;
     unsigned i;
@@ -488,7 +504,7 @@ static void keys(pgk_protocol *p, const pgk_command *c)
         switch (pgk_firmware_press(f, key, &r.outcome)) {
         case PGK_PRESS_TOKEN:
             if (!result(p, &r)) {
-                return;
+                return 0;
             }
             break;
         case PGK_PRESS_STATUS:
@@ -499,22 +515,16 @@ static void keys(pgk_protocol *p, const pgk_command *c)
             break;
         }
     }
-    pgk_wire_ok(&p->out, PGK_CMD_KEYS);
-    pgk_out_word_field(&p->out, "typing", f->typing, f->typing_started ? f->typing_length : 0);
-    end_line(p);
+    return 1;
 }
 
-static void token(pgk_protocol *p, char *text, uint16_t length)
+static uint8_t token(pgk_protocol *p, char *text, uint16_t length, uint8_t grouped)
 {
     pgk_wire_result r;
     unsigned i;
     unsigned n = 0;
-    uint8_t grouped = is_digit(text[0]) && is_digit(text[length - 1]);
     /* Digits in groups split by single spaces or dashes reach the device as
      * digits (typed_digits); anything else as typed, which it takes for MALFORMED. */
-    for (i = 1; grouped && i < length; i++) {
-        grouped = is_digit(text[i]) || ((text[i] == ' ' || text[i] == '-') && is_digit(text[i - 1]));
-    }
     if (grouped) {
         for (i = 0; i < length; i++) {
             if (is_digit(text[i])) {
@@ -531,9 +541,7 @@ static void token(pgk_protocol *p, char *text, uint16_t length)
     p->token_length = (uint8_t)length;
 #endif
     pgk_firmware_enter_token(p->firmware, text, (uint8_t)length, &r.outcome);
-    if (result(p, &r)) {
-        ok(p, PGK_CMD_TOKEN);
-    }
+    return result(p, &r);
 }
 
 #if PGK_WITH_SIM_CONTROLS
@@ -637,7 +645,7 @@ static void answer(pgk_protocol *p, char *line, uint16_t length)
         return;
     }
     /* Signals from before this command belong to no answer. */
-    p->event_n = 0;
+    forget_events(p);
     if (kind == PGK_CMD_ERROR) {
         pgk_wire_error(&p->out, &c.u.error);
         end_line(p);
@@ -651,9 +659,16 @@ static void answer(pgk_protocol *p, char *line, uint16_t length)
     }
     switch (kind) {
     case PGK_CMD_HELLO:
-        pgk_wire_hello_line(&p->out, PGK_PROTOCOL_MODEL, PGK_PROTOCOL_FIRMWARE,
-                            PGK_WITH_SIM_CONTROLS, powered(p),
+#if PGK_WITH_SIM_CONTROLS
+        pgk_wire_hello_line(&p->out, PGK_PROTOCOL_MODEL, PGK_PROTOCOL_FIRMWARE, 1, powered(p),
                             powered(p) ? provisioned(p) : 2);
+#else
+        /* A device is always on: only the last word changes. */
+        pgk_out_str(&p->out, "HELLO protocol=1 model=" PGK_PROTOCOL_MODEL
+                             " firmware=" PGK_PROTOCOL_FIRMWARE
+                             " simulator=0 power=on provisioned=");
+        pgk_out_char(&p->out, (char)('0' + provisioned(p)));
+#endif
         end_line(p);
         break;
     case PGK_CMD_HELP:
@@ -665,21 +680,26 @@ static void answer(pgk_protocol *p, char *line, uint16_t length)
         }
 #else
         for (i = PGK_CMD_HELLO; i <= PGK_CMD_QUIT; i++) {
-            pgk_out_str(&p->out, "HELP ");
-            pgk_out_str(&p->out, pgk_wire_command_name(i));
+            pgk_wire_word(&p->out, PGK_WORD_HELP, (uint8_t)i);
             end_line(p);
         }
 #endif
         break;
     case PGK_CMD_SETUP:
-        setup(p, &c);
-        return;
+        if (!setup(p, &c)) {
+            return;
+        }
+        break;
     case PGK_CMD_KEYS:
-        keys(p, &c);
-        return;
+        if (!keys(p, &c)) {
+            return;
+        }
+        break;
     case PGK_CMD_TOKEN:
-        token(p, (char *)c.u.keys.text, c.u.keys.length);
-        return;
+        if (!token(p, (char *)c.u.keys.text, c.u.keys.length, c.form)) {
+            return;
+        }
+        break;
     case PGK_CMD_STATUS:
         status_line(p);
         break;
@@ -692,7 +712,12 @@ static void answer(pgk_protocol *p, char *line, uint16_t length)
 #endif
         return;
     }
-    ok(p, kind);
+    pgk_wire_ok(&p->out, kind);
+    if (kind == PGK_CMD_KEYS) {
+        const pgk_firmware *f = p->firmware;
+        pgk_out_word_field(&p->out, "typing", f->typing, f->typing_started ? f->typing_length : 0);
+    }
+    end_line(p);
 }
 
 void pgk_protocol_receive(pgk_protocol *p, uint8_t byte)
@@ -701,7 +726,7 @@ void pgk_protocol_receive(pgk_protocol *p, uint8_t byte)
 #if !PGK_PROTOCOL_OUT_BUFFER
     /* Answers are written only from here, and each line end flushes them:
      * the bytes after the line are free until the next byte is fed.  A cut
-     * line has length 0. */
+     * line's length is past the buffer. */
     uint16_t used = p->splitter.length;
     p->out.buffer = &p->spare;
     p->out.size = 1;
@@ -713,7 +738,7 @@ void pgk_protocol_receive(pgk_protocol *p, uint8_t byte)
     if (event == PGK_LINE_READY) {
         answer(p, p->splitter.line, p->splitter.length);
     } else if (event == PGK_LINE_TOO_LONG) {
-        p->event_n = 0;
+        forget_events(p);
         error(p, PGK_ERR_LINE_TOO_LONG, PGK_MSG_TOO_LONG, 0);
     }
 }

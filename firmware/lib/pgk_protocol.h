@@ -67,20 +67,23 @@ typedef struct {
     uint8_t detail;
 } pgk_protocol_event;
 
+/* Ordered for size: the Cortex-M0 reaches the small fields in one instruction
+ * only below the line buffer, and &out is the struct's own address. */
 typedef struct {
-    pgk_firmware *firmware;
-    pgk_line_splitter splitter;
     pgk_out out;
+    pgk_firmware *firmware;
     /* 1: lines end with CRLF (a serial link); 0: LF (stdin/stdout). */
     uint8_t crlf;
     /* QUIT was answered; the product may end the connection.  Bytes keep
      * being read (a serial line has no end), as paygkit's pty server does. */
     uint8_t quit;
+#if PGK_PROTOCOL_KEEPS_EVENTS
     uint8_t event_n;
+#endif
 #if PGK_PROTOCOL_TEXTS
     /* The token whose MALFORMED text is being written (its reason is in the text). */
-    const char *token;
     uint8_t token_length;
+    const char *token;
     char typed[PGK_MAX_TYPED_DIGITS];
 #endif
 #if PGK_PROTOCOL_KEEPS_EVENTS
@@ -95,6 +98,7 @@ typedef struct {
 #else
     char spare; /* the answer's byte when the line fills the line buffer */
 #endif
+    pgk_line_splitter splitter;
 } pgk_protocol;
 
 /* Set up the protocol for a device already powered on with `config`. */

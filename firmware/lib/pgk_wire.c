@@ -16,12 +16,10 @@ pgk_line_event pgk_line_feed(pgk_line_splitter *s, uint8_t byte)
         s->length = 0;
     }
     if (byte == '\n' || byte == '\r') {
-        uint8_t cut = s->cutting;
-        s->cutting = 0;
         s->done = 1;
-        return cut ? PGK_LINE_TOO_LONG : PGK_LINE_READY;
+        return s->length > PGK_WIRE_LINE_MAX ? PGK_LINE_TOO_LONG : PGK_LINE_READY;
     }
-    if (s->cutting) {
+    if (s->length > PGK_WIRE_LINE_MAX) {
         return PGK_LINE_PENDING;
     }
     if (byte == 0x08 || byte == 0x7f) {
@@ -30,38 +28,33 @@ pgk_line_event pgk_line_feed(pgk_line_splitter *s, uint8_t byte)
         }
         return PGK_LINE_PENDING;
     }
-    if (s->length == PGK_WIRE_LINE_MAX) {
-        /* paygkit appends the byte, sees the limit passed and drops the line. */
-        s->cutting = 1;
-        s->length = 0;
-        return PGK_LINE_PENDING;
+    /* One byte past the limit, paygkit sees it passed and drops the line:
+     * the length past the limit says so until the line's end. */
+    if (s->length < PGK_WIRE_LINE_MAX) {
+        s->line[s->length] = (char)byte;
     }
-    s->line[s->length++] = (char)byte;
+    s->length++;
     return PGK_LINE_PENDING;
 }
 
 /* ---- small text helpers -------------------------------------------------------- */
 
-static char upper(char c)
-{
-    return (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
-}
-
+#if PGK_WITH_SIM_CONTROLS || PGK_PROTOCOL_MESSAGES
 static char lower(char c)
 {
     return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
+#endif
 
 static uint8_t is_digit(char c)
 {
-    return c >= '0' && c <= '9';
+    return (uint8_t)(c - '0') < 10u;
 }
 
 #if PGK_PROTOCOL_MESSAGES
 static uint8_t is_letter(char c)
 {
-    c = upper(c);
-    return c >= 'A' && c <= 'Z';
+    return (uint8_t)((c | 0x20) - 'a') < 26u;
 }
 #endif
 
@@ -70,51 +63,14 @@ static int hex_value(char c)
     if (is_digit(c)) {
         return c - '0';
     }
-    c = upper(c);
-    return (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
-}
-
-/* `text` equals the NUL-terminated `word` ignoring case (word in lower case). */
-static uint8_t same_word(const char *text, size_t length, const char *word)
-{
-    size_t i = 0;
-    for (; i < length; i++) {
-        if (word[i] == 0 || lower(text[i]) != word[i]) {
-            return 0;
-        }
-    }
-    return word[i] == 0;
-}
-
-/* True when all `length` characters are digits and there are min..max of them. */
-static uint8_t digits_only(const char *text, size_t length, size_t min, size_t max)
-{
-    if (length < min || length > max) {
-        return 0;
-    }
-    while (length--) {
-        if (!is_digit(*text++)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* The value of 1-12 digits, saturating (callers check the range, and every
- * range here is below the saturation). */
-static uint32_t number_value(const char *text, size_t length)
-{
-    uint32_t value = 0;
-    while (length--) {
-        value = value > 429496728u ? 0xffffffffu : value * 10u + (uint32_t)(*text++ - '0');
-    }
-    return value;
+    c = (char)(c | 0x20);
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
 }
 
 /* memset's uses without the C library: newlib's is unrolled for speed (about
  * 170 bytes on a Cortex-M0) and links only if called.  The volatile store
  * keeps GCC from turning the loop back into a call. */
-static void zero(void *to, size_t length)
+NOINLINE static void zero(void *to, size_t length)
 {
     uint8_t *out = to;
     while (length--) {
@@ -122,7 +78,8 @@ static void zero(void *to, size_t length)
     }
 }
 
-/* memchr and strlen's uses without the C library. */
+#if PGK_PROTOCOL_MESSAGES || PGK_WITH_SIM_CONTROLS
+/* memchr's uses without the C library. */
 static const char *find(const char *text, size_t length, char c)
 {
     for (; length; length--, text++) {
@@ -132,6 +89,7 @@ static const char *find(const char *text, size_t length, char c)
     }
     return NULL;
 }
+#endif
 
 /* The string after the next NUL (a loop GCC does not turn back into strlen). */
 static const char *next_string(const char *text)
@@ -140,11 +98,6 @@ static const char *next_string(const char *text)
     }
     return text;
 }
-
-/* ---- command words ------------------------------------------------------------- */
-
-static const char command_names[] =
-    "\0\0HELLO\0HELP\0SETUP\0KEYS\0TOKEN\0STATUS\0ADVANCE\0CLOCK\0CONFIG\0POWER\0RESET\0WIPE\0QUIT\0";
 
 /* The n-th NUL-separated string of a table. */
 static const char *nth(const char *table, unsigned n)
@@ -155,14 +108,83 @@ static const char *nth(const char *table, unsigned n)
     return table;
 }
 
+/* Which word of a NUL-separated table (ended by an empty one) `text` is,
+ * ignoring case, or -1.  Table words hold letters, digits and '_' (and
+ * spaces, which no word of a line holds), a line no control character:
+ * setting bit 5 on both sides then folds case and nothing else. */
+static int lookup(const char *table, const char *text, size_t length)
+{
+    int index = 0;
+    for (; *table; index++, table = next_string(table)) {
+        size_t i = 0;
+        while (i < length && table[i] && (table[i] | 0x20) == (text[i] | 0x20)) {
+            i++;
+        }
+        if (i == length && table[i] == 0) {
+            return index;
+        }
+    }
+    return -1;
+}
+
+/* 1 when the span is min..max digits; *value their number, saturating (every
+ * range checked here is below the saturation). */
+static uint8_t read_digits(const char *text, size_t length, size_t min, size_t max,
+                           uint32_t *value)
+{
+    uint32_t number = 0;
+    if (length < min || length > max) {
+        return 0;
+    }
+    while (length--) {
+        char c = *text++;
+        if (!is_digit(c)) {
+            return 0;
+        }
+        number = number > 429496728u ? 0xffffffffu : number * 10u + (uint32_t)(c - '0');
+    }
+    *value = number;
+    return 1;
+}
+
+/* ---- command words ------------------------------------------------------------- */
+
+/* BLANK and ERROR have no word; the table ends with an empty word for lookup(). */
+static const char command_names[] =
+    "\0\0HELLO\0HELP\0SETUP\0KEYS\0TOKEN\0STATUS\0ADVANCE\0CLOCK\0CONFIG\0POWER\0RESET\0WIPE\0QUIT\0";
+
 const char *pgk_wire_command_name(uint8_t kind)
 {
     return nth(command_names, kind);
 }
 
-static const char argument_names[] =
-    "serial\0code\0key\0divider\0restricted\0test\0count\0waiting\0tamper\0keypad_timeout\0"
-    "the RTC time\0";
+/* The argument names (pgk_argument's order; the simulator's only where a
+ * line can show or take them), then the other names of answer fields: one
+ * pool, so that a name in both, or in several lines, is stored once. */
+static const char name_pool[] = "serial\0code\0key\0divider\0restricted\0test\0count\0"
+#if PGK_WITH_SIM_CONTROLS
+                            "waiting\0tamper\0keypad_timeout\0the RTC time\0"
+#endif
+                            "provisioned\0now\0active\0payg\0seconds_left\0active_until\0"
+                            "used\0invalid\0blocked\0tamper\0typing\0type\0units\0wait\0";
+
+/* Indexes in name_pool of the answer fields' names that are not arguments. */
+enum {
+    NAME_PROVISIONED = PGK_WITH_SIM_CONTROLS ? PGK_ARG_RTC + 1 : PGK_ARG_COUNT + 1,
+    NAME_NOW,
+    NAME_ACTIVE,
+    NAME_PAYG,
+    NAME_SECONDS_LEFT,
+    NAME_ACTIVE_UNTIL,
+    NAME_USED,
+    NAME_INVALID,
+    NAME_BLOCKED,
+    NAME_TAMPER,
+    NAME_TYPING,
+    NAME_TYPE,
+    NAME_UNITS,
+    NAME_WAIT
+};
 
 #define SETUP_ARGUMENTS 7u
 #define CONFIG_ARGUMENTS 3u
@@ -177,24 +199,33 @@ static const char argument_names[] =
 #define ERROR_DETAIL(command, field, value) ((void)(command), (void)(value))
 #endif
 
-/* Out of line, and bad() inlined into its callers as a tail call to it: 38
- * bytes less in the product build than GCC's choice the other way round. */
+/* Out of line: every refusal is then a call of a few bytes. */
 NOINLINE static pgk_command_kind refuse(pgk_command *command, uint8_t code, uint8_t message)
 {
     pgk_error *error = &command->u.error;
     uint8_t kind = command->kind;
     zero(error, sizeof *error);
     error->code = code;
-    error->message = message;
-    error->command = kind;
+    ERROR_DETAIL(command, message, message);
+    ERROR_DETAIL(command, command, kind);
     command->kind = PGK_CMD_ERROR;
     return PGK_CMD_ERROR;
 }
 
+#if PGK_PROTOCOL_MESSAGES
 static INLINE pgk_command_kind bad(pgk_command *command, uint8_t message)
 {
     return refuse(command, PGK_ERR_BAD_ARGUMENT, message);
 }
+#else
+/* Every refusal of an argument is the same line without the messages: one
+ * call of one argument each (GCC drops the unused one). */
+NOINLINE static pgk_command_kind bad(pgk_command *command, uint8_t message)
+{
+    (void)message;
+    return refuse(command, PGK_ERR_BAD_ARGUMENT, 0);
+}
+#endif
 
 static pgk_command_kind bad_argument(pgk_command *command, uint8_t message, uint8_t argument)
 {
@@ -203,101 +234,86 @@ static pgk_command_kind bad_argument(pgk_command *command, uint8_t message, uint
     return PGK_CMD_ERROR;
 }
 
-/* ---- the words of a line ------------------------------------------------------- */
+/* ---- arguments ------------------------------------------------------------------ */
 
 typedef struct {
-    const char *text;
+    const char *text; /* NULL: not given */
     uint8_t length;
 } span;
 
-/* The next space-separated word at or after *at, or length 0 at the end. */
-static span next_word(const char **at, const char *end)
-{
-    const char *p = *at;
-    span word;
-    while (p < end && *p == ' ') {
-        p++;
-    }
-    word.text = p;
-    while (p < end && *p != ' ') {
-        p++;
-    }
-    word.length = (uint8_t)(p - word.text);
-    *at = p;
-    return word;
-}
-
-/* commands.read_arguments: name=value words of the arguments first..first+n-1. */
+/* commands.read_arguments: the name=value words from `at` (a word's start)
+ * to `end` (a word's end) into values[] of the arguments first..first+n-1. */
 static pgk_command_kind read_arguments(pgk_command *command, const char *at, const char *end,
                                        uint8_t first, uint8_t n, span *values)
 {
-    for (;;) {
-        span word = next_word(&at, end);
-        const char *equals;
-        uint8_t name_length;
-        unsigned i;
-        if (word.length == 0) {
-            return PGK_CMD_BLANK;
-        }
-        equals = find(word.text, word.length, '=');
-        name_length = equals ? (uint8_t)(equals - word.text) : 0;
-        if (name_length == 0) {
-            return bad(command, PGK_MSG_WORD_WITHOUT_EQUALS);
-        }
-        for (i = 0; i < n; i++) {
-            if (same_word(word.text, name_length, nth(argument_names, (uint8_t)(first + i)))) {
-                break;
+    const char *names = nth(name_pool, first);
+    while (at < end) {
+        const char *word = at;
+        const char *equals = NULL;
+        int i;
+        for (; at < end && *at != ' '; at++) {
+            if (*at == '=' && equals == NULL) {
+                equals = at;
             }
         }
-        if (i == n) {
+        if (equals == NULL || equals == word) {
+            return bad(command, PGK_MSG_WORD_WITHOUT_EQUALS);
+        }
+        i = lookup(names, word, (size_t)(equals - word));
+        if (i < 0 || i >= n) {
             bad(command, PGK_MSG_UNKNOWN_ARGUMENT);
-            ERROR_DETAIL(command, word, word.text);
-            ERROR_DETAIL(command, word_length, name_length);
+            ERROR_DETAIL(command, word, word);
+            ERROR_DETAIL(command, word_length, (uint8_t)(equals - word));
             return PGK_CMD_ERROR;
         }
         if (values[i].text) {
             return bad_argument(command, PGK_MSG_GIVEN_TWICE, (uint8_t)(first + i));
         }
-        if (name_length + 1 == word.length) {
+#if PGK_PROTOCOL_MESSAGES
+        /* Without the messages no check of its own: every argument's check
+         * refuses an empty value, with the same line. */
+        if (equals + 1 == at) {
             return bad_argument(command, PGK_MSG_NEEDS_VALUE, (uint8_t)(first + i));
         }
+#endif
         values[i].text = equals + 1;
-        values[i].length = (uint8_t)(word.length - name_length - 1);
+        values[i].length = (uint8_t)(at - equals - 1);
+        while (at < end && *at == ' ') {
+            at++;
+        }
     }
+    return PGK_CMD_BLANK;
 }
 
-/* commands.read_number; an absent value reads as `fallback`. */
-static uint8_t read_number(pgk_command *command, span value, uint32_t fallback, uint32_t low,
-                           uint32_t high, uint8_t argument, uint32_t *result)
+/* commands.read_number; an absent value leaves *result as it is (the default). */
+static uint8_t read_number(pgk_command *command, span value, uint32_t low, uint32_t high,
+                           uint8_t argument, uint32_t *result)
 {
-    uint32_t number = fallback;
+    uint32_t number;
     if (value.text) {
-        number = number_value(value.text, value.length);
-        if (!digits_only(value.text, value.length, 1, 12) || number < low || number > high) {
+        if (!read_digits(value.text, value.length, 1, 12, &number) || number < low ||
+            number > high) {
             bad_argument(command, PGK_MSG_NUMBER, argument);
             return 0;
         }
+        *result = number;
     }
-    *result = number;
     return 1;
 }
 
-/* commands.read_flag: 1/on/yes/true or 0/off/no/false, any case. */
+/* commands.read_flag: 1/on/yes/true or 0/off/no/false, any case; absent: as it is. */
 static uint8_t read_flag(pgk_command *command, span value, uint8_t argument, uint8_t *result)
 {
-    static const char words[] = "0\0off\0no\0false\0" "1\0on\0yes\0true\0";
-    unsigned i;
-    if (value.text == NULL) {
-        return 1;
-    }
-    for (i = 0; i < 8; i++) {
-        if (same_word(value.text, value.length, nth(words, i))) {
-            *result = i >= 4;
-            return 1;
+    int i;
+    if (value.text) {
+        i = lookup("0\0off\0no\0false\0" "1\0on\0yes\0true\0", value.text, value.length);
+        if (i < 0) {
+            bad_argument(command, PGK_MSG_FLAG, argument);
+            return 0;
         }
+        *result = i >= 4;
     }
-    bad_argument(command, PGK_MSG_FLAG, argument);
-    return 0;
+    return 1;
 }
 
 #if PGK_WITH_SIM_CONTROLS
@@ -322,10 +338,9 @@ static pgk_command_kind read_duration(pgk_command *command, const char *text, si
             length--;
         }
     }
-    if (!digits_only(text, length, 1, 12)) {
+    if (!read_digits(text, length, 1, 12, &number)) {
         return bad_argument(command, PGK_MSG_DURATION_FORM, owner);
     }
-    number = number_value(text, length);
     /* The limit is a whole number of every unit, so this is the product's test
      * without a product that could overflow. */
     if (number > limit) {
@@ -386,18 +401,44 @@ static pgk_command_kind read_key(pgk_command *command, span key)
     return PGK_CMD_SETUP;
 }
 
-/* The setup's defaults: divider 1, standard digits, no test code, count 1. */
-static void setup_defaults(pgk_command *command)
+/* SetupCommand.parse after its arguments are read, and parse_reference after
+ * its fields are split (values[]: serial, code, key and nothing else), which
+ * check the same in the same order.  The setup starts zeroed. */
+static pgk_command_kind read_setup(pgk_command *command, span *values, uint8_t reference)
 {
-    zero(&command->u.setup, sizeof command->u.setup);
-    command->u.setup.time_divider = 1;
-    command->u.setup.count = 1;
+    pgk_provisioning *setup = &command->u.setup;
+    span code = values[PGK_ARG_CODE];
+    span test = values[PGK_ARG_TEST];
+    uint32_t number;
+    if (!read_digits(code.text, code.length, reference ? 9u : 1u, 9, &setup->starting_code)) {
+        return bad(command, reference ? PGK_MSG_REFERENCE_CODE : PGK_MSG_CODE);
+    }
+    if (test.text && !read_digits(test.text, test.length, 1, 20, &number)) {
+        return bad(command, PGK_MSG_TEST);
+    }
+    setup->test_code = test.text;
+    setup->test_code_length = test.length;
+    setup->count = 1;
+    number = 1;
+    if (check_serial(command, values[PGK_ARG_SERIAL]) == PGK_CMD_ERROR ||
+        read_key(command, values[PGK_ARG_KEY]) == PGK_CMD_ERROR ||
+        !read_number(command, values[PGK_ARG_DIVIDER], 1, 255, PGK_ARG_DIVIDER, &number)) {
+        return PGK_CMD_ERROR;
+    }
+    setup->time_divider = (uint8_t)number;
+    if (!read_flag(command, values[PGK_ARG_RESTRICTED], PGK_ARG_RESTRICTED,
+                   &setup->restricted_digits) ||
+        !read_number(command, values[PGK_ARG_COUNT], 0, PGK_WIRE_MAX_COUNT, PGK_ARG_COUNT,
+                     &setup->count)) {
+        return PGK_CMD_ERROR;
+    }
+    return PGK_CMD_SETUP;
 }
 
 /* SetupCommand.parse_reference: #serial;code;key. */
-static pgk_command_kind parse_reference(pgk_command *command, const char *line, const char *end)
+static pgk_command_kind parse_reference(pgk_command *command, const char *line, const char *end,
+                                        span *values)
 {
-    span fields[3];
     uint8_t n = 0;
     const char *start = line + 1;
     const char *p;
@@ -406,8 +447,8 @@ static pgk_command_kind parse_reference(pgk_command *command, const char *line, 
     for (p = start;; p++) {
         if (p == end || *p == ';') {
             if (n < 3) {
-                fields[n].text = start;
-                fields[n].length = (uint8_t)(p - start);
+                values[n].text = start;
+                values[n].length = (uint8_t)(p - start);
             }
             n++;
             start = p + 1;
@@ -421,74 +462,44 @@ static pgk_command_kind parse_reference(pgk_command *command, const char *line, 
         ERROR_DETAIL(command, number, end - line == 1);
         return PGK_CMD_ERROR;
     }
-    if (!digits_only(fields[1].text, fields[1].length, 9, 9)) {
-        return bad(command, PGK_MSG_REFERENCE_CODE);
-    }
-    setup_defaults(command);
-    command->u.setup.starting_code = number_value(fields[1].text, 9);
-    if (check_serial(command, fields[0]) == PGK_CMD_ERROR) {
-        return PGK_CMD_ERROR;
-    }
-    return read_key(command, fields[2]);
+    return read_setup(command, values, 1);
 }
 
 /* SetupCommand.parse: SETUP serial= code= key= [divider=] [restricted=] [test=] [count=]. */
-static pgk_command_kind parse_setup(pgk_command *command, const char *at, const char *end)
+static pgk_command_kind parse_setup(pgk_command *command, const char *at, const char *end,
+                                    span *values)
 {
-    span values[SETUP_ARGUMENTS];
-    uint32_t number;
-    uint8_t missing = 0;
-    unsigned i;
-    zero(values, sizeof values);
     if (read_arguments(command, at, end, PGK_ARG_SERIAL, SETUP_ARGUMENTS, values)) {
         return PGK_CMD_ERROR;
     }
-    for (i = 0; i < 3; i++) {
-        if (values[i].text == NULL) {
-            missing |= (uint8_t)(1u << i);
+#if PGK_PROTOCOL_MESSAGES
+    {
+        uint8_t missing = 0;
+        unsigned i;
+        for (i = 0; i < 3; i++) {
+            if (values[i].text == NULL) {
+                missing |= (uint8_t)(1u << i);
+            }
+        }
+        if (missing) {
+            bad(command, PGK_MSG_MISSING);
+            ERROR_DETAIL(command, number, missing);
+            return PGK_CMD_ERROR;
         }
     }
-    if (missing) {
-        bad(command, PGK_MSG_MISSING);
-        ERROR_DETAIL(command, number, missing);
-        return PGK_CMD_ERROR;
-    }
-    if (!digits_only(values[PGK_ARG_CODE].text, values[PGK_ARG_CODE].length, 1, 9)) {
-        return bad(command, PGK_MSG_CODE);
-    }
-    if (values[PGK_ARG_TEST].text &&
-        !digits_only(values[PGK_ARG_TEST].text, values[PGK_ARG_TEST].length, 1, 20)) {
-        return bad(command, PGK_MSG_TEST);
-    }
-    setup_defaults(command);
-    command->u.setup.starting_code =
-        number_value(values[PGK_ARG_CODE].text, values[PGK_ARG_CODE].length);
-    command->u.setup.test_code = values[PGK_ARG_TEST].text;
-    command->u.setup.test_code_length = values[PGK_ARG_TEST].length;
-    if (check_serial(command, values[PGK_ARG_SERIAL]) == PGK_CMD_ERROR ||
-        read_key(command, values[PGK_ARG_KEY]) == PGK_CMD_ERROR ||
-        !read_number(command, values[PGK_ARG_DIVIDER], 1, 1, 255, PGK_ARG_DIVIDER, &number)) {
-        return PGK_CMD_ERROR;
-    }
-    command->u.setup.time_divider = (uint8_t)number;
-    if (!read_flag(command, values[PGK_ARG_RESTRICTED], PGK_ARG_RESTRICTED,
-                   &command->u.setup.restricted_digits) ||
-        !read_number(command, values[PGK_ARG_COUNT], 1, 0, PGK_WIRE_MAX_COUNT, PGK_ARG_COUNT,
-                     &command->u.setup.count)) {
-        return PGK_CMD_ERROR;
-    }
-    return PGK_CMD_SETUP;
+#endif
+    /* Without the messages a missing serial, code or key needs no check of
+     * its own: its empty value fails its check below, with the same line. */
+    return read_setup(command, values, 0);
 }
 
 #if PGK_WITH_SIM_CONTROLS
-static pgk_command_kind parse_config(pgk_command *command, const char *at, const char *end)
+static pgk_command_kind parse_config(pgk_command *command, const char *at, const char *end,
+                                     span *values)
 {
-    span values[CONFIG_ARGUMENTS];
-    span tamper;
-    uint32_t timeout;
+    uint32_t timeout = 30;
     uint8_t mask = 0;
     unsigned i;
-    zero(values, sizeof values);
     if (read_arguments(command, at, end, PGK_ARG_WAITING, CONFIG_ARGUMENTS, values)) {
         return PGK_CMD_ERROR;
     }
@@ -501,16 +512,15 @@ static pgk_command_kind parse_config(pgk_command *command, const char *at, const
     if (!read_flag(command, values[0], PGK_ARG_WAITING, &command->u.config.waiting)) {
         return PGK_CMD_ERROR;
     }
-    tamper = values[1];
-    if (tamper.text) {
-        if (same_word(tamper.text, tamper.length, "lock")) {
-            command->u.config.tamper_lock = 1;
-        } else if (!same_word(tamper.text, tamper.length, "report")) {
+    if (values[1].text) {
+        int lock = lookup("report\0lock\0", values[1].text, values[1].length);
+        if (lock < 0) {
             return bad(command, PGK_MSG_TAMPER_ARGUMENT);
         }
+        command->u.config.tamper_lock = (uint8_t)lock;
     }
-    if (!read_number(command, values[2], 30, 1, PGK_WIRE_MAX_KEYPAD_TIMEOUT,
-                     PGK_ARG_KEYPAD_TIMEOUT, &timeout)) {
+    if (!read_number(command, values[2], 1, PGK_WIRE_MAX_KEYPAD_TIMEOUT, PGK_ARG_KEYPAD_TIMEOUT,
+                     &timeout)) {
         return PGK_CMD_ERROR;
     }
     command->u.config.keypad_timeout = (uint16_t)timeout;
@@ -518,18 +528,22 @@ static pgk_command_kind parse_config(pgk_command *command, const char *at, const
 }
 #endif
 
+/* ---- command lines ---------------------------------------------------------------- */
+
 pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
                                 pgk_command *command)
 {
+    span values[SETUP_ARGUMENTS];
     char *end = line + length;
     char *rest;
     char *p;
-    unsigned kind;
+    int kind;
     zero(command, sizeof *command);
+    zero(values, sizeof values);
     for (p = line; p < end; p++) {
         if (*p == '\t') {
             *p = ' ';
-        } else if ((uint8_t)*p < 0x20 || (uint8_t)*p > 0x7e) {
+        } else if ((uint8_t)(*p - 0x20) > 0x7e - 0x20) {
             return refuse(command, PGK_ERR_BAD_LINE, PGK_MSG_BAD_LINE);
         }
     }
@@ -546,30 +560,20 @@ pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
         return refuse(command, PGK_ERR_LINE_TOO_LONG, PGK_MSG_TOO_LONG);
     }
     if (*line == '#') {
-        return parse_reference(command, line, end);
+        return parse_reference(command, line, end, values);
     }
-    rest = (char *)find(line, (size_t)(end - line), ' ');
-    if (rest == NULL) {
-        rest = end;
+    for (rest = line; rest < end && *rest != ' '; rest++) {
     }
-    for (kind = PGK_CMD_HELLO; kind <= PGK_CMD_QUIT; kind++) {
-        const char *name = pgk_wire_command_name(kind);
-        uint8_t i = 0;
-        while (line + i < rest && name[i] && upper(line[i]) == name[i]) {
-            i++;
-        }
-        if (line + i == rest && name[i] == 0) {
-            break;
-        }
-    }
-    if (kind > PGK_CMD_QUIT) {
+    /* Not found: -1 + 2 is PGK_CMD_ERROR. */
+    kind = lookup(command_names + 2, line, (size_t)(rest - line)) + 2;
+    if (kind == PGK_CMD_ERROR) {
         refuse(command, PGK_ERR_UNKNOWN_COMMAND, PGK_MSG_UNKNOWN_COMMAND);
         ERROR_DETAIL(command, word, line);
         /* Only its length up to 21 matters (quoted_word shows 1-20). */
         ERROR_DETAIL(command, word_length, (uint8_t)(rest - line > 255 ? 255 : rest - line));
         return PGK_CMD_ERROR;
     }
-    command->kind = kind;
+    command->kind = (uint8_t)kind;
     while (rest < end && *rest == ' ') {
         rest++;
     }
@@ -580,24 +584,34 @@ pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
     }
     switch (kind) {
     case PGK_CMD_SETUP:
-        return parse_setup(command, rest, end);
+        return parse_setup(command, rest, end, values);
     case PGK_CMD_KEYS:
     case PGK_CMD_TOKEN: {
-        /* KEYS drops every space, TOKEN keeps one between groups. */
+        /* KEYS drops every space, TOKEN keeps one between groups.  TOKEN's
+         * form says whether it is digits grouped by single spaces or dashes
+         * (token.typed_digits), which the device gets without them. */
         char *out = rest;
+        uint8_t grouped = 1;
+        uint8_t digit = 0;
         for (p = rest; p < end; p++) {
-            if (*p != ' ') {
-                *out++ = *p;
-                if (kind == PGK_CMD_KEYS && find("*#0123456789", 12, *p) == NULL) {
-                    return bad(command, PGK_MSG_KEYS_BAD);
+            char c = *p;
+            if (c == ' ') {
+                if (kind == PGK_CMD_KEYS || p[-1] == ' ') {
+                    continue;
                 }
-            } else if (kind == PGK_CMD_TOKEN && p[-1] != ' ') {
-                *out++ = ' ';
+            } else if (kind == PGK_CMD_KEYS && !is_digit(c) && c != '*' && c != '#') {
+                return bad(command, PGK_MSG_KEYS_BAD);
             }
+            *out++ = c;
+            if (!is_digit(c) && !(digit && (c == ' ' || c == '-'))) {
+                grouped = 0;
+            }
+            digit = is_digit(c);
         }
         if (out == rest) {
             return bad(command, kind == PGK_CMD_KEYS ? PGK_MSG_KEYS_EMPTY : PGK_MSG_TOKEN_EMPTY);
         }
+        command->form = grouped & digit;
         command->u.keys.text = rest;
         command->u.keys.length = (uint16_t)(out - rest);
         return (pgk_command_kind)kind;
@@ -620,24 +634,21 @@ pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
             value.text = rest;
             value.length = (uint8_t)(end - rest);
             command->form = PGK_CLOCK_SET;
-            if (!read_number(command, value, 0, 0, PGK_WIRE_MAX_RTC, PGK_ARG_RTC,
+            if (!read_number(command, value, 0, PGK_WIRE_MAX_RTC, PGK_ARG_RTC,
                              &command->u.seconds)) {
                 return PGK_CMD_ERROR;
             }
         }
         return PGK_CMD_CLOCK;
     case PGK_CMD_CONFIG:
-        return parse_config(command, rest, end);
+        return parse_config(command, rest, end, values);
     case PGK_CMD_POWER:
-        if (rest == end) {
-            return PGK_CMD_POWER;
-        }
-        if (same_word(rest, (size_t)(end - rest), "on")) {
-            command->form = PGK_POWER_ON;
-        } else if (same_word(rest, (size_t)(end - rest), "off")) {
-            command->form = PGK_POWER_OFF;
-        } else {
-            return bad(command, PGK_MSG_POWER_ARGUMENT);
+        if (rest != end) {
+            int i = lookup("on\0off\0", rest, (size_t)(end - rest));
+            if (i < 0) {
+                return bad(command, PGK_MSG_POWER_ARGUMENT);
+            }
+            command->form = (uint8_t)(PGK_POWER_ON + i);
         }
         return PGK_CMD_POWER;
 #endif
@@ -811,50 +822,20 @@ void pgk_out_hiding_keys(pgk_out *out, const char *text, size_t length)
 }
 #endif
 
-void pgk_out_tamper(pgk_out *out, uint8_t flags)
-{
-    static const char names[] = "rtc_slow\0rtc_fast\0rtc_backwards\0";
-    unsigned i;
-    uint8_t first = 1;
-    if ((flags & 7u) == 0) {
-        pgk_out_str(out, "none");
-    }
-    for (i = 0; i < 3; i++) {
-        if (flags & (1u << i)) {
-            if (!first) {
-                put(out, ',');
-            }
-            first = 0;
-            pgk_out_str(out, nth(names, i));
-        }
-    }
-}
-
 /* ---- answer words ---------------------------------------------------------------- */
 
-const char *pgk_wire_outcome_name(uint8_t outcome)
-{
-    return nth("APPLIED\0ALREADY_USED\0INVALID\0BLOCKED\0TEST_CODE\0MALFORMED\0NOT_PROVISIONED\0",
-               outcome);
-}
-
-const char *pgk_wire_token_type_name(uint8_t type)
-{
-    return nth("ADD_TIME\0SET_TIME\0DISABLE_PAYG\0COUNTER_SYNC\0", type);
-}
-
-const char *pgk_wire_event_name(uint8_t kind)
-{
-    return nth("invalid\0already_used\0time_changed\0counter_synced\0payg_disabled\0"
-               "entry_locked\0test_code\0status\0tamper\0key_press\0",
-               kind);
-}
-
-void pgk_wire_ok(pgk_out *out, uint8_t kind)
-{
-    pgk_out_str(out, "OK ");
-    pgk_out_str(out, pgk_wire_command_name(kind));
-}
+/* Tables of their own, not literals: literals holding NULs share one
+ * .rodata section, which the linker keeps whole if any of them is used.
+ * RESULT outcomes (wire.OUTCOME names) in pgk_outcome_kind's order; token
+ * types ADD_TIME .. COUNTER_SYNC in pgk_token.h's; EVENT kinds (FeedbackKind
+ * values) in pgk_feedback_kind's. */
+static const char outcome_names[] =
+    "APPLIED\0ALREADY_USED\0INVALID\0BLOCKED\0TEST_CODE\0MALFORMED\0NOT_PROVISIONED\0";
+static const char token_type_names[] = "ADD_TIME\0SET_TIME\0DISABLE_PAYG\0COUNTER_SYNC\0";
+static const char event_names[] = "invalid\0already_used\0time_changed\0counter_synced\0"
+                                  "payg_disabled\0entry_locked\0test_code\0status\0tamper\0"
+                                  "key_press\0";
+static const char led_names[] = "none\0red\0green\0";
 
 #if PGK_PROTOCOL_MESSAGES
 static const char help_lines[] =
@@ -884,7 +865,11 @@ const char *pgk_wire_help_line(uint8_t index)
 
 static const char error_codes[] =
     "UNKNOWN_COMMAND\0BAD_ARGUMENT\0BAD_LINE\0LINE_TOO_LONG\0ALREADY_PROVISIONED\0"
-    "POWERED_OFF\0NOT_SUPPORTED\0STORAGE\0INTERNAL\0";
+    "NOT_SUPPORTED\0STORAGE\0INTERNAL\0"
+#if PGK_WITH_SIM_CONTROLS
+    "POWERED_OFF\0"
+#endif
+    ;
 
 #if PGK_PROTOCOL_MESSAGES
 /* Message texts; a byte below 0x10 stands for a variable part:
@@ -965,7 +950,7 @@ static void argument_list(pgk_out *out, uint8_t first, uint8_t n, uint8_t mask, 
                 pgk_out_str(out, ", ");
             }
             any = 1;
-            pgk_out_str(out, nth(argument_names, (uint8_t)(first + i)));
+            pgk_out_str(out, nth(name_pool, (uint8_t)(first + i)));
             pgk_out_str(out, suffix);
         }
     }
@@ -975,8 +960,7 @@ void pgk_wire_error(pgk_out *out, const pgk_error *error)
 {
     const char *text = nth(messages, error->message);
     uint8_t config = error->command == PGK_CMD_CONFIG;
-    pgk_out_str(out, "ERR ");
-    pgk_out_str(out, nth(error_codes, error->code));
+    pgk_wire_word(out, PGK_WORD_ERR, error->code);
     put(out, ' ');
     for (; *text; text++) {
         switch (*text) {
@@ -1006,7 +990,7 @@ void pgk_wire_error(pgk_out *out, const pgk_error *error)
                           config ? CONFIG_ARGUMENTS : SETUP_ARGUMENTS, 0x7f, "");
             break;
         case 5:
-            pgk_out_str(out, nth(argument_names, error->argument));
+            pgk_out_str(out, nth(name_pool, error->argument));
             break;
         case 6:
             pgk_out_str(out, nth("1 to 255\0" "0 to 2147483647\0" "1 to 3600\0" "0 to 4102444800\0",
@@ -1048,90 +1032,132 @@ void pgk_wire_error(pgk_out *out, const pgk_error *error)
 #else
 void pgk_wire_error(pgk_out *out, const pgk_error *error)
 {
-    pgk_out_str(out, "ERR ");
-    pgk_out_str(out, nth(error_codes, error->code));
+    pgk_wire_word(out, PGK_WORD_ERR, error->code);
 }
 #endif
 
+void pgk_wire_word(pgk_out *out, uint8_t line, uint8_t index)
+{
+    pgk_out_str(out, nth("OK \0HELP \0ERR ", line));
+    pgk_out_str(out, nth(line == PGK_WORD_ERR ? error_codes : command_names, index));
+}
+
+char pgk_wire_hex_digit(const uint8_t *bytes, unsigned i)
+{
+    return "0123456789ABCDEF"[(bytes[i / 2] >> ((i & 1) ? 0 : 4)) & 15u];
+}
+
+/* n digits, two a byte, the high nibble first: the key's hex, a test code's digits. */
+static void nibbles(pgk_out *out, const uint8_t *bytes, unsigned n)
+{
+    unsigned i;
+    for (i = 0; i < n; i++) {
+        put(out, pgk_wire_hex_digit(bytes, i));
+    }
+}
+
 /* ---- typed answer lines --------------------------------------------------------- */
 
-/* The typed lines are tables: one kind, offset and second offset a field (in
- * the answer's order), and its name in a NUL-separated list, written by one
- * loop.  A field written by its own call costs 12 to 16 bytes of code, a
- * table entry 3. */
+/* The typed lines are tables: one kind, offset, second offset and name (its
+ * index in name_pool) a field, in the answer's order, written by one loop.  A
+ * field written by its own call costs 12 to 16 bytes of code, a table entry 4. */
 enum field_kind {
     FIELD_END = 0,
-    FIELD_FLAG,         /* uint8_t: 0 or 1 */
+    FIELD_FLAG,         /* uint8_t: 1 if any bit of the mask at the second offset's place is set */
     FIELD_ON_OFF,       /* uint8_t */
     FIELD_U8,           /* uint8_t, in decimal */
     FIELD_U32,          /* uint32_t */
     FIELD_U64,          /* a 64-bit integer, written unsigned */
     FIELD_SECONDS_LEFT, /* the same, or PGK_WIRE_UNLIMITED (-1): "unlimited" */
     FIELD_WORD,         /* const char *, its length the uint8_t at the second offset; "-" if 0 */
+    FIELD_NIBBLES,      /* packed digits (pgk_state's test code), their number the same way */
     FIELD_LIST,         /* uint32_t used_top, then used_bits (pgk_wire_status) */
     FIELD_TAMPER,       /* uint8_t, PGK_TAMPER_* */
-    FIELD_TOKEN_TYPE    /* uint8_t, pgk_wire_token_type_name's order */
+    FIELD_TOKEN_TYPE    /* uint8_t, token_type_names' order */
 };
 
-#define FIELD(kind, type, member) (kind), offsetof(type, member), 0
+#define FIELD(name, kind, type, member) (kind), offsetof(type, member), 0, (name)
+#define FLAG(name, type, member) FIELD_FLAG, offsetof(type, member), 0xffu, (name)
+#define MASKED(name, type, member, mask) FIELD_FLAG, offsetof(type, member), (mask), (name)
 
 /* FIELD_LIST reads the two words as one member. */
 typedef char used_bits_follow_used_top[offsetof(pgk_wire_status, used_bits) ==
                                                offsetof(pgk_wire_status, used_top) + 4u
                                            ? 1
                                            : -1];
-#define COUNTED(kind, type, member, length) (kind), offsetof(type, member), offsetof(type, length)
+#define COUNTED(name, kind, type, member, length)                                              \
+    (kind), offsetof(type, member), offsetof(type, length), (name)
+
+/* The set bits of the n low bits as a comma-separated list, or `none`:
+ * bit i is the i-th of the items, lowest first (the tamper flags), or without
+ * them the number top - i, highest bit first (the used counts, ascending). */
+static void bit_list(pgk_out *out, uint32_t bits, unsigned n, const char *items, uint32_t top,
+                     const char *none)
+{
+    unsigned k;
+    uint8_t any = 0;
+    for (k = 0; k < n; k++) {
+        unsigned i = items ? k : n - 1u - k;
+        if (bits >> i & 1u) {
+            if (any) {
+                put(out, ',');
+            }
+            any = 1;
+            if (items) {
+                pgk_out_str(out, nth(items, i));
+            } else {
+                pgk_out_number(out, top - i);
+            }
+        }
+    }
+    if (!any) {
+        pgk_out_str(out, none);
+    }
+}
 
 /* The fields of `record` the table describes, those whose bit is set in `mask`
  * (bit 0: the first); a member is read as the type its kind says it has. */
-static void fields(pgk_out *out, const uint8_t *table, const char *names, const void *record,
-                   uint16_t mask)
+static void fields(pgk_out *out, const uint8_t *table, const void *record, uint16_t mask)
 {
     const uint8_t *base = record;
-    for (; *table; table += 3, names = next_string(names), mask >>= 1) {
+    for (; *table; table += 4, mask >>= 1) {
         const void *member = base + table[1];
-        uint8_t length = base[table[2]];
         uint8_t byte = *(const uint8_t *)member;
         uint64_t value = byte;
+        uint8_t length;
         if (!(mask & 1u)) {
             continue;
         }
-        pgk_out_field(out, names);
+        pgk_out_field(out, nth(name_pool, table[3]));
         switch (*table) {
         case FIELD_FLAG:
-            put(out, byte ? '1' : '0');
+            put(out, (byte & table[2]) ? '1' : '0');
             continue;
         case FIELD_ON_OFF:
             pgk_out_str(out, byte ? "on" : "off");
             continue;
         case FIELD_WORD:
+        case FIELD_NIBBLES:
+            length = base[table[2]];
             if (length == 0) {
                 put(out, '-');
             }
-            pgk_out_mem(out, *(const char *const *)member, length);
+            if (*table == FIELD_WORD) {
+                pgk_out_mem(out, *(const char *const *)member, length);
+            } else {
+                nibbles(out, member, length);
+            }
             continue;
         case FIELD_LIST: {
             const uint32_t *used = member;
-            char separator = '-';
-            for (unsigned distance = PGK_WINDOW_UNORDERED + 1u; distance--;) {
-                if (used[1] >> distance & 1u) {
-                    if (separator == ',') {
-                        put(out, ',');
-                    }
-                    separator = ',';
-                    pgk_out_number(out, used[0] - distance);
-                }
-            }
-            if (separator == '-') {
-                put(out, '-');
-            }
+            bit_list(out, used[1], PGK_WINDOW_UNORDERED + 1u, NULL, used[0], "-");
             continue;
         }
         case FIELD_TAMPER:
-            pgk_out_tamper(out, byte);
+            bit_list(out, byte, 3, "rtc_slow\0rtc_fast\0rtc_backwards", 0, "none");
             continue;
         case FIELD_TOKEN_TYPE:
-            pgk_out_str(out, pgk_wire_token_type_name(byte));
+            pgk_out_str(out, nth(token_type_names, byte));
             continue;
         case FIELD_U32:
             value = *(const uint32_t *)member;
@@ -1152,64 +1178,59 @@ static void fields(pgk_out *out, const uint8_t *table, const char *names, const 
 }
 
 static const uint8_t status_fields[] = {
-    COUNTED(FIELD_WORD, pgk_wire_status, serial, serial_length),
-    FIELD(FIELD_FLAG, pgk_wire_status, info.provisioned),
-    FIELD(FIELD_U64, pgk_wire_status, info.now),
-    FIELD(FIELD_FLAG, pgk_wire_status, info.active),
-    FIELD(FIELD_ON_OFF, pgk_wire_status, info.payg_enabled),
-    FIELD(FIELD_SECONDS_LEFT, pgk_wire_status, info.seconds_left),
-    FIELD(FIELD_U64, pgk_wire_status, info.active_until),
-    FIELD(FIELD_U32, pgk_wire_status, info.count),
-    FIELD(FIELD_LIST, pgk_wire_status, used_top),
-    FIELD(FIELD_U32, pgk_wire_status, info.invalid_attempts),
-    FIELD(FIELD_U32, pgk_wire_status, info.blocked_seconds),
-    FIELD(FIELD_TAMPER, pgk_wire_status, info.tamper),
-    FIELD(FIELD_FLAG, pgk_wire_status, info.test_active),
-    COUNTED(FIELD_WORD, pgk_wire_status, typing, typing_length),
-    FIELD(FIELD_FLAG, pgk_wire_status, info.restricted_digits),
-    FIELD(FIELD_U8, pgk_wire_status, info.time_divider),
+    COUNTED(PGK_ARG_SERIAL, FIELD_WORD, pgk_wire_status, serial, serial_length),
+    FLAG(NAME_PROVISIONED, pgk_wire_status, info.provisioned),
+    FIELD(NAME_NOW, FIELD_U64, pgk_wire_status, info.now),
+    FLAG(NAME_ACTIVE, pgk_wire_status, info.active),
+    FIELD(NAME_PAYG, FIELD_ON_OFF, pgk_wire_status, info.payg_enabled),
+    FIELD(NAME_SECONDS_LEFT, FIELD_SECONDS_LEFT, pgk_wire_status, info.seconds_left),
+    FIELD(NAME_ACTIVE_UNTIL, FIELD_U64, pgk_wire_status, info.active_until),
+    FIELD(PGK_ARG_COUNT, FIELD_U32, pgk_wire_status, info.count),
+    FIELD(NAME_USED, FIELD_LIST, pgk_wire_status, used_top),
+    FIELD(NAME_INVALID, FIELD_U32, pgk_wire_status, info.invalid_attempts),
+    FIELD(NAME_BLOCKED, FIELD_U32, pgk_wire_status, info.blocked_seconds),
+    FIELD(NAME_TAMPER, FIELD_TAMPER, pgk_wire_status, info.tamper),
+    FLAG(PGK_ARG_TEST, pgk_wire_status, info.test_active),
+    COUNTED(NAME_TYPING, FIELD_WORD, pgk_wire_status, typing, typing_length),
+    FLAG(PGK_ARG_RESTRICTED, pgk_wire_status, info.restricted_digits),
+    FIELD(PGK_ARG_DIVIDER, FIELD_U8, pgk_wire_status, info.time_divider),
     FIELD_END,
 };
 
 void pgk_wire_status_line(pgk_out *out, const pgk_wire_status *s)
 {
     pgk_out_str(out, "STATUS");
-    fields(out, status_fields,
-           "serial\0provisioned\0now\0active\0payg\0seconds_left\0active_until\0count\0used\0"
-           "invalid\0blocked\0tamper\0test\0typing\0restricted\0divider",
-           s, 0xFFFFu);
+    fields(out, status_fields, s, 0xFFFFu);
 }
 
 /* In the order of the PGK_RESULT_* bits. */
 static const uint8_t result_fields[] = {
-    FIELD(FIELD_TOKEN_TYPE, pgk_wire_result, outcome.token_type),
-    FIELD(FIELD_U32, pgk_wire_result, outcome.units),
-    FIELD(FIELD_U32, pgk_wire_result, outcome.count),
-    FIELD(FIELD_ON_OFF, pgk_wire_result, info.payg_enabled),
-    FIELD(FIELD_FLAG, pgk_wire_result, info.test_active),
-    FIELD(FIELD_FLAG, pgk_wire_result, info.active),
-    FIELD(FIELD_U64, pgk_wire_result, info.active_until),
-    FIELD(FIELD_SECONDS_LEFT, pgk_wire_result, info.seconds_left),
-    FIELD(FIELD_U32, pgk_wire_result, outcome.wait_seconds),
-    FIELD(FIELD_U32, pgk_wire_result, info.invalid_attempts),
+    FIELD(NAME_TYPE, FIELD_TOKEN_TYPE, pgk_wire_result, outcome.token_type),
+    FIELD(NAME_UNITS, FIELD_U32, pgk_wire_result, outcome.units),
+    FIELD(PGK_ARG_COUNT, FIELD_U32, pgk_wire_result, outcome.count),
+    FIELD(NAME_PAYG, FIELD_ON_OFF, pgk_wire_result, info.payg_enabled),
+    FLAG(PGK_ARG_TEST, pgk_wire_result, info.test_active),
+    FLAG(NAME_ACTIVE, pgk_wire_result, info.active),
+    FIELD(NAME_ACTIVE_UNTIL, FIELD_U64, pgk_wire_result, info.active_until),
+    FIELD(NAME_SECONDS_LEFT, FIELD_SECONDS_LEFT, pgk_wire_result, info.seconds_left),
+    FIELD(NAME_WAIT, FIELD_U32, pgk_wire_result, outcome.wait_seconds),
+    FIELD(NAME_INVALID, FIELD_U32, pgk_wire_result, info.invalid_attempts),
     FIELD_END,
 };
 
 void pgk_wire_result_line(pgk_out *out, const pgk_wire_result *r)
 {
     pgk_out_str(out, "RESULT ");
-    pgk_out_str(out, pgk_wire_outcome_name(r->outcome.kind));
-    fields(out, result_fields,
-           "type\0units\0count\0payg\0test\0active\0active_until\0seconds_left\0wait\0invalid",
-           r, r->fields);
+    pgk_out_str(out, nth(outcome_names, r->outcome.kind));
+    fields(out, result_fields, r, r->fields);
 }
 
 void pgk_wire_event_line(pgk_out *out, uint8_t kind, uint8_t led, uint8_t blinks)
 {
     pgk_out_str(out, "EVENT ");
-    pgk_out_str(out, pgk_wire_event_name(kind));
+    pgk_out_str(out, nth(event_names, kind));
     pgk_out_field(out, "led");
-    pgk_out_str(out, nth("none\0red\0green\0", led));
+    pgk_out_str(out, nth(led_names, led));
     pgk_out_number_field(out, "blinks", blinks);
 }
 
@@ -1230,7 +1251,6 @@ void pgk_wire_hello_line(pgk_out *out, const char *model, const char *firmware, 
 void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
                         uint32_t starting_code, const uint8_t key[16], uint8_t crlf)
 {
-    unsigned i;
     pgk_out_str(out, "SN:");
     pgk_out_mem(out, serial, serial_length);
     pgk_out_end_line(out, crlf);
@@ -1239,20 +1259,22 @@ void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
     number(out, starting_code, 9);
     pgk_out_end_line(out, crlf);
     pgk_out_str(out, "SK:");
-    for (i = 0; i < 32; i++) {
-        put(out, "0123456789ABCDEF"[(key[i / 2] >> ((i & 1) ? 0 : 4)) & 15u]);
-    }
+    nibbles(out, key, 32);
     pgk_out_end_line(out, crlf);
 }
 
-void pgk_wire_setup_line(pgk_out *out, uint8_t divider, uint8_t restricted, const char *test,
-                         uint8_t test_length, uint32_t count)
+static const uint8_t setup_fields[] = {
+    FIELD(PGK_ARG_DIVIDER, FIELD_U8, pgk_state, time_divider),
+    MASKED(PGK_ARG_RESTRICTED, pgk_state, flags, PGK_FLAG_RESTRICTED_DIGITS),
+    COUNTED(PGK_ARG_TEST, FIELD_NIBBLES, pgk_state, test_code, test_code_length),
+    FIELD(PGK_ARG_COUNT, FIELD_U32, pgk_state, last_count),
+    FIELD_END,
+};
+
+void pgk_wire_setup_line(pgk_out *out, const pgk_state *state)
 {
     pgk_out_str(out, "SETUP");
-    pgk_out_number_field(out, "divider", divider);
-    pgk_out_flag_field(out, "restricted", restricted);
-    pgk_out_word_field(out, "test", test, test_length);
-    pgk_out_number_field(out, "count", count);
+    fields(out, setup_fields, state, 0xFu);
 }
 
 void pgk_wire_clock_line(pgk_out *out, uint64_t rtc, uint64_t ticks)

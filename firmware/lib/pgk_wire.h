@@ -35,9 +35,10 @@ typedef enum {
 } pgk_line_event;
 
 typedef struct {
+    /* Past PGK_WIRE_LINE_MAX (by one) once the line is too long: its bytes
+     * are dropped up to its end. */
     uint16_t length;
-    uint8_t cutting; /* inside a line already too long, before its end */
-    uint8_t done;    /* the last feed returned a line: the next byte starts a new one */
+    uint8_t done; /* the last feed returned a line: the next byte starts a new one */
     char line[PGK_WIRE_LINE_MAX];
 } pgk_line_splitter;
 
@@ -68,17 +69,18 @@ typedef enum {
 
 #define PGK_CMD_FIRST_SIMULATOR PGK_CMD_ADVANCE
 
-/* ERR codes (section 5), in the order of pgk_wire.c's names. */
+/* ERR codes (section 5), in the order of pgk_wire.c's names; the simulator's
+ * last, left out of a build without it. */
 typedef enum {
     PGK_ERR_UNKNOWN_COMMAND = 0,
     PGK_ERR_BAD_ARGUMENT,
     PGK_ERR_BAD_LINE,
     PGK_ERR_LINE_TOO_LONG,
     PGK_ERR_ALREADY_PROVISIONED,
-    PGK_ERR_POWERED_OFF,
     PGK_ERR_NOT_SUPPORTED,
     PGK_ERR_STORAGE,
-    PGK_ERR_INTERNAL
+    PGK_ERR_INTERNAL,
+    PGK_ERR_POWERED_OFF
 } pgk_err_code;
 
 /* The messages of ERR lines; pgk_wire.c holds their text, paygkit's word for word. */
@@ -170,7 +172,10 @@ typedef struct {
  * pgk_wire_parse, which must stay unchanged while the command is used. */
 typedef struct {
     uint8_t kind; /* a pgk_command_kind */
-    uint8_t form; /* SETUP: 1 reference form; CLOCK: PGK_CLOCK_*; POWER: PGK_POWER_*; CONFIG: mask */
+    /* SETUP: 1 reference form; CLOCK: PGK_CLOCK_*; POWER: PGK_POWER_*; CONFIG: mask;
+     * TOKEN: 1 when the text is digits grouped by single spaces or dashes
+     * (token.typed_digits), which the device gets as the digits alone. */
+    uint8_t form;
     union {
         /* What pgk_firmware_provision() takes, as it takes it (test_code
          * NULL: none); the parser only reads text into it. */
@@ -245,8 +250,19 @@ void pgk_out_end_line(pgk_out *out, uint8_t crlf);
 void pgk_out_hiding_keys(pgk_out *out, const char *text, size_t length);
 #endif
 
-/* `OK <COMMAND>` (the command word of `kind`); no line end. */
-void pgk_wire_ok(pgk_out *out, uint8_t kind);
+/* A line of two words: "OK <COMMAND>" (the command word of a kind), "HELP
+ * <COMMAND>" (HELP's lines without the messages) or "ERR <CODE>" (a whole
+ * ERR line without them); no line end. */
+#define PGK_WORD_OK 0u
+#define PGK_WORD_HELP 1u
+#define PGK_WORD_ERR 2u
+void pgk_wire_word(pgk_out *out, uint8_t line, uint8_t index);
+
+static inline void pgk_wire_ok(pgk_out *out, uint8_t kind)
+{
+    pgk_wire_word(out, PGK_WORD_OK, kind);
+}
+
 /* The whole ERR line without its line end (only "ERR <CODE>" without
  * PGK_PROTOCOL_MESSAGES). */
 void pgk_wire_error(pgk_out *out, const pgk_error *error);
@@ -258,15 +274,6 @@ const char *pgk_wire_command_name(uint8_t kind);
 #define PGK_WIRE_HELP_LINES 14u
 const char *pgk_wire_help_line(uint8_t index);
 #endif
-
-/* RESULT outcomes (wire.OUTCOME names), in pgk_device.h's pgk_outcome_kind order. */
-const char *pgk_wire_outcome_name(uint8_t outcome);
-/* Token types ADD_TIME .. COUNTER_SYNC, in pgk_token.h's order. */
-const char *pgk_wire_token_type_name(uint8_t type);
-/* EVENT kinds (FeedbackKind values), in pgk_device.h's pgk_feedback_kind order. */
-const char *pgk_wire_event_name(uint8_t kind);
-/* The tamper flags as STATUS shows them: none, or rtc_slow,rtc_fast,rtc_backwards. */
-void pgk_out_tamper(pgk_out *out, uint8_t flags);
 
 /* ---- typed answer lines (wire.py's dataclasses); no line end, no text ------ */
 
@@ -303,7 +310,7 @@ void pgk_wire_status_line(pgk_out *out, const pgk_wire_status *status);
 #define PGK_RESULT_INVALID 0x200u
 
 /* RESULT: what became of the token (outcome.kind is the outcome, in
- * pgk_wire_outcome_name's order; its token_type, units, count and
+ * pgk_outcome_kind's order; its token_type, units, count and
  * wait_seconds are the type=, units=, count= and wait= fields), and the
  * device's status after it (payg=, test=, active=, active_until=,
  * seconds_left=, invalid=). */
@@ -324,13 +331,16 @@ void pgk_wire_event_line(pgk_out *out, uint8_t kind, uint8_t led, uint8_t blinks
 void pgk_wire_hello_line(pgk_out *out, const char *model, const char *firmware, uint8_t simulator,
                          uint8_t power, uint8_t provisioned);
 
+/* Digit i (from 0) of bytes holding two each, the first in the high nibble,
+ * in upper-case hex: how SK: shows the key and SETUP a test code. */
+char pgk_wire_hex_digit(const uint8_t *bytes, unsigned i);
+
 /* "SN:serial", "SC:<9 digits>", "SK:<HEX>": three lines, each ended. */
 void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
                         uint32_t starting_code, const uint8_t key[16], uint8_t crlf);
 
-/* "SETUP divider= restricted= test= count=" */
-void pgk_wire_setup_line(pgk_out *out, uint8_t divider, uint8_t restricted, const char *test,
-                         uint8_t test_length, uint32_t count);
+/* "SETUP divider= restricted= test= count=", read from the state as stored. */
+void pgk_wire_setup_line(pgk_out *out, const pgk_state *state);
 
 /* "CLOCK rtc= ticks=" */
 void pgk_wire_clock_line(pgk_out *out, uint64_t rtc, uint64_t ticks);
