@@ -12,4 +12,13 @@
 #define INLINE inline
 #endif
 
+/* Keeps a function's signature as written: GCC's IPA-SRA would pass the
+ * fields it reads instead of the pointer, which its callers then load and
+ * pass one by one, when they hold the pointer anyway. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define KEEP_SIGNATURE __attribute__((noipa))
+#else
+#define KEEP_SIGNATURE
+#endif
+
 #endif /* PGK_COMPILER_H */

@@ -63,8 +63,8 @@ static void read_time(pgk_firmware *firmware)
     firmware->ticks = pgk_port_uptime_seconds();
 }
 
-/* WaitingPeriod.seconds_after */
-static uint32_t wait_after(const pgk_firmware *firmware, uint32_t invalid_attempts)
+/* WaitingPeriod.seconds_after.  With its signature: 6 bytes less. */
+KEEP_SIGNATURE static uint32_t wait_after(const pgk_firmware *firmware, uint32_t invalid_attempts)
 {
     if (!firmware->config.waiting_period_enabled || invalid_attempts <= PGK_WAIT_FORGIVEN) {
         return 0;
@@ -117,19 +117,46 @@ static uint8_t payg_enabled(const pgk_firmware *firmware)
     return (firmware->state.flags & PGK_FLAG_PAYG_ENABLED) != 0;
 }
 
-/* Status.active: a test code running, or PAYG time (or PAYG off) on a usable device. */
-static uint8_t active_at(const pgk_firmware *firmware, rtc_time now)
+/* paygkit's Status at an instant: pgk_firmware_status() reads the clocks
+ * for it, update_output() gives the instant of the call being handled. */
+static void status_at(const pgk_firmware *firmware, rtc_time now, uint32_t ticks,
+                      pgk_firmware_status_info *status)
 {
     const pgk_state *state = &firmware->state;
-    return now < RTC(state->test_active_until) ||
-           (provisioned(firmware) && !tamper_locked(firmware) &&
-            (!payg_enabled(firmware) || now < state->active_until));
+    uint8_t is_provisioned = provisioned(firmware);
+    pgk_fill(status, 0, sizeof *status);
+    status->now = now;
+    status->active_until = state->active_until;
+    status->test_active = now < RTC(state->test_active_until);
+    if (!is_provisioned || tamper_locked(firmware)) {
+        /* inactive: 0 left, as pgk_fill left it */
+    } else if (!payg_enabled(firmware)) {
+        status->seconds_left = -1;
+    } else if (state->active_until > (int64_t)now) {
+        /* Unsigned: update_output() asks this of any state, a refused one
+         * too, whose end may lie more than 2^63 after a 64-bit RTC. */
+        status->seconds_left = (int64_t)((uint64_t)state->active_until - (uint64_t)now);
+    }
+    /* Status.active, from what is at hand: a usable device has time left (or
+     * PAYG off) exactly when seconds_left is not 0. */
+    status->active = !firmware->halted && (status->test_active || status->seconds_left != 0);
+    status->count = state->last_count;
+    status->invalid_attempts = state->invalid_attempts;
+    status->blocked_seconds = remaining_wait(firmware, ticks);
+    status->provisioned = is_provisioned;
+    status->payg_enabled = payg_enabled(firmware);
+    status->tamper = state->tamper;
+    status->restricted_digits = (state->flags & PGK_FLAG_RESTRICTED_DIGITS) != 0;
+    status->time_divider = is_provisioned ? state->time_divider : 1;
 }
 
-/* A halted device keeps the output off: it no longer knows what it may do. */
+/* A halted device keeps the output off: it no longer knows what it may do.
+ * Status.active decides it, from the status of this call's instant. */
 static void update_output(pgk_firmware *firmware)
 {
-    firmware->output_on = !firmware->halted && active_at(firmware, RTC(firmware->now));
+    pgk_firmware_status_info status;
+    status_at(firmware, RTC(firmware->now), firmware->ticks, &status);
+    firmware->output_on = status.active;
     pgk_port_output(firmware->output_on);
 }
 
@@ -267,30 +294,7 @@ static int check_tamper_and_wait(pgk_firmware *firmware)
 void pgk_firmware_status(const pgk_firmware *firmware, pgk_firmware_status_info *status)
 {
     rtc_time now = RTC(pgk_port_rtc_seconds());
-    const pgk_state *state = &firmware->state;
-    uint8_t is_provisioned = provisioned(firmware);
-    pgk_fill(status, 0, sizeof *status);
-    status->now = now;
-    status->active_until = state->active_until;
-    status->test_active = now < RTC(state->test_active_until);
-    if (!is_provisioned || tamper_locked(firmware)) {
-        /* inactive: 0 left, as pgk_fill left it */
-    } else if (!payg_enabled(firmware)) {
-        status->seconds_left = -1;
-    } else if (state->active_until > (int64_t)now) {
-        status->seconds_left = state->active_until - now;
-    }
-    /* active_at(), from what is at hand: a usable device has time left (or
-     * PAYG off) exactly when seconds_left is not 0. */
-    status->active = !firmware->halted && (status->test_active || status->seconds_left != 0);
-    status->count = state->last_count;
-    status->invalid_attempts = state->invalid_attempts;
-    status->blocked_seconds = remaining_wait(firmware, pgk_port_uptime_seconds());
-    status->provisioned = is_provisioned;
-    status->payg_enabled = payg_enabled(firmware);
-    status->tamper = state->tamper;
-    status->restricted_digits = (state->flags & PGK_FLAG_RESTRICTED_DIGITS) != 0;
-    status->time_divider = is_provisioned ? state->time_divider : 1;
+    status_at(firmware, now, pgk_port_uptime_seconds(), status);
 }
 
 pgk_storage_result pgk_firmware_power_on(pgk_firmware *firmware,
@@ -379,14 +383,17 @@ pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
     }
     read_time(firmware);
     pgk_state_init(state);
-    state->flags |= PGK_FLAG_PROVISIONED | (uint8_t)(restricted << 1);
+    state->flags = PGK_FLAG_PAYG_ENABLED | PGK_FLAG_PROVISIONED | (uint8_t)(restricted << 1);
     state->time_divider = provisioning->time_divider;
     state->serial_length = provisioning->serial_length;
     pgk_copy(state->serial, provisioning->serial, provisioning->serial_length);
     pgk_copy(state->key, provisioning->key, sizeof state->key);
     state->starting_code = provisioning->starting_code;
     state->last_count = provisioning->count;
+#if !PGK_RTC_32BIT
+    /* commit() raises it to now; only a 64-bit RTC can be below the 0 it starts at. */
     state->latest_rtc_seen = firmware->now;
+#endif
     state->test_code_length = test_code_length;
     pgk_copy(state->test_code, packed, (test_code_length + 1u) / 2u);
     pgk_provision_result result = PGK_PROVISION_OK;
@@ -582,11 +589,10 @@ static uint8_t decode_and_apply(pgk_firmware *firmware, const char *digits, uint
     counts.used_top = state->used_top;
     counts.used_bits = state->used_bits;
     uint8_t kind = pgk_decode_token(&device, &counts, digits, length, &result);
-    if (kind == PGK_MALFORMED) {
-        return count_invalid(firmware, PGK_OUTCOME_MALFORMED, outcome);
-    }
-    if (kind == PGK_INVALID) {
-        return count_invalid(firmware, PGK_OUTCOME_INVALID, outcome);
+    if (kind >= PGK_INVALID) {
+        return count_invalid(firmware,
+                             kind == PGK_MALFORMED ? PGK_OUTCOME_MALFORMED : PGK_OUTCOME_INVALID,
+                             outcome);
     }
     if (kind == PGK_ALREADY_USED) {
         outcome->count = result.count;

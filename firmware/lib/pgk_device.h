@@ -208,10 +208,11 @@ typedef struct {
      * does nothing until powered on again, and both keep the failure. */
     int8_t storage_error;
     uint8_t halted;
-    uint8_t output_on; /* what pgk_port_output() was last told */
-    /* The token being typed: typing_started is 0 when no '*' opened one. */
+    /* The token being typed: typing_started is 0 when no '*' opened one.
+     * The two share a halfword, so that clearing both is one store. */
     uint8_t typing_started;
     uint8_t typing_length;
+    uint8_t output_on; /* what pgk_port_output() was last told */
     /* The RTC and the ticks read once at the start of the call being handled:
      * one call sees one instant, as paygkit's methods do.  RTC times here are
      * 32-bit in a PGK_RTC_32BIT build (see Time domain above). */
@@ -223,8 +224,8 @@ typedef struct {
     uint32_t ticks;
     /* The tick at which the waiting period ends (this power-on's ticks). */
     uint32_t wait_until_tick;
-    pgk_state state; /* the persistent state, exactly as last saved */
     uint32_t last_key_tick;
+    pgk_state state; /* the persistent state, exactly as last saved */
 #if PGK_WITH_TAMPER
     /* Tamper reference: the RTC and the ticks at power-on or the last detection. */
     uint32_t reference_tick;

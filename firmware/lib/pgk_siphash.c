@@ -7,14 +7,16 @@
  * The round is written out in full.  A table-driven loop over the four
  * add-rotate-xor steps was measured 72 bytes smaller but runs about 2.4
  * times as many instructions (it keeps the state in memory); the decoder
- * hashes once per count, so the faster form is worth its bytes. */
+ * hashes once per count, so the faster form is worth its bytes.
+ *
+ * Key and message bytes go into the state as bytes, which on a little-endian
+ * MCU is their little-endian word: 26 bytes less than assembling the words,
+ * for about 6% more instructions per hash. */
 #include "pgk_siphash.h"
 
-static uint32_t load_le32(const uint8_t *bytes)
-{
-    return (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 |
-           (uint32_t)bytes[3] << 24;
-}
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "pgk_siphash keeps the state words little-endian, so it takes bytes into them as bytes"
+#endif
 
 /* "somepseudorandomlygeneratedbytes", low half first: v0, v1, v2, v3. */
 static const uint32_t initial_state[8] = {
@@ -84,26 +86,25 @@ void pgk_siphash24(const uint8_t key[16], const uint8_t *message, uint8_t length
                    uint32_t digest[2])
 {
     uint32_t v[8];
-    for (unsigned i = 0; i < 8; i++) {
-        v[i] = load_le32(key + 4 * (i & 3)) ^ initial_state[i];
+    uint8_t *bytes = (uint8_t *)v;
+    const uint8_t *initial = (const uint8_t *)initial_state;
+    for (unsigned i = 0; i < 16; i++) {
+        bytes[i] = key[i] ^ initial[i];
+        bytes[i + 16] = key[i] ^ initial[i + 16];
     }
     /* The last block carries only the length: messages are whole blocks. */
-    for (unsigned offset = 0;; offset += 8) {
-        uint32_t low = 0;
-        uint32_t high = (uint32_t)length << 24;
-        if (offset < length) {
-            low = load_le32(message + offset);
-            high = load_le32(message + offset + 4);
+    for (unsigned offset = 0; offset < length; offset += 8) {
+        for (unsigned i = 0; i < 8; i++) {
+            bytes[24 + i] ^= message[offset + i];
         }
-        v[6] ^= low;
-        v[7] ^= high;
         sip_rounds(v, 2);
-        v[0] ^= low;
-        v[1] ^= high;
-        if (offset >= length) {
-            break;
+        for (unsigned i = 0; i < 8; i++) {
+            bytes[i] ^= message[offset + i];
         }
     }
+    v[7] ^= (uint32_t)length << 24;
+    sip_rounds(v, 2);
+    v[1] ^= (uint32_t)length << 24;
     v[4] ^= 0xffu;
     sip_rounds(v, 4);
     digest[0] = v[0] ^ v[2] ^ v[4] ^ v[6];

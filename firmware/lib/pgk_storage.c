@@ -26,9 +26,10 @@
 #define HEADER_SIZE 12u
 #define FIXED_PAYLOAD_SIZE 68u
 #define CRC_SIZE 4u
-/* The CRC register (before the final inversion) after a record and its
- * little-endian CRC: zlib's crc32 of the two is 0x2144DF1C. */
-#define CRC_RESIDUE 0xDEBB20E3u
+/* zlib's crc32 of a record followed by its little-endian CRC, whatever the
+ * record: CRC-32's residue (0xDEBB20E3 in the register, before the final
+ * inversion). */
+#define CRC_RESIDUE 0x2144DF1Cu
 
 /* "PGKS" read as a little-endian u32; its first byte doubles as the commit mark. */
 #define MAGIC 0x534B4750u
@@ -64,6 +65,7 @@ LAYOUT_CHECK(last_count, offsetof(pgk_state, last_count) == AT_LAST_COUNT - HEAD
 LAYOUT_CHECK(invalid_attempts, offsetof(pgk_state, invalid_attempts) == 48);
 LAYOUT_CHECK(key, offsetof(pgk_state, key) == 52 && sizeof(((pgk_state *)0)->key) == 16);
 LAYOUT_CHECK(fixed_end, offsetof(pgk_state, used_top) == FIXED_PAYLOAD_SIZE);
+LAYOUT_CHECK(slot_in_pieces, PGK_STORAGE_SLOT_SIZE % PIECE == 0);
 
 /* GCC turns a plain copy loop back into a memcpy call (loop distribution),
  * which would link newlib's again: the volatile access keeps it a loop. */
@@ -84,30 +86,23 @@ void pgk_fill(void *to, uint8_t byte, unsigned length)
     }
 }
 
-/* Inlined: at its five uses the four loads cost less than the call. */
-static INLINE uint32_t get_le32(const uint8_t *from)
-{
-    return (uint32_t)from[0] | (uint32_t)from[1] << 8 | (uint32_t)from[2] << 16 |
-           (uint32_t)from[3] << 24;
-}
-
-/* The CRC register before the final inversion, so it can run byte by byte. */
+/* zlib's crc32 of one byte more: from the CRC of the bytes before it (0 for
+ * none), so that it runs byte by byte from a plain 0. */
 static uint32_t crc_byte(uint32_t crc, unsigned byte)
 {
-    crc ^= byte;
+    crc = ~crc ^ byte;
     for (unsigned bit = 0; bit < 8; bit++) {
         crc = crc >> 1 ^ (0xEDB88320u & (0u - (crc & 1u)));
     }
-    return crc;
+    return ~crc;
 }
 
 uint32_t pgk_crc32(uint32_t crc, const uint8_t *data, uint16_t length)
 {
-    crc = ~crc;
     while (length--) {
         crc = crc_byte(crc, *data++);
     }
-    return ~crc;
+    return crc;
 }
 
 /* Serial-number order (RFC 1982), so the sequence may wrap past 2^32. */
@@ -131,7 +126,8 @@ static unsigned test_code_size(const pgk_state *state)
     return (state->test_code_length + 1u) / 2u;
 }
 
-static unsigned payload_length_of(const pgk_state *state)
+/* With its signature: 4 bytes less. */
+KEEP_SIGNATURE static unsigned payload_length_of(const pgk_state *state)
 {
     return FIXED_PAYLOAD_SIZE + used_counts_size(state) + test_code_uses_size(state) +
            state->serial_length + test_code_size(state);
@@ -242,38 +238,38 @@ static unsigned state_fits_layout(const pgk_state *state)
     if (!bytes_fit(state, state_limits) || state->wait_left < 0 || !lists_fit(state)) {
         return 0;
     }
-    /* Digits, then the 0xF that pads an odd count: nibble i of the packed bytes. */
-    for (unsigned i = 0; i < test_code_size(state) * 2u; i++) {
+    /* Two digits a byte; the low nibble after an odd count's last digit is
+     * the 0xF pad, checked as if it were the digit 0. */
+    for (unsigned i = 0; i < digits; i += 2) {
         unsigned byte = state->test_code[i / 2u];
-        unsigned nibble = (i & 1u) ? byte & 0x0Fu : byte >> 4;
-        if (i < digits ? nibble > 9u : nibble != 0x0Fu) {
+        unsigned low = byte & 0x0Fu;
+        if (i + 1u == digits) {
+            low = low == 0x0Fu ? 0 : 0x0Fu;
+        }
+        if (byte >> 4 > 9u || low > 9u) {
+            return 0;
+        }
+    }
+    /* Both checks hold trivially for the zeros of an unprovisioned state. */
+    if (state->starting_code > PGK_MAX_STARTING_CODE) {
+        return 0;
+    }
+    /* Only the layout's byte range: serials provisioned under paygkit
+     * 0.1's wider rule must keep loading and saving. */
+    for (unsigned i = 0; i < state->serial_length; i++) {
+        if ((uint8_t)(state->serial[i] - 0x20) > 0x7Eu - 0x20u) {
             return 0;
         }
     }
     if (state->flags & PGK_FLAG_PROVISIONED) {
-        if (!state->serial_length || !state->time_divider ||
-            state->starting_code > PGK_MAX_STARTING_CODE) {
-            return 0;
-        }
-        /* Only the layout's byte range: serials provisioned under paygkit
-         * 0.1's wider rule must keep loading and saving. */
-        for (unsigned i = 0; i < state->serial_length; i++) {
-            if ((uint8_t)(state->serial[i] - 0x20) > 0x7Eu - 0x20u) {
-                return 0;
-            }
-        }
-        return 1;
+        return state->serial_length && state->time_divider;
     }
-    if ((state->flags & PGK_FLAG_RESTRICTED_DIGITS) | state->time_divider | state->serial_length |
-        digits | state->starting_code) {
-        return 0;
-    }
+    unsigned set = (state->flags & PGK_FLAG_RESTRICTED_DIGITS) | state->time_divider |
+                   state->serial_length | digits | state->starting_code;
     for (unsigned i = 0; i < sizeof state->key; i++) {
-        if (state->key[i]) {
-            return 0;
-        }
+        set |= state->key[i];
     }
-    return 1;
+    return !set;
 }
 
 void pgk_state_init(pgk_state *state)
@@ -315,9 +311,11 @@ enum sink_outcome { SINK_SAME, SINK_DIFFERENT, SINK_NV_FAILED };
 typedef struct {
     uint8_t pending[PIECE];
     uint8_t *buffer;
+#if PGK_STORAGE_READ_VERSION_1
     /* Set to compare with a version 1 record as it reads in version 2. */
     const uint8_t *upgraded_fields;
-    uint32_t crc;
+#endif
+    uint32_t crc; /* of the bytes so far, as zlib's crc32: 0 for none */
     unsigned base;
     unsigned position; /* record offset of pending[0] */
     unsigned pending_length;
@@ -328,7 +326,6 @@ typedef struct {
 static void sink_start(record_sink *sink, unsigned mode, unsigned base)
 {
     pgk_fill(sink, 0, sizeof *sink);
-    sink->crc = 0xFFFFFFFFu;
     sink->mode = mode;
     sink->base = base;
 }
@@ -450,7 +447,7 @@ static INLINE void emit_record(record_sink *sink, const pgk_state *state, uint32
     sink_bytes(sink, state->serial, state->serial_length);
     sink_bytes(sink, state->test_code, test_code_size(state));
     if (sink->mode != SINK_COMPARE_CONTENT) {
-        word.count = ~sink->crc;
+        word.count = sink->crc;
         sink_bytes(sink, &word, CRC_SIZE);
     }
     sink_flush(sink);
@@ -471,47 +468,57 @@ uint16_t pgk_storage_encode(const pgk_state *state, uint32_t sequence,
 
 /* -- reading ------------------------------------------------------------------------ */
 
-static unsigned payload_length_in(const uint8_t header[HEADER_SIZE])
+/* A record header as read: in words, so that the little-endian target
+ * takes magic, sequence and length each with one load. */
+typedef uint32_t record_header[HEADER_SIZE / 4u];
+#define HEADER_BYTE(header, at) (((const uint8_t *)(header))[at])
+
+static unsigned payload_length_in(const record_header header)
 {
-    return header[AT_PAYLOAD_LENGTH] | (unsigned)header[AT_PAYLOAD_LENGTH + 1] << 8;
+    return header[AT_PAYLOAD_LENGTH / 4u] >> 16;
 }
 
-enum slot_kind { SLOT_EMPTY, SLOT_DAMAGED, SLOT_INTACT, SLOT_NEWER, SLOT_UNREADABLE };
+/* What a slot holds; the two that stop a load are its results. */
+enum slot_kind {
+    SLOT_EMPTY,
+    SLOT_DAMAGED,
+    SLOT_INTACT,
+    SLOT_NEWER = PGK_STORAGE_ERR_NEWER_LAYOUT,
+    SLOT_UNREADABLE = PGK_STORAGE_ERR_NV
+};
 
 /* docs/storage-layout.md, "Reading", steps 1-3, leaving the header in
- * `header`; step 4 is decode_slot's.  Out of line: 28 bytes less than
- * inlined in the load's loop over the two slots. */
-NOINLINE static unsigned classify_slot(unsigned base, uint8_t header[HEADER_SIZE])
+ * `header`; step 4 is decode_slot's.  Out of line: the load calls it in its
+ * loop over the two slots and again for the newest. */
+NOINLINE static int classify_slot(unsigned base, record_header header)
 {
     uint8_t piece[PIECE];
-    uint32_t crc = 0xFFFFFFFFu;
+    uint32_t crc = 0;
     if (pgk_port_nv_read(base, header, HEADER_SIZE)) {
         return SLOT_UNREADABLE;
     }
-    if (header[0] == UNCOMMITTED || header[0] == ERASED) {
+    if (HEADER_BYTE(header, 0) == UNCOMMITTED || HEADER_BYTE(header, 0) == ERASED) {
         return SLOT_EMPTY; /* blank, or a save cut before its commit mark: not damage */
     }
     unsigned end = HEADER_SIZE + payload_length_in(header) + CRC_SIZE;
-    if (get_le32(header) != MAGIC || end > PGK_STORAGE_SLOT_SIZE) {
+    if (header[0] != MAGIC || end > PGK_STORAGE_SLOT_SIZE) {
         return SLOT_DAMAGED;
     }
     /* The stored CRC is run through the CRC too: the register then ends on
      * CRC-32's residue exactly when the CRC matches (appending 4 bytes maps
      * the register one to one), with no separate read and compare. */
-    unsigned length;
-    for (unsigned at = 0; at < end; at += length) {
-        length = end - at < PIECE ? end - at : PIECE;
-        if (pgk_port_nv_read(base + at, piece, length)) {
+    /* Whole pieces: the slot's size is a multiple of PIECE, so the last
+     * one still lies within the slot, past the record's end. */
+    for (unsigned at = 0; at < end; at++) {
+        if (at % PIECE == 0 && pgk_port_nv_read(base + at, piece, PIECE)) {
             return SLOT_UNREADABLE;
         }
-        for (unsigned i = 0; i < length; i++) {
-            crc = crc_byte(crc, piece[i]);
-        }
+        crc = crc_byte(crc, piece[at % PIECE]);
     }
     if (crc != CRC_RESIDUE) {
         return SLOT_DAMAGED;
     }
-    return header[AT_VERSION] > PGK_STORAGE_LAYOUT_VERSION ? SLOT_NEWER : SLOT_INTACT;
+    return HEADER_BYTE(header, AT_VERSION) > PGK_STORAGE_LAYOUT_VERSION ? SLOT_NEWER : SLOT_INTACT;
 }
 
 /* Reads the next `length` bytes of a record at *at; nonzero if the port failed. */
@@ -524,15 +531,15 @@ static INLINE unsigned read_on(unsigned *at, void *into, unsigned length)
 
 /* An intact record of version 2 or older, into *state; steps 4-5 of "Reading". */
 static pgk_storage_result decode_slot(pgk_store *store, unsigned base,
-                                      const uint8_t header[HEADER_SIZE], pgk_state *state)
+                                      const record_header header, pgk_state *state)
 {
-    unsigned version = header[AT_VERSION];
+    unsigned version = HEADER_BYTE(header, AT_VERSION);
     unsigned at = base + HEADER_SIZE;
     if (read_on(&at, state, FIXED_PAYLOAD_SIZE)) {
         return PGK_STORAGE_ERR_NV;
     }
     if (version == 0 || (!PGK_STORAGE_READ_VERSION_1 && version == 1) ||
-        header[AT_HEADER_RESERVED] || !bytes_fit(state, record_limits) ||
+        HEADER_BYTE(header, AT_HEADER_RESERVED) || !bytes_fit(state, record_limits) ||
         payload_length_in(header) != payload_length_of(state)) {
         return PGK_STORAGE_ERR_REFUSED;
     }
@@ -585,41 +592,42 @@ static pgk_storage_result decode_slot(pgk_store *store, unsigned base,
 
 pgk_storage_result pgk_storage_load(pgk_store *store, pgk_state *state)
 {
-    uint8_t headers[2][HEADER_SIZE];
+    record_header header;
     unsigned newest = SLOT_NONE;
-    unsigned damaged = 0;
+    uint32_t newest_sequence = 0;
     pgk_fill(store, 0, sizeof *store);
     store->newest_slot = 1; /* none: see pgk_storage_save */
     for (unsigned slot = 0; slot < 2; slot++) {
-        unsigned kind = classify_slot(slot * PGK_STORAGE_SLOT_SIZE, headers[slot]);
+        int kind = classify_slot(slot * PGK_STORAGE_SLOT_SIZE, header);
         store->failed_slot = (uint8_t)slot;
-        if (kind == SLOT_UNREADABLE) {
-            return PGK_STORAGE_ERR_NV;
+        if (kind < 0) {
+            return (pgk_storage_result)kind;
         }
-        if (kind == SLOT_NEWER) {
-            return PGK_STORAGE_ERR_NEWER_LAYOUT;
-        }
-        damaged |= kind == SLOT_DAMAGED;
+        store->recovered_from_corruption |= kind == SLOT_DAMAGED;
         /* A refused record still counts for "newest": falling back past it
          * would load an older state and later overwrite it. */
-        if (kind == SLOT_INTACT &&
-            (newest == SLOT_NONE || is_newer(get_le32(headers[slot] + AT_SEQUENCE),
-                                             get_le32(headers[newest] + AT_SEQUENCE)))) {
+        uint32_t sequence = header[AT_SEQUENCE / 4u];
+        if (kind == SLOT_INTACT && (newest == SLOT_NONE || is_newer(sequence, newest_sequence))) {
             newest = slot;
+            newest_sequence = sequence;
         }
     }
     pgk_state_init(state);
     if (newest != SLOT_NONE) {
+        unsigned base = newest * PGK_STORAGE_SLOT_SIZE;
         store->failed_slot = (uint8_t)newest;
-        pgk_storage_result result =
-            decode_slot(store, newest * PGK_STORAGE_SLOT_SIZE, headers[newest], state);
+        /* Its header again, rather than keeping both slots' headers: a
+         * second pass of the CRC costs time at power-on only, not code. */
+        if (classify_slot(base, header) != SLOT_INTACT) {
+            return PGK_STORAGE_ERR_NV;
+        }
+        pgk_storage_result result = decode_slot(store, base, header, state);
         if (result != PGK_STORAGE_OK) {
             return result;
         }
         store->newest_slot = (uint8_t)newest;
-        store->sequence = get_le32(headers[newest] + AT_SEQUENCE);
+        store->sequence = newest_sequence;
     }
-    store->recovered_from_corruption = (uint8_t)damaged;
     store->loaded = 1;
     return PGK_STORAGE_OK;
 }
@@ -638,7 +646,11 @@ NOINLINE static unsigned stream_record(unsigned mode, unsigned base, const pgk_s
 {
     record_sink sink;
     sink_start(&sink, mode, base);
+#if PGK_STORAGE_READ_VERSION_1
     sink.upgraded_fields = upgraded_fields;
+#else
+    (void)upgraded_fields;
+#endif
     emit_record(&sink, state, sequence);
     return sink.outcome;
 }

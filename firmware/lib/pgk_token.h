@@ -29,12 +29,15 @@
 
 /* What the factory writes (one row of the device list). */
 typedef struct {
-    uint8_t key[16];
-    uint32_t starting_code; /* 0..999 999 999 */
-    uint8_t time_divider;   /* value units per day; not needed to decode, kept for the effects */
+    /* The byte fields first: the device fills this struct on its stack, and
+     * the Cortex-M0 has no byte store relative to the stack pointer, only
+     * within 32 bytes of another register. */
+    uint8_t time_divider; /* value units per day; not needed to decode, kept for the effects */
     /* 1: tokens are typed with keys 1-4 (15 digits).  Must be 0 when the
      * library is built with PGK_WITH_RESTRICTED 0. */
     uint8_t restricted_digits;
+    uint32_t starting_code; /* 0..999 999 999 */
+    uint8_t key[16];
 } pgk_device;
 
 /* The counter state a device keeps in non-volatile memory, next to the
