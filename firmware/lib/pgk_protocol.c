@@ -379,7 +379,8 @@ static const char *shown_serial(const pgk_protocol *p, uint8_t *length)
     return "<hidden>";
 }
 
-static void status_line(pgk_protocol *p)
+/* The STATUS fields of `mask` (0: the whole STATUS line, ended). */
+static void status_fields(pgk_protocol *p, uint16_t mask)
 {
     pgk_wire_status s;
     const pgk_firmware *f = p->firmware;
@@ -389,8 +390,17 @@ static void status_line(pgk_protocol *p)
     s.used_bits = f->state.used_bits;
     s.typing = f->typing;
     s.typing_length = f->typing_started ? f->typing_length : 0;
+    if (mask) {
+        pgk_wire_status_fields(&p->out, &s, mask);
+        return;
+    }
     pgk_wire_status_line(&p->out, &s);
     end_line(p);
+}
+
+static void status_line(pgk_protocol *p)
+{
+    status_fields(p, 0);
 }
 
 /* The RESULT fields of each outcome (pgk_outcome_kind order); an applied
@@ -533,9 +543,8 @@ static uint8_t token(pgk_protocol *p, char *text, uint16_t length, uint8_t group
         }
         length = n;
     }
-    if (length > 255) {
-        length = 255; /* MALFORMED whatever its end */
-    }
+    /* A line is at most 256 characters, so the text after "TOKEN " fits the
+     * device's uint8_t length. */
 #if PGK_PROTOCOL_TEXTS
     p->token = text;
     p->token_length = (uint8_t)length;
@@ -714,8 +723,7 @@ static void answer(pgk_protocol *p, char *line, uint16_t length)
     }
     pgk_wire_ok(&p->out, kind);
     if (kind == PGK_CMD_KEYS) {
-        const pgk_firmware *f = p->firmware;
-        pgk_out_word_field(&p->out, "typing", f->typing, f->typing_started ? f->typing_length : 0);
+        status_fields(p, PGK_STATUS_FIELD_TYPING);
     }
     end_line(p);
 }

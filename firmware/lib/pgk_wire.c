@@ -1,6 +1,8 @@
 /* The device protocol's grammar: see pgk_wire.h.  Every check below runs in
  * the order paygkit's commands.py and interpreter.py run theirs, because the
- * first failing check picks the ERR line a host sees. */
+ * first failing check picks the ERR line a host sees (without the messages,
+ * where all of them give one line, the values of SETUP and CONFIG are
+ * checked as they are read). */
 #include "pgk_wire.h"
 
 #include "pgk_compiler.h"
@@ -70,7 +72,7 @@ static int hex_value(char c)
 /* memset's uses without the C library: newlib's is unrolled for speed (about
  * 170 bytes on a Cortex-M0) and links only if called.  The volatile store
  * keeps GCC from turning the loop back into a call. */
-NOINLINE static void zero(void *to, size_t length)
+static void zero(void *to, size_t length)
 {
     uint8_t *out = to;
     while (length--) {
@@ -115,25 +117,26 @@ static const char *nth(const char *table, unsigned n)
 static int lookup(const char *table, const char *text, size_t length)
 {
     int index = 0;
-    for (; *table; index++, table = next_string(table)) {
+    for (; *table; index++) {
         size_t i = 0;
-        while (i < length && table[i] && (table[i] | 0x20) == (text[i] | 0x20)) {
+        while (i < length && *table && (*table | 0x20) == (text[i] | 0x20)) {
             i++;
+            table++;
         }
-        if (i == length && table[i] == 0) {
+        if (i == length && *table == 0) {
             return index;
         }
+        table = next_string(table);
     }
     return -1;
 }
 
-/* 1 when the span is min..max digits; *value their number, saturating (every
+/* 1 when the span is 1..max digits; *value their number, saturating (every
  * range checked here is below the saturation). */
-static uint8_t read_digits(const char *text, size_t length, size_t min, size_t max,
-                           uint32_t *value)
+static uint8_t read_digits(const char *text, size_t length, size_t max, uint32_t *value)
 {
     uint32_t number = 0;
-    if (length < min || length > max) {
+    if (length - 1 >= max) { /* a length of 0 wraps round: refused too */
         return 0;
     }
     while (length--) {
@@ -203,11 +206,16 @@ enum {
 NOINLINE static pgk_command_kind refuse(pgk_command *command, uint8_t code, uint8_t message)
 {
     pgk_error *error = &command->u.error;
+#if PGK_PROTOCOL_MESSAGES
     uint8_t kind = command->kind;
     zero(error, sizeof *error);
-    error->code = code;
     ERROR_DETAIL(command, message, message);
     ERROR_DETAIL(command, command, kind);
+#else
+    /* Without the messages an ERR line shows only the code: nothing else is read. */
+    (void)message;
+#endif
+    error->code = code;
     command->kind = PGK_CMD_ERROR;
     return PGK_CMD_ERROR;
 }
@@ -236,83 +244,29 @@ static pgk_command_kind bad_argument(pgk_command *command, uint8_t message, uint
 
 /* ---- arguments ------------------------------------------------------------------ */
 
-typedef struct {
-    const char *text; /* NULL: not given */
-    uint8_t length;
-} span;
-
-/* commands.read_arguments: the name=value words from `at` (a word's start)
- * to `end` (a word's end) into values[] of the arguments first..first+n-1. */
-static pgk_command_kind read_arguments(pgk_command *command, const char *at, const char *end,
-                                       uint8_t first, uint8_t n, span *values)
-{
-    const char *names = nth(name_pool, first);
-    while (at < end) {
-        const char *word = at;
-        const char *equals = NULL;
-        int i;
-        for (; at < end && *at != ' '; at++) {
-            if (*at == '=' && equals == NULL) {
-                equals = at;
-            }
-        }
-        if (equals == NULL || equals == word) {
-            return bad(command, PGK_MSG_WORD_WITHOUT_EQUALS);
-        }
-        i = lookup(names, word, (size_t)(equals - word));
-        if (i < 0 || i >= n) {
-            bad(command, PGK_MSG_UNKNOWN_ARGUMENT);
-            ERROR_DETAIL(command, word, word);
-            ERROR_DETAIL(command, word_length, (uint8_t)(equals - word));
-            return PGK_CMD_ERROR;
-        }
-        if (values[i].text) {
-            return bad_argument(command, PGK_MSG_GIVEN_TWICE, (uint8_t)(first + i));
-        }
-#if PGK_PROTOCOL_MESSAGES
-        /* Without the messages no check of its own: every argument's check
-         * refuses an empty value, with the same line. */
-        if (equals + 1 == at) {
-            return bad_argument(command, PGK_MSG_NEEDS_VALUE, (uint8_t)(first + i));
-        }
-#endif
-        values[i].text = equals + 1;
-        values[i].length = (uint8_t)(at - equals - 1);
-        while (at < end && *at == ' ') {
-            at++;
-        }
-    }
-    return PGK_CMD_BLANK;
-}
-
-/* commands.read_number; an absent value leaves *result as it is (the default). */
-static uint8_t read_number(pgk_command *command, span value, uint32_t low, uint32_t high,
-                           uint8_t argument, uint32_t *result)
+/* commands.read_number: 1-12 digits, low..high. */
+static uint8_t read_number(pgk_command *command, const char *text, uint8_t length, uint32_t low,
+                           uint32_t high, uint8_t argument, uint32_t *result)
 {
     uint32_t number;
-    if (value.text) {
-        if (!read_digits(value.text, value.length, 1, 12, &number) || number < low ||
-            number > high) {
-            bad_argument(command, PGK_MSG_NUMBER, argument);
-            return 0;
-        }
-        *result = number;
+    if (!read_digits(text, length, 12, &number) || number < low || number > high) {
+        bad_argument(command, PGK_MSG_NUMBER, argument);
+        return 0;
     }
+    *result = number;
     return 1;
 }
 
-/* commands.read_flag: 1/on/yes/true or 0/off/no/false, any case; absent: as it is. */
-static uint8_t read_flag(pgk_command *command, span value, uint8_t argument, uint8_t *result)
+/* commands.read_flag: 1/on/yes/true or 0/off/no/false, any case. */
+static uint8_t read_flag(pgk_command *command, const char *text, uint8_t length, uint8_t argument,
+                         uint8_t *result)
 {
-    int i;
-    if (value.text) {
-        i = lookup("0\0off\0no\0false\0" "1\0on\0yes\0true\0", value.text, value.length);
-        if (i < 0) {
-            bad_argument(command, PGK_MSG_FLAG, argument);
-            return 0;
-        }
-        *result = i >= 4;
+    int i = lookup("0\0off\0no\0false\0" "1\0on\0yes\0true\0", text, length);
+    if (i < 0) {
+        bad_argument(command, PGK_MSG_FLAG, argument);
+        return 0;
     }
+    *result = i >= 4;
     return 1;
 }
 
@@ -338,7 +292,7 @@ static pgk_command_kind read_duration(pgk_command *command, const char *text, si
             length--;
         }
     }
-    if (!read_digits(text, length, 1, 12, &number)) {
+    if (!read_digits(text, length, 12, &number)) {
         return bad_argument(command, PGK_MSG_DURATION_FORM, owner);
     }
     /* The limit is a whole number of every unit, so this is the product's test
@@ -352,178 +306,309 @@ static pgk_command_kind read_duration(pgk_command *command, const char *text, si
 #endif
 
 /* serial_number.serial_problem: 1-32 of A-Z a-z 0-9 . _ : + -, alnum first. */
-static pgk_command_kind check_serial(pgk_command *command, span serial)
+static uint8_t check_serial(pgk_command *command, const char *text, uint8_t length)
 {
 #if PGK_PROTOCOL_MESSAGES
     unsigned i;
-    if (serial.length == 0) {
-        return bad(command, PGK_MSG_SERIAL_EMPTY);
+    if (length == 0) {
+        bad(command, PGK_MSG_SERIAL_EMPTY);
+        return 0;
     }
-    if (serial.length > 32) {
+    if (length > 32) {
         bad(command, PGK_MSG_SERIAL_LONG);
-        ERROR_DETAIL(command, number, serial.length);
-        return PGK_CMD_ERROR;
+        ERROR_DETAIL(command, number, length);
+        return 0;
     }
-    for (i = 0; i < serial.length; i++) {
-        char c = serial.text[i];
+    for (i = 0; i < length; i++) {
+        char c = text[i];
         if (!is_digit(c) && !is_letter(c) && (i == 0 || find("._:+-", 5, c) == NULL)) {
-            return bad(command, PGK_MSG_SERIAL_BAD);
+            bad(command, PGK_MSG_SERIAL_BAD);
+            return 0;
         }
     }
 #else
     /* Its three refusals are one ERR line without the messages: the device's
      * own check (the same rule) serves.  The parser then needs pgk_device.c. */
-    if (!pgk_serial_ok(serial.text, serial.length)) {
-        return bad(command, PGK_MSG_SERIAL_BAD);
+    if (!pgk_serial_ok(text, length)) {
+        bad(command, PGK_MSG_SERIAL_BAD);
+        return 0;
     }
 #endif
-    command->u.setup.serial = serial.text;
-    command->u.setup.serial_length = serial.length;
-    return PGK_CMD_SETUP;
+    command->u.setup.serial = text;
+    command->u.setup.serial_length = length;
+    return 1;
 }
 
 /* paygkit.token.parse_key: exactly 32 hex digits. */
-static pgk_command_kind read_key(pgk_command *command, span key)
+static uint8_t read_key(pgk_command *command, const char *text, uint8_t length)
 {
     unsigned i;
-    if (key.length != 32) {
+    if (length != 32) {
         bad(command, PGK_MSG_KEY_LENGTH);
-        ERROR_DETAIL(command, number, key.length);
-        return PGK_CMD_ERROR;
+        ERROR_DETAIL(command, number, length);
+        return 0;
     }
     for (i = 0; i < 32; i++) {
-        int value = hex_value(key.text[i]);
+        int value = hex_value(text[i]);
         if (value < 0) {
-            return bad(command, PGK_MSG_KEY_CHARS);
+            bad(command, PGK_MSG_KEY_CHARS);
+            return 0;
         }
         command->u.setup.key[i / 2] = (uint8_t)(command->u.setup.key[i / 2] << 4 | value);
     }
-    return PGK_CMD_SETUP;
+    return 1;
 }
 
-/* SetupCommand.parse after its arguments are read, and parse_reference after
- * its fields are split (values[]: serial, code, key and nothing else), which
- * check the same in the same order.  The setup starts zeroed. */
-static pgk_command_kind read_setup(pgk_command *command, span *values, uint8_t reference)
+/* One value of SETUP, the reference form or CONFIG, checked as paygkit
+ * checks it, into the command; 0 after the ERR line is set.  A setup's
+ * defaults are set before (divider and count 1, the rest zero). */
+static uint8_t read_value(pgk_command *command, uint8_t argument, const char *text, uint8_t length,
+                          uint8_t reference)
 {
     pgk_provisioning *setup = &command->u.setup;
-    span code = values[PGK_ARG_CODE];
-    span test = values[PGK_ARG_TEST];
     uint32_t number;
-    if (!read_digits(code.text, code.length, reference ? 9u : 1u, 9, &setup->starting_code)) {
-        return bad(command, reference ? PGK_MSG_REFERENCE_CODE : PGK_MSG_CODE);
+    switch (argument) {
+    case PGK_ARG_SERIAL:
+        return check_serial(command, text, length);
+    case PGK_ARG_CODE:
+        /* The reference form's code has all 9 digits. */
+        if ((reference && length != 9) || !read_digits(text, length, 9, &setup->starting_code)) {
+            bad(command, reference ? PGK_MSG_REFERENCE_CODE : PGK_MSG_CODE);
+            return 0;
+        }
+        return 1;
+    case PGK_ARG_KEY:
+        return read_key(command, text, length);
+    case PGK_ARG_DIVIDER:
+        if (!read_number(command, text, length, 1, 255, argument, &number)) {
+            return 0;
+        }
+        setup->time_divider = (uint8_t)number;
+        return 1;
+    case PGK_ARG_RESTRICTED:
+        return read_flag(command, text, length, argument, &setup->restricted_digits);
+    case PGK_ARG_TEST:
+        if (!read_digits(text, length, 20, &number)) {
+            bad(command, PGK_MSG_TEST);
+            return 0;
+        }
+        setup->test_code = text;
+        setup->test_code_length = length;
+        return 1;
+    case PGK_ARG_COUNT:
+        return read_number(command, text, length, 0, PGK_WIRE_MAX_COUNT, argument, &setup->count);
+#if PGK_WITH_SIM_CONTROLS
+    case PGK_ARG_WAITING:
+        return read_flag(command, text, length, argument, &command->u.config.waiting);
+    case PGK_ARG_TAMPER:
+        number = (uint32_t)lookup("report\0lock\0", text, length);
+        if (number > 1) {
+            bad(command, PGK_MSG_TAMPER_ARGUMENT);
+            return 0;
+        }
+        command->u.config.tamper_lock = (uint8_t)number;
+        return 1;
+    default: /* PGK_ARG_KEYPAD_TIMEOUT */
+        if (!read_number(command, text, length, 1, PGK_WIRE_MAX_KEYPAD_TIMEOUT, argument,
+                         &number)) {
+            return 0;
+        }
+        command->u.config.keypad_timeout = (uint16_t)number;
+        return 1;
+#else
+    default:
+        return 1;
+#endif
     }
-    if (test.text && !read_digits(test.text, test.length, 1, 20, &number)) {
-        return bad(command, PGK_MSG_TEST);
+}
+
+typedef struct {
+    const char *text; /* NULL: not given */
+    uint8_t length;
+} span;
+
+#if PGK_PROTOCOL_MESSAGES
+/* take() keeps a value read (values[i]: argument first + i) for
+ * read_values() to check later: paygkit reads every argument before it
+ * checks a value, and checks them in an order of its own, which the messages
+ * show.  VALUES(n) declares a line's values, none given. */
+#define VALUES(n)                                                                                \
+    span values[n];                                                                              \
+    zero(values, sizeof values)
+static uint8_t take(pgk_command *command, span *values, uint8_t i, uint8_t argument,
+                    const char *text, uint8_t length, uint8_t reference)
+{
+    (void)command;
+    (void)argument;
+    (void)reference;
+    values[i].text = text;
+    values[i].length = length;
+    return 1;
+}
+
+/* The values given of the arguments in `order` (each argument + 1). */
+static uint8_t read_values(pgk_command *command, const span *values, uint8_t first,
+                           const char *order, uint8_t reference)
+{
+    for (; *order; order++) {
+        uint8_t argument = (uint8_t)(*order - 1);
+        const span *value = &values[argument - first];
+        if (value->text &&
+            !read_value(command, argument, value->text, value->length, reference)) {
+            return 0;
+        }
     }
-    setup->test_code = test.text;
-    setup->test_code_length = test.length;
-    setup->count = 1;
-    number = 1;
-    if (check_serial(command, values[PGK_ARG_SERIAL]) == PGK_CMD_ERROR ||
-        read_key(command, values[PGK_ARG_KEY]) == PGK_CMD_ERROR ||
-        !read_number(command, values[PGK_ARG_DIVIDER], 1, 255, PGK_ARG_DIVIDER, &number)) {
-        return PGK_CMD_ERROR;
+    return 1;
+}
+#else
+/* Without the messages every refusal of a SETUP or CONFIG line is the same
+ * ERR line, so the order of the checks does not show: each value is checked
+ * as soon as it is read, and none is kept. */
+#define VALUES(n) span *const values = NULL
+static uint8_t take(pgk_command *command, span *values, uint8_t i, uint8_t argument,
+                    const char *text, uint8_t length, uint8_t reference)
+{
+    (void)values;
+    (void)i;
+    return read_value(command, argument, text, length, reference);
+}
+#define read_values(command, values, first, order, reference) ((void)(values), 1)
+#endif
+
+/* commands.read_arguments: the name=value words from `at` (a word's start)
+ * to `end` (a word's end) of the arguments first..first+n-1.  The arguments
+ * given (bit i: first + i), or -1 after the ERR line is set. */
+static int read_arguments(pgk_command *command, const char *at, const char *end, uint8_t first,
+                          uint8_t n, span *values)
+{
+    const char *names = nth(name_pool, first);
+    unsigned given = 0;
+    while (at < end) {
+        const char *word = at;
+        const char *equals = NULL;
+        int i;
+        for (; at < end && *at != ' '; at++) {
+            if (*at == '=' && equals == NULL) {
+                equals = at;
+            }
+        }
+        if (equals == NULL || equals == word) {
+            bad(command, PGK_MSG_WORD_WITHOUT_EQUALS);
+            return -1;
+        }
+        i = lookup(names, word, (size_t)(equals - word));
+        if (i < 0 || i >= n) {
+            bad(command, PGK_MSG_UNKNOWN_ARGUMENT);
+            ERROR_DETAIL(command, word, word);
+            ERROR_DETAIL(command, word_length, (uint8_t)(equals - word));
+            return -1;
+        }
+        if (given >> i & 1u) {
+            bad_argument(command, PGK_MSG_GIVEN_TWICE, (uint8_t)(first + i));
+            return -1;
+        }
+        given |= 1u << i;
+#if PGK_PROTOCOL_MESSAGES
+        /* Without the messages no check of its own: every argument's check
+         * refuses an empty value, with the same line. */
+        if (equals + 1 == at) {
+            bad_argument(command, PGK_MSG_NEEDS_VALUE, (uint8_t)(first + i));
+            return -1;
+        }
+#endif
+        if (!take(command, values, i, (uint8_t)(first + i), equals + 1,
+                  (uint8_t)(at - equals - 1), 0)) {
+            return -1;
+        }
+        while (at < end && *at == ' ') {
+            at++;
+        }
     }
-    setup->time_divider = (uint8_t)number;
-    if (!read_flag(command, values[PGK_ARG_RESTRICTED], PGK_ARG_RESTRICTED,
-                   &setup->restricted_digits) ||
-        !read_number(command, values[PGK_ARG_COUNT], 0, PGK_WIRE_MAX_COUNT, PGK_ARG_COUNT,
-                     &setup->count)) {
-        return PGK_CMD_ERROR;
-    }
-    return PGK_CMD_SETUP;
+    return (int)given;
+}
+
+/* Every setup starts from the defaults (divider 1, count 1, the rest zero). */
+static void setup_defaults(pgk_command *command)
+{
+    command->u.setup.time_divider = 1;
+    command->u.setup.count = 1;
 }
 
 /* SetupCommand.parse_reference: #serial;code;key. */
-static pgk_command_kind parse_reference(pgk_command *command, const char *line, const char *end,
-                                        span *values)
+static pgk_command_kind parse_reference(pgk_command *command, const char *line, const char *end)
 {
-    uint8_t n = 0;
+    VALUES(SETUP_ARGUMENTS);
+    unsigned n = 0;
     const char *start = line + 1;
     const char *p;
     command->kind = PGK_CMD_SETUP;
     command->form = 1;
-    for (p = start;; p++) {
-        if (p == end || *p == ';') {
-            if (n < 3) {
-                values[n].text = start;
-                values[n].length = (uint8_t)(p - start);
-            }
-            n++;
-            start = p + 1;
-            if (p == end) {
-                break;
-            }
+    setup_defaults(command);
+    for (;; n++) {
+        for (p = start; p < end && *p != ';'; p++) {
         }
+        /* Fields 0, 1 and 2 are the arguments serial, code and key. */
+        if (n < 3 &&
+            !take(command, values, (uint8_t)n, (uint8_t)n, start, (uint8_t)(p - start), 1)) {
+            return PGK_CMD_ERROR;
+        }
+        if (p == end) {
+            break;
+        }
+        start = p + 1;
     }
+    n++;
     if (n != 3) {
         bad(command, PGK_MSG_REFERENCE_FIELDS);
         ERROR_DETAIL(command, number, end - line == 1);
         return PGK_CMD_ERROR;
     }
-    return read_setup(command, values, 1);
+    /* parse_reference's order: code, serial, key. */
+    if (!read_values(command, values, PGK_ARG_SERIAL, "\2\1\3", 1)) {
+        return PGK_CMD_ERROR;
+    }
+    return PGK_CMD_SETUP;
 }
 
 /* SetupCommand.parse: SETUP serial= code= key= [divider=] [restricted=] [test=] [count=]. */
-static pgk_command_kind parse_setup(pgk_command *command, const char *at, const char *end,
-                                    span *values)
+static pgk_command_kind parse_setup(pgk_command *command, const char *at, const char *end)
 {
-    if (read_arguments(command, at, end, PGK_ARG_SERIAL, SETUP_ARGUMENTS, values)) {
+    VALUES(SETUP_ARGUMENTS);
+    int given;
+    uint8_t missing;
+    setup_defaults(command);
+    given = read_arguments(command, at, end, PGK_ARG_SERIAL, SETUP_ARGUMENTS, values);
+    if (given < 0) {
         return PGK_CMD_ERROR;
     }
-#if PGK_PROTOCOL_MESSAGES
-    {
-        uint8_t missing = 0;
-        unsigned i;
-        for (i = 0; i < 3; i++) {
-            if (values[i].text == NULL) {
-                missing |= (uint8_t)(1u << i);
-            }
-        }
-        if (missing) {
-            bad(command, PGK_MSG_MISSING);
-            ERROR_DETAIL(command, number, missing);
-            return PGK_CMD_ERROR;
-        }
+    /* serial, code and key are required. */
+    missing = (uint8_t)(~given & 7);
+    if (missing) {
+        bad(command, PGK_MSG_MISSING);
+        ERROR_DETAIL(command, number, missing);
+        return PGK_CMD_ERROR;
     }
-#endif
-    /* Without the messages a missing serial, code or key needs no check of
-     * its own: its empty value fails its check below, with the same line. */
-    return read_setup(command, values, 0);
+    /* SetupCommand.parse's order: code, test, serial, key, divider, restricted, count. */
+    if (!read_values(command, values, PGK_ARG_SERIAL, "\2\6\1\3\4\5\7", 0)) {
+        return PGK_CMD_ERROR;
+    }
+    return PGK_CMD_SETUP;
 }
 
 #if PGK_WITH_SIM_CONTROLS
-static pgk_command_kind parse_config(pgk_command *command, const char *at, const char *end,
-                                     span *values)
+static pgk_command_kind parse_config(pgk_command *command, const char *at, const char *end)
 {
-    uint32_t timeout = 30;
-    uint8_t mask = 0;
-    unsigned i;
-    if (read_arguments(command, at, end, PGK_ARG_WAITING, CONFIG_ARGUMENTS, values)) {
+    VALUES(CONFIG_ARGUMENTS);
+    int given;
+    command->u.config.keypad_timeout = 30;
+    given = read_arguments(command, at, end, PGK_ARG_WAITING, CONFIG_ARGUMENTS, values);
+    if (given < 0) {
         return PGK_CMD_ERROR;
     }
-    for (i = 0; i < CONFIG_ARGUMENTS; i++) {
-        if (values[i].text) {
-            mask |= (uint8_t)(1u << i);
-        }
-    }
-    command->form = mask;
-    if (!read_flag(command, values[0], PGK_ARG_WAITING, &command->u.config.waiting)) {
+    command->form = (uint8_t)given;
+    if (!read_values(command, values, PGK_ARG_WAITING, "\10\11\12", 0)) {
         return PGK_CMD_ERROR;
     }
-    if (values[1].text) {
-        int lock = lookup("report\0lock\0", values[1].text, values[1].length);
-        if (lock < 0) {
-            return bad(command, PGK_MSG_TAMPER_ARGUMENT);
-        }
-        command->u.config.tamper_lock = (uint8_t)lock;
-    }
-    if (!read_number(command, values[2], 1, PGK_WIRE_MAX_KEYPAD_TIMEOUT, PGK_ARG_KEYPAD_TIMEOUT,
-                     &timeout)) {
-        return PGK_CMD_ERROR;
-    }
-    command->u.config.keypad_timeout = (uint16_t)timeout;
     return PGK_CMD_CONFIG;
 }
 #endif
@@ -533,34 +618,36 @@ static pgk_command_kind parse_config(pgk_command *command, const char *at, const
 pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
                                 pgk_command *command)
 {
-    span values[SETUP_ARGUMENTS];
     char *end = line + length;
     char *rest;
     char *p;
     int kind;
     zero(command, sizeof *command);
-    zero(values, sizeof values);
-    for (p = line; p < end; p++) {
+    /* One pass for paygkit's replace("\t", " ").strip(): the text without the
+     * spaces around it runs from `rest` (NULL: a blank line) to `end`. */
+    rest = NULL;
+    for (p = line; p < line + length; p++) {
         if (*p == '\t') {
             *p = ' ';
         } else if ((uint8_t)(*p - 0x20) > 0x7e - 0x20) {
             return refuse(command, PGK_ERR_BAD_LINE, PGK_MSG_BAD_LINE);
         }
+        if (*p != ' ') {
+            if (rest == NULL) {
+                rest = p;
+            }
+            end = p + 1;
+        }
     }
-    while (line < end && *line == ' ') {
-        line++;
-    }
-    while (end > line && end[-1] == ' ') {
-        end--;
-    }
-    if (line == end) {
+    if (rest == NULL) {
         return PGK_CMD_BLANK;
     }
+    line = rest;
     if (end - line > (long)PGK_WIRE_LINE_MAX) {
         return refuse(command, PGK_ERR_LINE_TOO_LONG, PGK_MSG_TOO_LONG);
     }
     if (*line == '#') {
-        return parse_reference(command, line, end, values);
+        return parse_reference(command, line, end);
     }
     for (rest = line; rest < end && *rest != ' '; rest++) {
     }
@@ -584,7 +671,7 @@ pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
     }
     switch (kind) {
     case PGK_CMD_SETUP:
-        return parse_setup(command, rest, end, values);
+        return parse_setup(command, rest, end);
     case PGK_CMD_KEYS:
     case PGK_CMD_TOKEN: {
         /* KEYS drops every space, TOKEN keeps one between groups.  TOKEN's
@@ -592,26 +679,32 @@ pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
          * (token.typed_digits), which the device gets without them. */
         char *out = rest;
         uint8_t grouped = 1;
-        uint8_t digit = 0;
+        /* The last character kept: the command word's space before the first. */
+        char last = ' ';
         for (p = rest; p < end; p++) {
             char c = *p;
-            if (c == ' ') {
-                if (kind == PGK_CMD_KEYS || p[-1] == ' ') {
+            if (kind == PGK_CMD_KEYS) {
+                if (c == ' ') {
                     continue;
                 }
-            } else if (kind == PGK_CMD_KEYS && !is_digit(c) && c != '*' && c != '#') {
-                return bad(command, PGK_MSG_KEYS_BAD);
+                if (!is_digit(c) && c != '*' && c != '#') {
+                    return bad(command, PGK_MSG_KEYS_BAD);
+                }
+            } else {
+                if (c == ' ' && last == ' ') {
+                    continue;
+                }
+                if (!is_digit(c) && !(is_digit(last) && (c == ' ' || c == '-'))) {
+                    grouped = 0;
+                }
             }
             *out++ = c;
-            if (!is_digit(c) && !(digit && (c == ' ' || c == '-'))) {
-                grouped = 0;
-            }
-            digit = is_digit(c);
+            last = c;
         }
         if (out == rest) {
             return bad(command, kind == PGK_CMD_KEYS ? PGK_MSG_KEYS_EMPTY : PGK_MSG_TOKEN_EMPTY);
         }
-        command->form = grouped & digit;
+        command->form = grouped & is_digit(last);
         command->u.keys.text = rest;
         command->u.keys.length = (uint16_t)(out - rest);
         return (pgk_command_kind)kind;
@@ -630,18 +723,15 @@ pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
             command->form = *rest == '+' ? PGK_CLOCK_FORWARD : PGK_CLOCK_BACK;
             return read_duration(command, rest + 1, (size_t)(end - rest - 1), 1);
         } else {
-            span value;
-            value.text = rest;
-            value.length = (uint8_t)(end - rest);
             command->form = PGK_CLOCK_SET;
-            if (!read_number(command, value, 0, PGK_WIRE_MAX_RTC, PGK_ARG_RTC,
-                             &command->u.seconds)) {
+            if (!read_number(command, rest, (uint8_t)(end - rest), 0, PGK_WIRE_MAX_RTC,
+                             PGK_ARG_RTC, &command->u.seconds)) {
                 return PGK_CMD_ERROR;
             }
         }
         return PGK_CMD_CLOCK;
     case PGK_CMD_CONFIG:
-        return parse_config(command, rest, end, values);
+        return parse_config(command, rest, end);
     case PGK_CMD_POWER:
         if (rest != end) {
             int i = lookup("on\0off\0", rest, (size_t)(end - rest));
@@ -865,7 +955,7 @@ const char *pgk_wire_help_line(uint8_t index)
 
 static const char error_codes[] =
     "UNKNOWN_COMMAND\0BAD_ARGUMENT\0BAD_LINE\0LINE_TOO_LONG\0ALREADY_PROVISIONED\0"
-    "NOT_SUPPORTED\0STORAGE\0INTERNAL\0"
+    "NOT_SUPPORTED\0STORAGE\0"
 #if PGK_WITH_SIM_CONTROLS
     "POWERED_OFF\0"
 #endif
@@ -1029,11 +1119,6 @@ void pgk_wire_error(pgk_out *out, const pgk_error *error)
         }
     }
 }
-#else
-void pgk_wire_error(pgk_out *out, const pgk_error *error)
-{
-    pgk_wire_word(out, PGK_WORD_ERR, error->code);
-}
 #endif
 
 void pgk_wire_word(pgk_out *out, uint8_t line, uint8_t index)
@@ -1044,7 +1129,8 @@ void pgk_wire_word(pgk_out *out, uint8_t line, uint8_t index)
 
 char pgk_wire_hex_digit(const uint8_t *bytes, unsigned i)
 {
-    return "0123456789ABCDEF"[(bytes[i / 2] >> ((i & 1) ? 0 : 4)) & 15u];
+    unsigned nibble = (bytes[i / 2] >> ((i & 1) ? 0 : 4)) & 15u;
+    return (char)(nibble + (nibble < 10 ? '0' : 'A' - 10));
 }
 
 /* n digits, two a byte, the high nibble first: the key's hex, a test code's digits. */
@@ -1106,7 +1192,7 @@ static void bit_list(pgk_out *out, uint32_t bits, unsigned n, const char *items,
             if (items) {
                 pgk_out_str(out, nth(items, i));
             } else {
-                pgk_out_number(out, top - i);
+                number(out, top - i, 1);
             }
         }
     }
@@ -1128,7 +1214,11 @@ static void fields(pgk_out *out, const uint8_t *table, const void *record, uint1
         if (!(mask & 1u)) {
             continue;
         }
-        pgk_out_field(out, nth(name_pool, table[3]));
+        /* pgk_out_field()'s work, here: a build whose only fields are these
+         * then links no pgk_out_field(). */
+        put(out, ' ');
+        pgk_out_str(out, nth(name_pool, table[3]));
+        put(out, '=');
         switch (*table) {
         case FIELD_FLAG:
             put(out, (byte & table[2]) ? '1' : '0');
@@ -1173,7 +1263,7 @@ static void fields(pgk_out *out, const uint8_t *table, const void *record, uint1
         default: /* FIELD_U8 */
             break;
         }
-        pgk_out_number(out, value);
+        number(out, value, 1);
     }
 }
 
@@ -1197,11 +1287,11 @@ static const uint8_t status_fields[] = {
     FIELD_END,
 };
 
-void pgk_wire_status_line(pgk_out *out, const pgk_wire_status *s)
+void pgk_wire_status_fields(pgk_out *out, const pgk_wire_status *s, uint16_t mask)
 {
-    pgk_out_str(out, "STATUS");
-    fields(out, status_fields, s, 0xFFFFu);
+    fields(out, status_fields, s, mask);
 }
+
 
 /* In the order of the PGK_RESULT_* bits. */
 static const uint8_t result_fields[] = {
@@ -1251,16 +1341,19 @@ void pgk_wire_hello_line(pgk_out *out, const char *model, const char *firmware, 
 void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
                         uint32_t starting_code, const uint8_t key[16], uint8_t crlf)
 {
-    pgk_out_str(out, "SN:");
-    pgk_out_mem(out, serial, serial_length);
-    pgk_out_end_line(out, crlf);
-    pgk_out_str(out, "SC:");
-    /* Nine digits with leading zeros, as the reference firmware prints them. */
-    number(out, starting_code, 9);
-    pgk_out_end_line(out, crlf);
-    pgk_out_str(out, "SK:");
-    nibbles(out, key, 32);
-    pgk_out_end_line(out, crlf);
+    unsigned line;
+    for (line = 0; line < 3; line++) {
+        pgk_out_str(out, &"SN:\0SC:\0SK:"[4 * line]);
+        if (line == 0) {
+            pgk_out_mem(out, serial, serial_length);
+        } else if (line == 1) {
+            /* Nine digits with leading zeros, as the reference firmware prints them. */
+            number(out, starting_code, 9);
+        } else {
+            nibbles(out, key, 32);
+        }
+        pgk_out_end_line(out, crlf);
+    }
 }
 
 static const uint8_t setup_fields[] = {

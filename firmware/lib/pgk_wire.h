@@ -70,7 +70,9 @@ typedef enum {
 #define PGK_CMD_FIRST_SIMULATOR PGK_CMD_ADVANCE
 
 /* ERR codes (section 5), in the order of pgk_wire.c's names; the simulator's
- * last, left out of a build without it. */
+ * last, left out of a build without it.  Not INTERNAL, paygkit's answer to an
+ * exception of its firmware model, which this library has no way to raise
+ * (its failures are STORAGE's), nor BUSY, its TCP server's. */
 typedef enum {
     PGK_ERR_UNKNOWN_COMMAND = 0,
     PGK_ERR_BAD_ARGUMENT,
@@ -79,7 +81,6 @@ typedef enum {
     PGK_ERR_ALREADY_PROVISIONED,
     PGK_ERR_NOT_SUPPORTED,
     PGK_ERR_STORAGE,
-    PGK_ERR_INTERNAL,
     PGK_ERR_POWERED_OFF
 } pgk_err_code;
 
@@ -264,8 +265,15 @@ static inline void pgk_wire_ok(pgk_out *out, uint8_t kind)
 }
 
 /* The whole ERR line without its line end (only "ERR <CODE>" without
- * PGK_PROTOCOL_MESSAGES). */
+ * PGK_PROTOCOL_MESSAGES: then inline, a call saved at each use). */
+#if PGK_PROTOCOL_MESSAGES
 void pgk_wire_error(pgk_out *out, const pgk_error *error);
+#else
+static inline void pgk_wire_error(pgk_out *out, const pgk_error *error)
+{
+    pgk_wire_word(out, PGK_WORD_ERR, error->code);
+}
+#endif
 /* The command word of a kind ("SETUP"), or "" for BLANK and ERROR. */
 const char *pgk_wire_command_name(uint8_t kind);
 
@@ -295,7 +303,18 @@ typedef struct {
     uint8_t typing_length;
 } pgk_wire_status;
 
-void pgk_wire_status_line(pgk_out *out, const pgk_wire_status *status);
+/* Some of its fields: bit i of mask is the i-th of section 4.2 (the OK
+ * line of KEYS shows typing= as STATUS does). */
+#define PGK_STATUS_FIELD_TYPING (1u << 13)
+void pgk_wire_status_fields(pgk_out *out, const pgk_wire_status *status, uint16_t mask);
+
+/* Inline: a caller that writes whole STATUS lines and some of their fields
+ * links one function for both. */
+static inline void pgk_wire_status_line(pgk_out *out, const pgk_wire_status *status)
+{
+    pgk_out_str(out, "STATUS");
+    pgk_wire_status_fields(out, status, 0xFFFFu);
+}
 
 /* RESULT fields present (in the order written) */
 #define PGK_RESULT_TYPE 0x001u
