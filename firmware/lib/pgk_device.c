@@ -124,22 +124,24 @@ static void status_at(const pgk_firmware *firmware, rtc_time now, uint32_t ticks
 {
     const pgk_state *state = &firmware->state;
     uint8_t is_provisioned = provisioned(firmware);
-    pgk_fill(status, 0, sizeof *status);
+    pgk_zero(status, sizeof *status);
     status->now = now;
     status->active_until = state->active_until;
-    status->test_active = now < RTC(state->test_active_until);
+    /* Status.active: test mode, or a usable device with time left or PAYG off. */
+    uint8_t active = now < RTC(state->test_active_until);
+    status->test_active = active;
     if (!is_provisioned || tamper_locked(firmware)) {
-        /* inactive: 0 left, as pgk_fill left it */
+        /* inactive: 0 left, as pgk_zero left it */
     } else if (!payg_enabled(firmware)) {
         status->seconds_left = -1;
+        active = 1;
     } else if (state->active_until > (int64_t)now) {
         /* Unsigned: update_output() asks this of any state, a refused one
          * too, whose end may lie more than 2^63 after a 64-bit RTC. */
         status->seconds_left = (int64_t)((uint64_t)state->active_until - (uint64_t)now);
+        active = 1;
     }
-    /* Status.active, from what is at hand: a usable device has time left (or
-     * PAYG off) exactly when seconds_left is not 0. */
-    status->active = !firmware->halted && (status->test_active || status->seconds_left != 0);
+    status->active = active && !firmware->halted;
     status->count = state->last_count;
     status->invalid_attempts = state->invalid_attempts;
     status->blocked_seconds = remaining_wait(firmware, ticks);
@@ -300,7 +302,7 @@ void pgk_firmware_status(const pgk_firmware *firmware, pgk_firmware_status_info 
 pgk_storage_result pgk_firmware_power_on(pgk_firmware *firmware,
                                          const pgk_firmware_config *config)
 {
-    pgk_fill(firmware, 0, sizeof *firmware);
+    pgk_zero(firmware, sizeof *firmware);
     pgk_copy(&firmware->config, config, sizeof *config);
     pgk_storage_result loaded = pgk_storage_load(&firmware->store, &firmware->state);
     read_time(firmware);
@@ -424,16 +426,24 @@ typedef uint32_t token_value;
  * value.  With a 32-bit value it is kept out of line (16 bytes less): one
  * call here is cheaper than the port's 64-bit argument set up at each of
  * the many ways out of a token.  A 64-bit value would go on the stack, and
- * inlined it is 16 bytes less. */
-FINISH uint8_t finish(uint8_t outcome_kind, uint8_t feedback_kind, uint8_t detail,
-                      token_value value)
+ * inlined it is 16 bytes less.  The outcome's kind, the feedback kind and
+ * its detail come packed in one argument (ENDING), mostly a constant: one
+ * register to load at each way out instead of three (30 bytes less with
+ * the accepted kinds' table in apply() and the keypad's time-out, which
+ * gives its feedback through here too). */
+#define ENDING(outcome_kind, feedback_kind, detail) \
+    ((unsigned)(outcome_kind) | (unsigned)(feedback_kind) << 3 | (unsigned)(detail) << 7)
+/* Each kind must fit its bits, or an ending would give the wrong one. */
+#define ENDING_KINDS_FIT (PGK_OUTCOME_STORAGE_ERROR < 8 && PGK_FEEDBACK_KEY_PRESS < 16)
+typedef char ending_kinds_fit[ENDING_KINDS_FIT ? 1 : -1];
+FINISH uint8_t finish(unsigned ending, token_value value)
 {
-    pgk_port_feedback(feedback_kind, detail, value);
-    return outcome_kind;
+    pgk_port_feedback((uint8_t)(ending >> 3 & 0xFu), (uint8_t)(ending >> 7), value);
+    return (uint8_t)(ending & 7u);
 }
 
 /* _count_invalid */
-static uint8_t count_invalid(pgk_firmware *firmware, uint8_t outcome_kind, pgk_outcome *outcome)
+static uint8_t count_invalid(pgk_firmware *firmware, unsigned ending, pgk_outcome *outcome)
 {
     pgk_state *state = &firmware->state;
     uint32_t attempts = state->invalid_attempts;
@@ -449,8 +459,7 @@ static uint8_t count_invalid(pgk_firmware *firmware, uint8_t outcome_kind, pgk_o
     }
     firmware->wait_until_tick = firmware->ticks + wait;
     outcome->wait_seconds = wait;
-    return finish(outcome_kind, PGK_FEEDBACK_INVALID,
-                  outcome_kind == PGK_OUTCOME_MALFORMED, wait);
+    return finish(ending, wait);
 }
 
 #if PGK_WITH_TEST_CODE
@@ -494,8 +503,9 @@ static uint8_t use_test_code(pgk_firmware *firmware, pgk_outcome *outcome)
         rtc_time wait = oldest_recent + PGK_TEST_CODE_PERIOD_SECONDS - now;
         outcome->test_code_limit = 1;
         outcome->wait_seconds = (uint32_t)wait;
-        return finish(PGK_OUTCOME_BLOCKED, PGK_FEEDBACK_ENTRY_LOCKED,
-                      PGK_LOCKED_TEST_CODE_LIMIT, wait);
+        return finish(ENDING(PGK_OUTCOME_BLOCKED, PGK_FEEDBACK_ENTRY_LOCKED,
+                             PGK_LOCKED_TEST_CODE_LIMIT),
+                      wait);
     }
     /* Fewer than PGK_TEST_CODE_MAX_USES were recent: this one fits. */
     state->test_code_uses[kept] = now;
@@ -504,7 +514,7 @@ static uint8_t use_test_code(pgk_firmware *firmware, pgk_outcome *outcome)
     if (commit(firmware)) {
         return PGK_OUTCOME_STORAGE_ERROR;
     }
-    return finish(PGK_OUTCOME_TEST_CODE, PGK_FEEDBACK_TEST_CODE, 0,
+    return finish(ENDING(PGK_OUTCOME_TEST_CODE, PGK_FEEDBACK_TEST_CODE, 0),
                   PGK_TEST_CODE_ACTIVE_SECONDS);
 }
 #endif
@@ -516,14 +526,17 @@ static uint8_t apply(pgk_firmware *firmware, const pgk_decode_result *result,
     pgk_state *state = &firmware->state;
     rtc_time now = RTC(firmware->now);
     uint8_t kind = result->kind;
-    /* The feedback of each kind an accepted token can have. */
-    static const uint8_t feedback_of[] = {
-        [PGK_ADD_TIME] = PGK_FEEDBACK_TIME_CHANGED,
-        [PGK_SET_TIME] = PGK_FEEDBACK_TIME_CHANGED,
-        [PGK_DISABLE_PAYG] = PGK_FEEDBACK_PAYG_DISABLED,
-        [PGK_COUNTER_SYNC] = PGK_FEEDBACK_COUNTER_SYNCED,
+    /* The ending of each kind an accepted token can have: its feedback,
+     * with detail 1 for Set Time. */
+    static const uint8_t ending_of[] = {
+        [PGK_ADD_TIME] = ENDING(PGK_OUTCOME_APPLIED, PGK_FEEDBACK_TIME_CHANGED, 0),
+        [PGK_SET_TIME] = ENDING(PGK_OUTCOME_APPLIED, PGK_FEEDBACK_TIME_CHANGED, 1),
+        [PGK_DISABLE_PAYG] = ENDING(PGK_OUTCOME_APPLIED, PGK_FEEDBACK_PAYG_DISABLED, 0),
+        [PGK_COUNTER_SYNC] = ENDING(PGK_OUTCOME_APPLIED, PGK_FEEDBACK_COUNTER_SYNCED, 0),
     };
-    uint8_t feedback_kind = feedback_of[kind];
+    /* Looked up here, not at the end: after the save it costs 4 bytes more
+     * and 8 of stack on the deepest path. */
+    unsigned ending = ending_of[kind];
     token_value value = result->count;
     state->last_count = result->next.last_count;
     state->used_top = result->next.used_top;
@@ -531,7 +544,7 @@ static uint8_t apply(pgk_firmware *firmware, const pgk_decode_result *result,
     state->used_count_n = pgk_bit_count(result->next.used_bits);
     state->invalid_attempts = 0;
     state->wait_left = 0;
-    if (feedback_kind == PGK_FEEDBACK_TIME_CHANGED) {
+    if (kind <= PGK_SET_TIME) { /* Add Time or Set Time (pgk_token_kind's first two) */
         uint32_t units = result->units;
         uint8_t divider = state->time_divider;
         outcome->units = units;
@@ -571,7 +584,7 @@ static uint8_t apply(pgk_firmware *firmware, const pgk_decode_result *result,
     }
     outcome->token_type = kind;
     outcome->count = result->count;
-    return finish(PGK_OUTCOME_APPLIED, feedback_kind, kind == PGK_SET_TIME, value);
+    return finish(ending, value);
 }
 
 static uint8_t decode_and_apply(pgk_firmware *firmware, const char *digits, uint8_t length,
@@ -582,8 +595,9 @@ static uint8_t decode_and_apply(pgk_firmware *firmware, const char *digits, uint
     pgk_count_state counts;
     pgk_decode_result result;
     pgk_copy(device.key, state->key, sizeof device.key);
+    /* device.time_divider is left unset: decoding never reads it, and the
+     * effects take the state's. */
     device.starting_code = state->starting_code;
-    device.time_divider = state->time_divider;
     device.restricted_digits = (state->flags & PGK_FLAG_RESTRICTED_DIGITS) != 0;
     counts.last_count = state->last_count;
     counts.used_top = state->used_top;
@@ -591,12 +605,14 @@ static uint8_t decode_and_apply(pgk_firmware *firmware, const char *digits, uint
     uint8_t kind = pgk_decode_token(&device, &counts, digits, length, &result);
     if (kind >= PGK_INVALID) {
         return count_invalid(firmware,
-                             kind == PGK_MALFORMED ? PGK_OUTCOME_MALFORMED : PGK_OUTCOME_INVALID,
+                             kind == PGK_MALFORMED
+                                 ? ENDING(PGK_OUTCOME_MALFORMED, PGK_FEEDBACK_INVALID, 1)
+                                 : ENDING(PGK_OUTCOME_INVALID, PGK_FEEDBACK_INVALID, 0),
                              outcome);
     }
     if (kind == PGK_ALREADY_USED) {
         outcome->count = result.count;
-        return finish(PGK_OUTCOME_ALREADY_USED, PGK_FEEDBACK_ALREADY_USED, 0,
+        return finish(ENDING(PGK_OUTCOME_ALREADY_USED, PGK_FEEDBACK_ALREADY_USED, 0),
                       result.count);
     }
     return apply(firmware, &result, outcome);
@@ -605,14 +621,15 @@ static uint8_t decode_and_apply(pgk_firmware *firmware, const char *digits, uint
 static uint8_t enter_token(pgk_firmware *firmware, const char *digits, uint8_t length,
                            pgk_outcome *outcome)
 {
-    pgk_fill(outcome, 0, sizeof *outcome);
+    pgk_zero(outcome, sizeof *outcome);
     if (firmware->halted) {
         return PGK_OUTCOME_STORAGE_ERROR;
     }
     read_time(firmware);
     if (!provisioned(firmware)) {
-        return finish(PGK_OUTCOME_NOT_PROVISIONED, PGK_FEEDBACK_ENTRY_LOCKED,
-                      PGK_LOCKED_NOT_PROVISIONED, 0);
+        return finish(ENDING(PGK_OUTCOME_NOT_PROVISIONED, PGK_FEEDBACK_ENTRY_LOCKED,
+                             PGK_LOCKED_NOT_PROVISIONED),
+                      0);
     }
     if (check_tamper_and_wait(firmware)) {
         return PGK_OUTCOME_STORAGE_ERROR;
@@ -620,8 +637,9 @@ static uint8_t enter_token(pgk_firmware *firmware, const char *digits, uint8_t l
     uint32_t wait = remaining_wait(firmware, firmware->ticks);
     if (wait > 0) {
         outcome->wait_seconds = wait;
-        return finish(PGK_OUTCOME_BLOCKED, PGK_FEEDBACK_ENTRY_LOCKED,
-                      PGK_LOCKED_WAITING, wait);
+        return finish(ENDING(PGK_OUTCOME_BLOCKED, PGK_FEEDBACK_ENTRY_LOCKED,
+                             PGK_LOCKED_WAITING),
+                      wait);
     }
 #if PGK_WITH_TEST_CODE
     if (is_test_code(&firmware->state, digits, length)) {
@@ -646,7 +664,7 @@ static void time_out_entry(pgk_firmware *firmware)
         firmware->ticks - firmware->last_key_tick > firmware->config.keypad_timeout_seconds) {
         firmware->typing_started = 0;
         firmware->typing_length = 0;
-        pgk_port_feedback(PGK_FEEDBACK_KEY_PRESS, PGK_KEY_SHOWN_TIMED_OUT, 0);
+        finish(ENDING(0, PGK_FEEDBACK_KEY_PRESS, PGK_KEY_SHOWN_TIMED_OUT), 0);
     }
 }
 

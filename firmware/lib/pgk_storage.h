@@ -215,6 +215,8 @@ uint8_t pgk_bit_count(uint32_t bits);
  * (and any of its modules that uses these instead links neither). */
 void pgk_copy(void *to, const void *from, unsigned length);
 void pgk_fill(void *to, uint8_t byte, unsigned length);
+/* pgk_fill with 0, the usual case: one argument less at each call. */
+void pgk_zero(void *to, unsigned length);
 
 /* CRC-32 as zlib's crc32: pgk_crc32(0, ...) starts, and passing the result
  * back in continues over more bytes. */
