@@ -144,6 +144,19 @@ def generate(
         )
         if made is not None:
             return made
+    return _generate_checked(device, count, token_type, days, units, extended, chain)
+
+
+def _generate_checked(
+    device: DeviceParams,
+    count: int,
+    token_type: TokenType,
+    days: Days | None,
+    units: int | None,
+    extended: bool,
+    chain: ChainBackend,
+) -> GeneratedToken:
+    """generate() in Python: every check, with its usual error, then the token."""
     _check_count("count", count)
     value = token_value(
         token_type, days=days, units=units, time_divider=device.time_divider, extended=extended
@@ -170,9 +183,7 @@ def generate_units(
         )  # fmt: skip
         if made is not None:
             return made
-    return generate(
-        device, count=count, token_type=token_type, units=units, extended=extended, backend=chain
-    )
+    return _generate_checked(device, count, token_type, None, units, extended, chain)
 
 
 def reset_token(device: DeviceParams, *, backend: ChainBackend | None = None) -> GeneratedToken:
