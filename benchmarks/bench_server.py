@@ -16,7 +16,12 @@ the issue path asks of the database, done by the raw driver (sqlite3 /
 psycopg) in this process on the same schema: BEGIN, the locking SELECT of the
 device and its tenant, INSERT of the token, UPDATE of the device, INSERT of
 the audit entry, COMMIT; its CPU per token is the reference each server
-figure is divided by.
+figure is divided by.  The framework floor (framework_floor.py) is the same
+route in a bare FastAPI app under the same uvicorn, with the same hand-over to
+a thread and an answer of the same shape, but no database and no token: its
+CPU per request, measured at each number of clients, is what any server built
+on this stack pays before doing any work, and a case's CPU above it is what
+paygkit's own issue path costs.
 
     .venv/bin/python benchmarks/bench_server.py [--quick] [--fail-on-targets] [--json PATH]
         [--seconds S] [--sqlite-workers N] [--pg-workers N] [--clients 1,16] [--no-postgres]
@@ -37,8 +42,10 @@ import os
 import platform
 import re
 import sqlite3
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -251,6 +258,70 @@ def run_cases(
     return cases
 
 
+# -- the framework floor: the same route with nothing behind it -----------------------
+
+_FRAMEWORK_APP = Path(__file__).resolve().parent / "framework_floor.py"
+_LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+def framework_floor(
+    seconds: float | None, client_counts: Sequence[int], max_requests: int
+) -> dict[int, dict[str, float]]:
+    """CPU per request and requests/s of framework_floor.py, per number of clients."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(_FRAMEWORK_APP.parent),
+            f"{_FRAMEWORK_APP.stem}:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-access-log",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        seen = []
+        while True:
+            line = process.stderr.readline()
+            seen.append(line)
+            listening = _LISTENING.search(line)
+            if listening:
+                break
+            if not line:
+                raise RuntimeError("the framework floor did not start:\n" + "".join(seen))
+        # Keep draining its log so the pipe never fills and blocks the server.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        port = int(listening.group(1))
+        floors = {}
+        for clients in client_counts:
+            warm_up = (None, clients) if seconds is None else (1.0, 200)
+            asyncio.run(_load([port], "unused", warm_up[0], clients, warm_up[1]))
+            cpu_before = cpu_seconds([process.pid])
+            results, _latencies, elapsed = asyncio.run(
+                _load([port], "unused", seconds, clients, max_requests)
+            )
+            cpu_after = cpu_seconds([process.pid])
+            floors[clients] = {
+                "cpu_ms_per_request": (
+                    None
+                    if cpu_before is None or cpu_after is None or not results
+                    else round((cpu_after - cpu_before) * 1000 / len(results), 3)
+                ),
+                "requests_per_s": round(len(results) / elapsed, 1) if elapsed > 0 else 0.0,
+            }
+        return floors
+    finally:
+        stop_server_processes([process])
+
+
 # -- the floor: the issue path's statements through the raw driver --------------------
 
 _SELECT_DEVICE = (
@@ -393,6 +464,7 @@ def report(console: Console, cases: list[dict[str, Any]], enforce: bool) -> list
         "floor CPU ms",
         "x floor",
         "floor tokens/s",
+        "framework CPU ms",
         "result",
     )
     for column in columns:
@@ -420,6 +492,7 @@ def report(console: Console, cases: list[dict[str, Any]], enforce: bool) -> list
             f"{case['floor_cpu_ms_per_token']:.3f}",
             "—" if case["cpu_of_floor"] is None else f"{case['cpu_of_floor']:.1f}x",
             f"{case['floor_tokens_per_s']:.0f}",
+            _ms(case.get("framework_cpu_ms_per_request")),
             verdict,
         )
     console.print(table)
@@ -429,9 +502,21 @@ def report(console: Console, cases: list[dict[str, Any]], enforce: bool) -> list
     console.print(
         f"targets: server CPU <= {CPU_TARGET_MS} ms/token; at {BUSY_CLIENTS} clients p99 < "
         f"{P99_TARGET_MS:.0f} ms, SQLite >= {SQLITE_TARGET:.0f} tokens/s. Floor: the same "
-        "statements through the raw driver, one connection, in this process."
+        "statements through the raw driver, one connection, in this process. Framework "
+        "CPU: the same route in a bare FastAPI app under the same uvicorn, with the same "
+        "thread hand-over and answer, no database (framework_floor.py)."
     )
+    for case in cases:
+        if case.get("cpu_above_framework_ms") is not None:
+            console.print(
+                f"{case['case']}: {case['cpu_above_framework_ms']:.3f} ms/token above the "
+                f"framework's {case['framework_cpu_ms_per_request']:.3f} ms"
+            )
     return missed_cases
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -504,6 +589,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
             except PostgresUnavailableError as error:
                 console.print(f"[yellow]PostgreSQL skipped[/]: {error}")
+        floors = framework_floor(seconds, client_counts, max_requests)
+        for case in cases:
+            floor = floors[case["clients"]]
+            case["framework_cpu_ms_per_request"] = floor["cpu_ms_per_request"]
+            case["framework_requests_per_s"] = floor["requests_per_s"]
+            cpu, framework = case["cpu_ms_per_token"], floor["cpu_ms_per_request"]
+            # CPU per token of several processes against one framework process: per token
+            # either way, so the difference is the issue path's own.
+            case["cpu_above_framework_ms"] = (
+                None if cpu is None or framework is None else round(cpu - framework, 3)
+            )
     except WrongAnswerError as error:
         console.print(f"[red]wrong answer[/]: {error}")
         return 2

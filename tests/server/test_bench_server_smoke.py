@@ -50,6 +50,9 @@ def test_quick_server_benchmark_reports_its_cases(tmp_path: Path) -> None:
         # The floor is measured in the same run (its CPU may round to 0 in a quick run).
         assert cases[name]["floor_tokens_per_s"] > 0
         assert cases[name]["floor_cpu_ms_per_token"] >= 0
+        # So is the framework floor, the same route with nothing behind it.
+        assert cases[name]["framework_requests_per_s"] > 0
+        assert cases[name]["framework_cpu_ms_per_request"] >= 0
 
 
 def test_quick_run_on_a_very_slow_machine_still_sends_every_request(
