@@ -94,7 +94,6 @@ static void decode_request(char *arguments[6])
     pgk_count_state state;
     uint32_t restricted;
     memset(&device, 0, sizeof device);
-    device.time_divider = 1;
     if (!read_hex(arguments[0], device.key, sizeof device.key) ||
         !read_u32(arguments[1], &device.starting_code) || !read_u32(arguments[2], &restricted) ||
         restricted > 1 || !read_u32(arguments[3], &state.last_count) || arguments[5] == NULL ||

@@ -595,8 +595,6 @@ static uint8_t decode_and_apply(pgk_firmware *firmware, const char *digits, uint
     pgk_count_state counts;
     pgk_decode_result result;
     pgk_copy(device.key, state->key, sizeof device.key);
-    /* device.time_divider is left unset: decoding never reads it, and the
-     * effects take the state's. */
     device.starting_code = state->starting_code;
     device.restricted_digits = (state->flags & PGK_FLAG_RESTRICTED_DIGITS) != 0;
     counts.last_count = state->last_count;

@@ -29,10 +29,10 @@
 
 /* What the factory writes (one row of the device list). */
 typedef struct {
-    /* The byte fields first: the device fills this struct on its stack, and
+    /* The byte field first: the device fills this struct on its stack, and
      * the Cortex-M0 has no byte store relative to the stack pointer, only
-     * within 32 bytes of another register. */
-    uint8_t time_divider; /* value units per day; not needed to decode, kept for the effects */
+     * within 32 bytes of another register.  No time divider: decoding never
+     * needs it, and the effects take the device state's. */
     /* 1: tokens are typed with keys 1-4 (15 digits).  Must be 0 when the
      * library is built with PGK_WITH_RESTRICTED 0. */
     uint8_t restricted_digits;
