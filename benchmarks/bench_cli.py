@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "reference_cpu_ms": typer_rich["cpu_ms"],
                 "ratio": ratio,
                 # The same typer work in a minimal app: its --help, or one command with
-                # an int option run (typer 0.2x coerces every value through pydantic).
+                # an int option run.
                 "of_minimal_typer_app": (
                     round(result["cpu_ms"] / minimal["cpu_ms"], 2) if minimal["cpu_ms"] else None
                 ),
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"a minimal typer app running one command with an int option: "
         f"{minimal_run['cpu_ms']:.0f} ms CPU "
         f"({minimal_run['cpu_ms'] / typer_rich['cpu_ms']:.2f}x the import of typer and rich): "
-        "typer's own parsing (pydantic coerces each value), the least a typer command costs"
+        "typer's own parsing, the least a typer command costs"
         if typer_rich["cpu_ms"]
         else ""
     )
