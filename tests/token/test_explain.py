@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -254,3 +256,20 @@ def test_exported_from_package() -> None:
         assert name in token_pkg.__all__
     assert isinstance(explain(_device(), count=1, units=1), TokenExplanation)
     assert "RestrictedConversion" in token_pkg.__all__
+
+
+def test_the_walkthrough_is_imported_only_when_first_asked_for() -> None:
+    """Issuing and checking tokens never load it; once asked for, every way of
+    reaching `explain` gives the function, whichever comes first."""
+    check = """
+import sys
+import paygkit.token as token
+assert "paygkit.token.walkthrough" not in sys.modules
+import paygkit.token.walkthrough as walkthrough
+from paygkit.token import TokenExplanation, explain
+assert token.explain is explain is walkthrough.explain and callable(explain)
+assert TokenExplanation is walkthrough.TokenExplanation
+assert token.__getattr__("HashStep") is walkthrough.HashStep
+"""
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr

@@ -11,7 +11,7 @@ import json
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from fractions import Fraction
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, Group
@@ -24,14 +24,14 @@ from paygkit.token import (
     DecodeResult,
     DeviceParams,
     GeneratedToken,
-    HashStep,
-    TokenExplanation,
     TokenType,
     days_text,
     decode,
-    explain,
     generate,
 )
+
+if TYPE_CHECKING:
+    from paygkit.token import HashStep, TokenExplanation
 
 app = typer.Typer(
     name="token",
@@ -445,6 +445,9 @@ def explain_command(
     ] = 8,
 ) -> None:
     """Show step by step how a token is made (for learning the protocol)."""
+    # Here, not at the top: the walk-through is paygkit.token's one lazy part.
+    from paygkit.token import explain
+
     device = _device(key, starting_code, time_divider_of(time_divider, divider), restricted)
     story = explain(
         device,

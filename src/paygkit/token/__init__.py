@@ -12,6 +12,9 @@ in a compiled loop when the C extension is built, in pure Python otherwise.
     <TokenType.ADD_TIME: 'add_time'>
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from paygkit.token.chain import (
     CBackend,
     ChainBackend,
@@ -40,13 +43,6 @@ from paygkit.token.digits import (
     typed_digits,
 )
 from paygkit.token.errors import ParameterError, TokenError, TokenFormatError
-from paygkit.token.explain import (
-    HashStep,
-    RestrictedConversion,
-    TokenExplanation,
-    ValueExplanation,
-    explain,
-)
 from paygkit.token.keys import HIDDEN, hide_keys, parse_key
 from paygkit.token.model import (
     COUNTER_SYNC_VALUE,
@@ -72,6 +68,31 @@ from paygkit.token.units import (
     plural,
     units_duration_text,
 )
+
+if TYPE_CHECKING:
+    from paygkit.token.walkthrough import (
+        HashStep,
+        RestrictedConversion,
+        TokenExplanation,
+        ValueExplanation,
+        explain,
+    )
+
+# The teaching walk-through is imported when first asked for: its classes are a
+# tenth of this package's import time, and issuing or checking tokens never needs them.
+_EXPLAIN_NAMES = frozenset(
+    {"HashStep", "RestrictedConversion", "TokenExplanation", "ValueExplanation", "explain"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPLAIN_NAMES:
+        walkthrough = importlib.import_module("paygkit.token.walkthrough")
+        # Bound here too, so this runs once.
+        globals().update({each: getattr(walkthrough, each) for each in _EXPLAIN_NAMES})
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "COUNTER_SYNC_VALUE",
