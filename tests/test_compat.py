@@ -6,9 +6,12 @@ that paygkit.compat fixes, so the test documents a difference, not a guess.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paygkit import compat
 from paygkit.compat import (
@@ -18,7 +21,8 @@ from paygkit.compat import (
     decode_token,
     generate_token,
 )
-from paygkit.token import DeviceParams, ParameterError, default_backend
+from paygkit.token import DeviceParams, ParameterError, PythonBackend, default_backend, generate
+from paygkit.token import TokenType as CoreTokenType
 from tests.conftest import load_vectors
 from tests.token.strategies import raw_token
 
@@ -571,3 +575,103 @@ def test_the_device_cache_is_bounded() -> None:
     for code in range(compat._DEVICE_CACHE_SIZE + 10):
         compat.generate_token(KEY, 0, 1, starting_code=code)
     assert len(compat._DEVICES) <= compat._DEVICE_CACHE_SIZE
+
+
+class _OtherNumbers(enum.IntEnum):
+    """Another IntEnum with the reference's numbers: plain ints to the checks."""
+
+    ADD_TIME = 1
+    DISABLE_PAYG = 3
+
+
+def _checked_generate(
+    key: Any,
+    count: Any,
+    value: Any,
+    token_type: Any,
+    starting_code: Any,
+    value_divider: Any,
+    restricted: Any,
+    extended: Any,
+) -> tuple[int, str]:
+    """generate_token through every check and the core's Python path: no fast path, no cache."""
+    kind = compat._token_type(token_type)
+    divider = compat._check_divider(value_divider)
+    units = compat._units(value, divider, kind)
+    device = compat._new_device(key, starting_code, restricted)
+    made = generate(
+        device,
+        count=count,
+        token_type=compat._TO_CORE[kind],
+        units=units,
+        extended=extended,
+        backend=PythonBackend(),
+    )
+    return made.count, made.digits
+
+
+def _answer(make: Any) -> tuple[str, Any]:
+    """What a call gives: its result, or the error's class and message."""
+    try:
+        return "made", make()
+    except Exception as error:
+        return type(error).__name__, str(error)
+
+
+_GENERATED = [
+    TokenType.ADD_TIME,
+    TokenType.SET_TIME,
+    TokenType.DISABLE_PAYG,
+    TokenType.COUNTER_SYNC,
+]
+
+
+@st.composite
+def _generate_arguments(draw: st.DrawFn) -> tuple[Any, ...]:
+    """generate_token's arguments, in order: each one usual nine times in ten, else odd.
+
+    The commonest call (Add Time, whole numbers) comes often: it has a path of its own.
+
+    Ints beyond a float's range are left out: the checks raise OverflowError
+    for them where the fast path gives the core's ParameterError.
+    """
+
+    def pick(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> Any:
+        return draw(odd if draw(st.integers(0, 9)) == 0 else usual)
+
+    key = pick(
+        st.sampled_from([KEY, KEY.upper(), KEY.encode()]),
+        st.sampled_from([bytearray(KEY.encode()), "zz", 5]),
+    )
+    count = pick(st.integers(0, 300), st.sampled_from([-1, True, 3.0, None]))
+    token_type = pick(
+        st.just(TokenType.ADD_TIME) | st.sampled_from([*_GENERATED, 1, 2, 3, 4]),
+        st.sampled_from(
+            [TokenType.INVALID, TokenType.ALREADY_USED, *_OtherNumbers, 0, 5, 10, True, 1.0, "1"]
+        )
+        | st.sampled_from([None, CoreTokenType.ADD_TIME]),
+    )
+    carries_value = token_type in (1, 2)
+    value = pick(
+        st.integers(0, 40) | st.floats(0, 40) if carries_value else st.sampled_from([None, 0]),
+        st.sampled_from([-2, 996, 1_100, 1_000_000, None, 3, True, float("nan"), "3"]),
+    )
+    starting_code = pick(
+        st.none() | st.integers(0, 999_999_999), st.sampled_from([True, 1.0, -1, 10**9])
+    )
+    value_divider = pick(
+        st.just(1) | st.sampled_from([2, 24, 0.5, 1.5]),
+        st.sampled_from([0, -1, float("nan"), float("inf"), True, "2", 100.0]),
+    )
+    restricted = pick(st.booleans(), st.sampled_from([0, 1, 2, 1.0, None]))
+    extended = pick(st.booleans(), st.sampled_from([0, 1, 2, None]))
+    return key, count, value, token_type, starting_code, value_divider, restricted, extended
+
+
+@given(arguments=_generate_arguments())
+@settings(max_examples=600, deadline=None)
+def test_every_argument_mix_gives_what_the_checks_give(arguments: tuple[Any, ...]) -> None:
+    expected = _answer(lambda: _checked_generate(*arguments))
+    assert _answer(lambda: generate_token(*arguments)) == expected
+    # Twice: the second call finds the device in the cache.
+    assert _answer(lambda: generate_token(*arguments)) == expected

@@ -53,6 +53,7 @@ from paygkit.token import (
     RESTRICTED_STANDARD_DIGITS,
     STANDARD_DIGITS,
     DeviceParams,
+    GeneratedToken,
     ParameterError,
     TokenFormatError,
     decode,
@@ -60,7 +61,7 @@ from paygkit.token import (
     typed_digits,
 )
 from paygkit.token import TokenType as CoreTokenType
-from paygkit.token.coding import generate_units
+from paygkit.token.coding import UnitsMaker, generate_units, units_maker
 
 __all__ = [
     "OpenPAYGOTokenDecoder",
@@ -98,6 +99,9 @@ _FROM_CORE = {core: compat for compat, core in _TO_CORE.items()} | {
 # The usual token_type arguments by their numbers (members are looked up by their value).
 _CORE_BY_NUMBER = {int(compat): core for compat, core in _TO_CORE.items()}
 _VALUE_TYPES = (CoreTokenType.ADD_TIME, CoreTokenType.SET_TIME)
+# Read once: a member read through its enum class costs a fifth of a token.
+_ADD_TIME = TokenType.ADD_TIME
+_CORE_ADD_TIME = CoreTokenType.ADD_TIME
 
 DecodedValue = int | float | None
 """Add/Set Time: units / value_divider (a float, or the int 0); Disable/Sync: 998/999."""
@@ -212,6 +216,42 @@ def _units(value: float | None, value_divider: float, token_type: TokenType) -> 
     return int(round(value * value_divider, 0))
 
 
+def _core_request(
+    value: float | None, token_type: int, value_divider: float
+) -> tuple[CoreTokenType, int | None]:
+    """The core's token type and the units, checked as the reference's arguments."""
+    # A member's hash is a Python call (it hashes its name): look up its number instead.
+    given = type(token_type)
+    core_type = _CORE_BY_NUMBER.get(int(token_type)) if given is int or given is TokenType else None
+    if (
+        core_type is not None
+        and type(value_divider) is int
+        and value_divider > 0
+        and (type(value) is int if core_type in _VALUE_TYPES else value is None)
+    ):
+        # Whole numbers and a known type: what the checks below conclude, without their cost.
+        return core_type, value * value_divider if type(value) is int else None
+    kind = _token_type(token_type)
+    divider = _check_divider(value_divider)
+    return _TO_CORE[kind], _units(value, divider, kind)
+
+
+def _bind_units_maker(
+    device: DeviceParams,
+    count: int,
+    token_type: CoreTokenType,
+    units: int | None,
+    extended: bool,
+) -> GeneratedToken | None:
+    # On the first call, not at import: importing must not choose the backend.
+    global _make_units
+    _make_units = units_maker()
+    return _make_units(device, count, token_type, units, extended)
+
+
+_make_units: UnitsMaker = _bind_units_maker
+
+
 def generate_token(
     secret_key: str | bytes,
     count: int,
@@ -228,25 +268,20 @@ def generate_token(
     Add/Set Time carry ``round(value * value_divider)`` units (0..995, or
     0..999 999 for an extended token, except 998 and 999).
     """
-    # A member's hash is a Python call (it hashes its name): look up its number instead.
-    given = type(token_type)
-    core_type = _CORE_BY_NUMBER.get(int(token_type)) if given is int or given is TokenType else None
     units: int | None
     if (
-        core_type is not None
+        token_type is _ADD_TIME
+        and type(value) is int
         and type(value_divider) is int
         and value_divider > 0
-        and (type(value) is int if core_type in _VALUE_TYPES else value is None)
     ):
-        # The usual call (whole numbers, a known type): what the checks
-        # below would conclude, without their cost, which is several times
-        # the token's.  round() of a whole number is itself.
-        units = value * value_divider if type(value) is int else None
+        # The commonest call (Add Time, whole numbers) in line: the general
+        # path's call and lookups cost half a token.  round() of a whole
+        # number is itself.
+        core_type = _CORE_ADD_TIME
+        units = value * value_divider
     else:
-        kind = _token_type(token_type)
-        divider = _check_divider(value_divider)
-        units = _units(value, divider, kind)
-        core_type = _TO_CORE[kind]
+        core_type, units = _core_request(value, token_type, value_divider)
     # _device's cache lookup for the commonest arguments, without its call.
     if type(secret_key) is str and type(starting_code) is int and restricted_digit_set is False:
         device = _DEVICES.get((secret_key, starting_code, False)) or _device(
@@ -254,7 +289,9 @@ def generate_token(
         )
     else:
         device = _device(secret_key, starting_code, restricted_digit_set)
-    made = generate_units(device, count, core_type, units, extended_token)
+    made = _make_units(device, count, core_type, units, extended_token)
+    if made is None:
+        made = generate_units(device, count, core_type, units, extended_token)
     return made.count, made.digits
 
 

@@ -7,6 +7,9 @@
   agree with the single-chain walk, on any number of threads.
 - decode stops its search at the first match above the device's highest
   count: the result must be the one the whole window gives.
+- units_maker (generate_units without its Python frame, for paygkit.compat)
+  makes a token only where the checked path makes the same one, and leaves
+  every other request (None) to generate_units.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import random
 from array import array
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paygkit.token import (
+    MAX_COUNT,
     ChainBackend,
     DecodeWindows,
     DeviceParams,
@@ -34,6 +39,7 @@ from paygkit.token import (
     generate_batch,
     load_c_backend,
 )
+from paygkit.token.coding import generate_units, units_maker
 
 COMPILED = load_c_backend()
 needs_c = pytest.mark.skipif(COMPILED is None, reason="C extension not built")
@@ -320,3 +326,63 @@ def test_find_keeps_every_match_up_to_the_first_above_stop(backend: ChainBackend
         (64, [2, 52]),
     ):
         assert find(TWICE_KEY, start, high, 64, stop) == expected  # type: ignore[call-arg]
+
+
+# ---- units_maker: what paygkit.compat calls for each token ----
+
+GENERATED = (TokenType.ADD_TIME, TokenType.SET_TIME, TokenType.DISABLE_PAYG, TokenType.COUNTER_SYNC)
+
+# The usual requests, and every kind of argument the checks refuse or convert.
+maker_counts = st.integers(0, 300) | st.sampled_from(
+    [-1, MAX_COUNT, MAX_COUNT + 1, 2**64, True, 3.0, None, "3"]
+)
+maker_types = st.sampled_from(GENERATED) | st.sampled_from([*TokenType, "add_time", 1, None])
+maker_units = st.integers(0, 1_000) | st.sampled_from(
+    [None, -1, 995, 996, 998, 999, 1_000_000, 2**64, True, False, 3.0, Fraction(3), "3"]
+)
+maker_extended = st.booleans() | st.sampled_from([0, 1, None, "yes"])
+
+
+def _answer(make: Any) -> tuple[str, str]:
+    """What a call gives: the token with its fields' types (repr), or the error."""
+    try:
+        return "made", repr(make())
+    except Exception as error:
+        return type(error).__name__, str(error)
+
+
+@given(
+    seed=st.integers(0, 2**32),
+    restricted=st.booleans(),
+    divider=st.sampled_from((1, 2, 24)),
+    count=maker_counts,
+    token_type=maker_types,
+    units=maker_units,
+    extended=maker_extended,
+)
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+def test_units_maker_makes_only_what_the_checks_make(
+    seed: int,
+    restricted: bool,
+    divider: int,
+    count: Any,
+    token_type: Any,
+    units: Any,
+    extended: Any,
+) -> None:
+    params = device(random.Random(seed), restricted=restricted, divider=divider)
+    arguments = (params, count, token_type, units, extended)
+    checked = _answer(
+        lambda: generate(
+            params,
+            count=count,
+            token_type=token_type,
+            units=units,
+            extended=extended,
+            backend=PythonBackend(),
+        )
+    )
+    maker = units_maker()
+    # None hands the request to generate_units; any other answer must be the checks' own.
+    assert _answer(lambda: maker(*arguments)) in (("made", "None"), checked)
+    assert _answer(lambda: generate_units(*arguments)) == checked

@@ -17,6 +17,7 @@
  *   batch_kernels() -> list[str]; lockstep_walk(steps, kernel=None) -> int  (benchmark floor)
  *   generate_one(...), generate_batch(...): coding.generate / generate_batch for the usual
  *   request, checks and result objects included
+ *   units_maker(device_class, token_class, types) -> generate_one in units, classes bound
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -992,38 +993,33 @@ done:
     return token;
 }
 
-/* paygkit.token.coding.generate for the C backend, for the usual request:
- * returns None for any other, which the Python code then checks (and
- * refuses with its usual error, or makes). */
-static PyObject *py_generate_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* A request's token, its six fields (device, count, token_type, days, units,
+ * extended) in place and the classes already checked; None for an unusual
+ * request, which the Python code then checks (and refuses with its usual
+ * error, or makes). */
+static PyObject *generate_request(PyObject *device_cls, PyObject *token_cls, PyObject *type_tuple,
+                                  PyObject *const *field)
 {
-    /* device, count, token_type, days, units, extended, device_class, token_class, types */
-    if (nargs != 9 || !PyTuple_Check(args[8]) || PyTuple_GET_SIZE(args[8]) != GENERATED_TYPES ||
-        !PyType_Check(args[7])) {
-        PyErr_SetString(PyExc_TypeError, "generate_one: wrong arguments");
-        return NULL;
-    }
     PyObject *types[GENERATED_TYPES];
     for (int i = 0; i < GENERATED_TYPES; i++)
-        types[i] = PyTuple_GET_ITEM(args[8], i);
+        types[i] = PyTuple_GET_ITEM(type_tuple, i);
     /* The readers' layouts are looked up once per pair of classes. */
     static field_reader devices, tokens;
     static PyObject *device_class, *token_class;
-    if (device_class != args[6] || token_class != args[7]) {
+    if (device_class != device_cls || token_class != token_cls) {
         reader_clear(&devices, DEV_FIELDS);
         reader_clear(&tokens, TOK_FIELDS);
         Py_CLEAR(device_class);
         Py_CLEAR(token_class);
-        if (reader_init(&devices, args[6], device_fields, DEV_FIELDS) < 0 ||
-            reader_init(&tokens, args[7], token_fields, TOK_FIELDS) < 0) {
+        if (reader_init(&devices, device_cls, device_fields, DEV_FIELDS) < 0 ||
+            reader_init(&tokens, token_cls, token_fields, TOK_FIELDS) < 0) {
             reader_clear(&devices, DEV_FIELDS);
             reader_clear(&tokens, TOK_FIELDS);
             return NULL;
         }
-        device_class = Py_NewRef(args[6]);
-        token_class = Py_NewRef(args[7]);
+        device_class = Py_NewRef(device_cls);
+        token_class = Py_NewRef(token_cls);
     }
-    PyObject *const field[REQ_FIELDS] = {args[0], args[1], args[2], args[3], args[4], args[5]};
     planned_token plan = {0};
     int status = plan_fields(field, NULL, 0, &devices, types, NULL, &plan);
     if (status <= 0)
@@ -1045,6 +1041,62 @@ static PyObject *py_generate_one(PyObject *self, PyObject *const *args, Py_ssize
     Py_XDECREF(plan.restricted_obj);
     Py_XDECREF(plan.time_divider);
     return token;
+}
+
+/* What generate_request takes on trust: a token class that is a class, and
+ * the four generated types. */
+static int generation_classes(PyObject *token_class, PyObject *types)
+{
+    return PyType_Check(token_class) && PyTuple_Check(types) &&
+           PyTuple_GET_SIZE(types) == GENERATED_TYPES;
+}
+
+/* paygkit.token.coding.generate for the C backend, for the usual request:
+ * returns None for any other. */
+static PyObject *py_generate_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* device, count, token_type, days, units, extended, device_class, token_class, types */
+    if (nargs != 9 || !generation_classes(args[7], args[8])) {
+        PyErr_SetString(PyExc_TypeError, "generate_one: wrong arguments");
+        return NULL;
+    }
+    return generate_request(args[6], args[7], args[8], args);
+}
+
+/* A maker's self is the tuple (device_class, token_class, types) it was made
+ * with: bound once, so that each call passes only the request. */
+static PyObject *py_units_maker_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* device, count, token_type, units, extended */
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "a units maker takes (device, count, token_type, units, extended)");
+        return NULL;
+    }
+    PyObject *const field[REQ_FIELDS] = {args[0], args[1], args[2], Py_None, args[3], args[4]};
+    return generate_request(PyTuple_GET_ITEM(self, 0), PyTuple_GET_ITEM(self, 1),
+                            PyTuple_GET_ITEM(self, 2), field);
+}
+
+static PyMethodDef units_maker_def = {
+    "generate_units", (PyCFunction)(void (*)(void))py_units_maker_call, METH_FASTCALL,
+    "generate_one(device, count, token_type, None, units, extended, <the bound classes>)."};
+
+static PyObject *py_units_maker(PyObject *self, PyObject *args)
+{
+    PyObject *device_class, *token_class, *types;
+    if (!PyArg_ParseTuple(args, "OOO:units_maker", &device_class, &token_class, &types))
+        return NULL;
+    if (!generation_classes(token_class, types)) {
+        PyErr_SetString(PyExc_TypeError, "units_maker: wrong arguments");
+        return NULL;
+    }
+    PyObject *bound = PyTuple_Pack(3, device_class, token_class, types);
+    if (bound == NULL)
+        return NULL;
+    PyObject *maker = PyCFunction_NewEx(&units_maker_def, bound, NULL);
+    Py_DECREF(bound);
+    return maker;
 }
 
 /* ---- the pipeline of generate_batch ----
@@ -1324,6 +1376,9 @@ static PyMethodDef chain_methods[] = {
      "Walk one full set of kernel lanes `steps` steps (a benchmark floor); returns the lanes."},
     {"generate_one", (PyCFunction)(void (*)(void))py_generate_one, METH_FASTCALL,
      "paygkit.token.coding.generate for the C backend; None for an unusual request."},
+    {"units_maker", py_units_maker, METH_VARARGS,
+     "generate_one with the value in units and the classes bound: "
+     "maker(device, count, token_type, units, extended)."},
     {"generate_batch", py_generate_batch, METH_VARARGS,
      "paygkit.token.coding.generate_batch for the C backend."},
     {NULL, NULL, 0, NULL},

@@ -38,6 +38,12 @@ def generate_one(
     token_types: tuple[object, object, object, object],
     /,
 ) -> _Token | None: ...
+def units_maker(
+    device_class: type,
+    token_class: type[_Token],
+    token_types: tuple[object, object, object, object],
+    /,
+) -> Callable[[object, object, object, object, object], _Token | None]: ...
 def generate_batch(
     requests: Sequence[object],
     threads: int,

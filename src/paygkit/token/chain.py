@@ -122,6 +122,14 @@ class CompiledChain(Protocol):
         /,
     ) -> _Token | None: ...
 
+    def units_maker(
+        self,
+        device_class: type,
+        token_class: type[_Token],
+        token_types: tuple[object, object, object, object],
+        /,
+    ) -> Callable[[object, object, object, object, object], _Token | None]: ...
+
     def generate_batch(
         self,
         requests: Sequence[object],
@@ -181,6 +189,19 @@ class CBackend:
         # chains at least each), with the GIL released.
         self._chain.std_walk_batch(keys, array("I", codes), array("I", steps), out, threads)
         return out.tolist()
+
+    def units_maker(
+        self,
+        device_class: type,
+        token_class: type[_Token],
+        token_types: tuple[object, object, object, object],
+    ) -> Callable[[object, object, object, object, object], _Token | None]:
+        """generate_one(device, count, token_type, None, units, extended, <these three>) in C.
+
+        The classes are bound once, so a call passes only the request and
+        reaches C without a Python frame (not part of ChainBackend).
+        """
+        return self._chain.units_maker(device_class, token_class, token_types)
 
     def generate_batch(
         self,

@@ -7,7 +7,7 @@ Decoding walks the same chain from count 0 until the token's digits appear.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -184,6 +184,26 @@ def generate_units(
         if made is not None:
             return made
     return _generate_checked(device, count, token_type, None, units, extended, chain)
+
+
+UnitsMaker = Callable[[DeviceParams, int, TokenType, int | None, bool], GeneratedToken | None]
+"""generate_units' arguments, in order; None for a request to give to generate_units."""
+
+
+def units_maker() -> UnitsMaker:
+    """generate_units on the default backend, but free to answer None: bind it once, then call it.
+
+    On the C backend it is the C code itself, with no Python frame around it
+    (that frame cost a third of a token at low counts, which a wrapper making
+    one token per call, paygkit.compat, pays every time).  It makes the usual
+    request and returns None for any other: give that request to
+    generate_units, which checks it and raises the usual error or makes it.
+    On other backends it is generate_units itself, which never returns None.
+    """
+    chain = default_backend()
+    if isinstance(chain, CBackend):
+        return chain.units_maker(DeviceParams, GeneratedToken, _GENERATED_TYPES)
+    return generate_units
 
 
 def reset_token(device: DeviceParams, *, backend: ChainBackend | None = None) -> GeneratedToken:
