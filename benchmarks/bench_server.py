@@ -42,10 +42,8 @@ import os
 import platform
 import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -60,7 +58,11 @@ from paygkit.server.crypto import Keyring
 from paygkit.server.db import Database
 from paygkit.server.models import Role
 from paygkit.server.pgtemp import PostgresUnavailableError, TemporaryPostgres
-from paygkit.server.processes import start_server_processes, stop_server_processes
+from paygkit.server.processes import (
+    start_server_processes,
+    start_uvicorn_processes,
+    stop_server_processes,
+)
 from paygkit.server.services import access, devices
 from paygkit.token import derive_starting_code
 
@@ -261,45 +263,17 @@ def run_cases(
 # -- the framework floor: the same route with nothing behind it -----------------------
 
 _FRAMEWORK_APP = Path(__file__).resolve().parent / "framework_floor.py"
-_LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 def framework_floor(
     seconds: float | None, client_counts: Sequence[int], max_requests: int
 ) -> dict[int, dict[str, float]]:
     """CPU per request and requests/s of framework_floor.py, per number of clients."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--app-dir",
-            str(_FRAMEWORK_APP.parent),
-            f"{_FRAMEWORK_APP.stem}:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-access-log",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    processes, (port,) = start_uvicorn_processes(
+        ["--app-dir", str(_FRAMEWORK_APP.parent), f"{_FRAMEWORK_APP.stem}:app"], 1
     )
+    (process,) = processes
     try:
-        assert process.stderr is not None
-        seen = []
-        while True:
-            line = process.stderr.readline()
-            seen.append(line)
-            listening = _LISTENING.search(line)
-            if listening:
-                break
-            if not line:
-                raise RuntimeError("the framework floor did not start:\n" + "".join(seen))
-        # Keep draining its log so the pipe never fills and blocks the server.
-        threading.Thread(target=process.stderr.read, daemon=True).start()
-        port = int(listening.group(1))
         floors = {}
         for clients in client_counts:
             warm_up = (None, clients) if seconds is None else (1.0, 200)

@@ -31,12 +31,28 @@ def start_server_processes(
         "PAYGKIT_DATABASE_URL": database_url,
         "PAYGKIT_MASTER_KEY": ",".join(f"{v}:{k.hex()}" for v, k in keyring.keys.items()),
     }
+    return start_uvicorn_processes(
+        ["--factory", "paygkit.server.app:create_app_from_env"],
+        count,
+        env=env,
+        startup_timeout=startup_timeout,
+    )
+
+
+def start_uvicorn_processes(
+    app: list[str],
+    count: int,
+    *,
+    env: dict[str, str] | None = None,
+    startup_timeout: float = 60.0,
+) -> tuple[list[subprocess.Popen[str]], list[int]]:
+    """`count` uvicorn processes serving `app` (uvicorn's arguments naming it) on
+    127.0.0.1, each on a free port it picks itself, and the port of each."""
     command = [
         sys.executable,
         "-m",
         "uvicorn",
-        "--factory",
-        "paygkit.server.app:create_app_from_env",
+        *app,
         "--host",
         "127.0.0.1",
         "--port",
