@@ -430,6 +430,40 @@ def test_help_shows_flags_without_a_value_type(command: tuple[str, ...]) -> None
     assert "[default: True]" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("group", "paragraph"),
+    [
+        (("server",), "Create the database and master key (0600) if there are none, make a"),
+        (("server", "book"), "Record hand-outs on the agent's behalf (e.g. from a paper book);"),
+        (("factory",), "Make the parameters of N new devices (keys from the OS's"),
+    ],
+)
+def test_a_groups_help_lists_each_command_with_its_whole_first_paragraph(
+    group: tuple[str, ...], paragraph: str
+) -> None:
+    """Not cut at its first full stop or at the line's end, as click's plain list does."""
+    result = run(*group, "--help", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert " ".join(paragraph.split()) in " ".join(result.stdout.split())
+
+
+def test_help_is_plain_text_and_loads_no_rich() -> None:
+    """Drawing typer's rich panels cost as much as importing typer and rich again."""
+    check = (
+        "import runpy, sys\n"
+        "sys.argv = ['paygkit', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('paygkit', run_name='__main__')\n"
+        "except SystemExit as end:\n"
+        "    assert end.code in (0, None), end.code\n"
+        "assert 'rich' not in sys.modules, 'paygkit --help imported rich'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: paygkit [OPTIONS] COMMAND [ARGS]...")
+    assert "╭" not in done.stdout
+
+
 def test_help_still_shows_the_value_options_take() -> None:
     result = run("token", "generate", "--help")
     assert "<add|set|disable|sync>" in result.stdout

@@ -50,7 +50,7 @@ from paygkit.certify.sheet import (
     time_needed_text,
     time_summary,
 )
-from paygkit.cli.commands import KEY_ENV, SUBCOMMANDS
+from paygkit.cli.commands import HELP_MARKUP, KEY_ENV, SUBCOMMANDS
 from paygkit.cli.token_cmd import DividerAliasOption, time_divider_of
 from paygkit.device.host import LinkError, open_link
 from paygkit.token import hide_keys
@@ -489,5 +489,7 @@ def certify(
 
 
 # One command: `paygkit.cli.main` loads it as `paygkit certify` when it runs.
-app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    add_completion=False, pretty_exceptions_show_locals=False, rich_markup_mode=HELP_MARKUP
+)
 app.command("certify", help=SUBCOMMANDS["certify"].help)(certify)

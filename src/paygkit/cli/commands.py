@@ -7,10 +7,39 @@ so each module takes its own help text from here too: one text, two uses.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+
+from typer import _click as click  # the click typer is built on (typer vendors it)
+from typer.core import TyperGroup
 
 KEY_ENV = "PAYGKIT_KEY"
 FACTORY_PASSWORD_ENV = "PAYGKIT_FACTORY_PASSWORD"
+# Every app's help is plain text in click's layout (rich_markup_mode=None), not
+# typer's rich panels: drawing those cost about the import of typer and rich
+# again at each --help, which made `paygkit --help` twice that import.
+HELP_MARKUP = None
+
+
+class PlainHelpGroup(TyperGroup):
+    """A group whose plain help lists each command with its help's first paragraph.
+
+    Click's own list cuts a command's help at its first full stop or where the
+    line ends ("... if there...", "(e.g."); the list here wraps the whole
+    paragraph instead, as typer's rich panels did.
+    """
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            text = inspect.cleandoc(command.short_help or command.help or "").partition("\f")[0]
+            rows.append((name, " ".join(text.split("\n\n", 1)[0].split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from paygkit.cli.commands import SUBCOMMANDS
+from paygkit.cli.commands import HELP_MARKUP, SUBCOMMANDS
 from paygkit.token import (
     DecodeResult,
     DeviceParams,
@@ -151,5 +151,7 @@ def demo() -> None:
 
 
 # One command: `paygkit.cli.main` loads it as `paygkit demo` when it runs.
-app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    add_completion=False, pretty_exceptions_show_locals=False, rich_markup_mode=HELP_MARKUP
+)
 app.command("demo", help=SUBCOMMANDS["demo"].help)(demo)

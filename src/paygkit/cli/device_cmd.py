@@ -32,7 +32,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from paygkit.cli.commands import KEY_ENV, SUBCOMMANDS
+from paygkit.cli.commands import HELP_MARKUP, KEY_ENV, SUBCOMMANDS, PlainHelpGroup
 from paygkit.cli.keyfiles import warn_if_in_git_work_tree
 from paygkit.cli.token_cmd import DividerAliasOption, time_divider_of
 from paygkit.device.cfirmware import FIRMWARE_ENV, CFirmwareUnavailableError
@@ -61,6 +61,8 @@ app = typer.Typer(
     help=SUBCOMMANDS["device"].help,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=HELP_MARKUP,
+    cls=PlainHelpGroup,
 )
 
 KEYPAD_LINE_CHARS = frozenset("*#0123456789 ")

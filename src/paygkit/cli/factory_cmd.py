@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from paygkit.cli.commands import FACTORY_PASSWORD_ENV, SUBCOMMANDS
+from paygkit.cli.commands import FACTORY_PASSWORD_ENV, HELP_MARKUP, SUBCOMMANDS, PlainHelpGroup
 from paygkit.cli.keyfiles import warn_if_in_git_work_tree
 from paygkit.cli.token_cmd import DividerAliasOption, time_divider_of
 from paygkit.device.host import LinkError
@@ -75,6 +75,8 @@ app = typer.Typer(
     help=SUBCOMMANDS["factory"].help,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=HELP_MARKUP,
+    cls=PlainHelpGroup,
 )
 
 

@@ -12,20 +12,22 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from typer import _click as click  # the click typer is built on (typer vendors it)
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand
 
 from paygkit import __version__
-from paygkit.cli.commands import KEY_ENV, SUBCOMMANDS, Subcommand
+from paygkit.cli.commands import HELP_MARKUP, KEY_ENV, SUBCOMMANDS, PlainHelpGroup, Subcommand
 
 USAGE_EXIT_CODE = 2
 
 
 def _fail(message: str, hint: str | None = None) -> None:
     """Print one red line on stderr (no wrapping, no markup from the message)."""
-    from paygkit.token import hide_keys  # on the way out only: it costs the start-up
+    # On the way out only: each costs the start-up of every command that succeeds.
+    from rich.console import Console
+    from rich.markup import escape
+
+    from paygkit.token import hide_keys
 
     text = hide_keys(message.strip().replace("\n", " "))
     if hint:
@@ -58,33 +60,7 @@ def _click_failure(error: Exception) -> tuple[str, str | None, int] | None:
     return str(format_message()), hint, exit_code
 
 
-def _help_without_flag_types() -> None:
-    """Show on/off options in the help without a value type.
-
-    typer 0.2x writes a flag's Python type next to it (`--force <bool>`, `--help <bool>`),
-    as if it took a value: someone reading the help then types `--force true`, which fails.
-    A flag takes no value, so its type column stays empty (click's plain help does the same).
-    typer builds every option, --help included, from one class, so this is done once here.
-    """
-    option = getattr(typer.core, "TyperOption", None)
-    shown = getattr(option, "display_type_rich", None)
-    if option is None or shown is None or getattr(shown, "flags_untyped", False):
-        return
-
-    def display_type_rich(self: Any, ctx: Any) -> str | None:
-        if getattr(self, "is_flag", False) and not getattr(self, "count", False):
-            return None
-        result: str | None = shown(self, ctx)
-        return result
-
-    display_type_rich.flags_untyped = True  # type: ignore[attr-defined]
-    option.display_type_rich = display_type_rich
-
-
-_help_without_flag_types()
-
-
-class LazySubcommands(TyperGroup):
+class LazySubcommands(PlainHelpGroup):
     """A group whose subcommands are imported when one is run, not before.
 
     `paygkit --help` and `paygkit token ...` would otherwise import the device
@@ -173,6 +149,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=HELP_MARKUP,
 )
 
 

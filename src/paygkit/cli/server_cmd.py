@@ -43,7 +43,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from paygkit.cli.commands import SUBCOMMANDS
+from paygkit.cli.commands import HELP_MARKUP, SUBCOMMANDS, PlainHelpGroup
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -64,13 +64,22 @@ app = typer.Typer(
     help=SUBCOMMANDS["server"].help,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=HELP_MARKUP,
+    cls=PlainHelpGroup,
 )
-api_key_app = typer.Typer(name="api-key", help="API keys (stored hashed; shown once).")
+api_key_app = typer.Typer(
+    name="api-key",
+    help="API keys (stored hashed; shown once).",
+    rich_markup_mode=HELP_MARKUP,
+    cls=PlainHelpGroup,
+)
 app.add_typer(api_key_app, name="api-key")
 book_app = typer.Typer(
     name="book",
     help="Token books: tokens made ahead for an agent to hand out offline (docs/agents.md).",
     no_args_is_help=True,
+    rich_markup_mode=HELP_MARKUP,
+    cls=PlainHelpGroup,
 )
 app.add_typer(book_app, name="book")
 

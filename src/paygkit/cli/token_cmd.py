@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from paygkit.cli.commands import KEY_ENV, SUBCOMMANDS
+from paygkit.cli.commands import HELP_MARKUP, KEY_ENV, SUBCOMMANDS, PlainHelpGroup
 from paygkit.token import (
     DecodeResult,
     DeviceParams,
@@ -38,6 +38,8 @@ app = typer.Typer(
     help=SUBCOMMANDS["token"].help,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=HELP_MARKUP,
+    cls=PlainHelpGroup,
 )
 
 
