@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
+import time
 from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from paygkit.server.context import ServerContext
+from paygkit.server.crypto import Keyring
 from paygkit.server.db import Database
 from paygkit.server.models import Device, DeviceRow, Role, WebhookDelivery
 from paygkit.server.services import access, tokens
@@ -97,3 +101,39 @@ def test_a_device_loaded_before_the_issue_is_read_again_after_it(server: Server)
         stored = session.scalar(select(Device).where(Device.serial == "TEST220000001"))
         assert stored is not None
         assert stored.last_count_issued == after
+
+
+def test_sqlite_takes_the_token_transactions_one_at_a_time_in_their_order(
+    database: Database, keyring: Keyring
+) -> None:
+    """SQLite writes one at a time anyway: in order of arrival, the last one waits no longer
+    than its turn.  PostgreSQL takes them side by side."""
+    context = ServerContext(database, keyring, lambda: dt.datetime.now(dt.UTC))
+    started: list[int] = []
+    running = [0, 0]  # now, most at once
+    guard = threading.Lock()
+    second_in = threading.Event()
+
+    def work(number: int) -> None:
+        with guard:
+            started.append(number)
+            running[0] += 1
+            running[1] = max(running)
+        if number == 1:
+            second_in.set()
+        if number == 0 and not database.is_sqlite:
+            second_in.wait(timeout=30)  # side by side: the second starts while the first runs
+        time.sleep(0.02)
+        with guard:
+            running[0] -= 1
+
+    try:
+        for future in [context.db_threads.submit(work, n) for n in range(8)]:
+            future.result(timeout=30)
+    finally:
+        context.db_threads.shutdown(wait=True)
+    if database.is_sqlite:
+        assert started == list(range(8))
+        assert running[1] == 1
+    else:
+        assert running[1] > 1
