@@ -184,6 +184,31 @@ async def _load(
     return results, latencies, time.monotonic() - started
 
 
+def _warm_then_measure(
+    ports: list[int],
+    key: str,
+    pids: Sequence[int],
+    seconds: float | None,
+    clients: int,
+    max_requests: int,
+) -> tuple[list[tuple[str, int]], tuple[list[tuple[str, int]], list[float], float], float | None]:
+    """A warm-up, then the timed load: the warm-up's answers, the load's (answers,
+    latencies, seconds), and the processes' CPU ms per answer (None where unknown)."""
+    # Warm-up, not timed: a second of requests, or (quick) one per client.
+    warm_up = (None, clients) if seconds is None else (1.0, 200)
+    warm, _, _ = asyncio.run(_load(ports, key, warm_up[0], clients, warm_up[1]))
+    cpu_before = cpu_seconds(pids)
+    load = asyncio.run(_load(ports, key, seconds, clients, max_requests))
+    cpu_after = cpu_seconds(pids)
+    answers = load[0]
+    cpu_ms = (
+        None
+        if cpu_before is None or cpu_after is None or not answers
+        else round((cpu_after - cpu_before) * 1000 / len(answers), 3)
+    )
+    return warm, load, cpu_ms
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
@@ -216,20 +241,10 @@ def run_cases(
     issued: list[tuple[str, int]] = []
     try:
         for clients in client_counts:
-            # Warm-up, not timed: a second of requests, or (quick) one per client.
-            warm_up = (None, clients) if seconds is None else (1.0, 200)
-            warm, _, _ = asyncio.run(_load(ports, key, warm_up[0], clients, warm_up[1]))
-            cpu_before = cpu_seconds(pids)
-            results, latencies, elapsed = asyncio.run(
-                _load(ports, key, seconds, clients, max_requests)
+            warm, (results, latencies, elapsed), cpu_ms = _warm_then_measure(
+                ports, key, pids, seconds, clients, max_requests
             )
-            cpu_after = cpu_seconds(pids)
             issued += warm + results
-            cpu_ms = (
-                None
-                if cpu_before is None or cpu_after is None or not results
-                else round((cpu_after - cpu_before) * 1000 / len(results), 3)
-            )
             cases.append(
                 {
                     "case": f"{database}-{clients}",
@@ -267,7 +282,7 @@ _FRAMEWORK_APP = Path(__file__).resolve().parent / "framework_floor.py"
 
 def framework_floor(
     seconds: float | None, client_counts: Sequence[int], max_requests: int
-) -> dict[int, dict[str, float]]:
+) -> dict[int, dict[str, float | None]]:
     """CPU per request and requests/s of framework_floor.py, per number of clients."""
     processes, (port,) = start_uvicorn_processes(
         ["--app-dir", str(_FRAMEWORK_APP.parent), f"{_FRAMEWORK_APP.stem}:app"], 1
@@ -276,19 +291,11 @@ def framework_floor(
     try:
         floors = {}
         for clients in client_counts:
-            warm_up = (None, clients) if seconds is None else (1.0, 200)
-            asyncio.run(_load([port], "unused", warm_up[0], clients, warm_up[1]))
-            cpu_before = cpu_seconds([process.pid])
-            results, _latencies, elapsed = asyncio.run(
-                _load([port], "unused", seconds, clients, max_requests)
+            _warm, (results, _latencies, elapsed), cpu_ms = _warm_then_measure(
+                [port], "unused", [process.pid], seconds, clients, max_requests
             )
-            cpu_after = cpu_seconds([process.pid])
             floors[clients] = {
-                "cpu_ms_per_request": (
-                    None
-                    if cpu_before is None or cpu_after is None or not results
-                    else round((cpu_after - cpu_before) * 1000 / len(results), 3)
-                ),
+                "cpu_ms_per_request": cpu_ms,
                 "requests_per_s": round(len(results) / elapsed, 1) if elapsed > 0 else 0.0,
             }
         return floors
