@@ -464,6 +464,44 @@ def test_help_is_plain_text_and_loads_no_rich() -> None:
     assert "╭" not in done.stdout
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["token", "generate", *DEVICE, "--count", "1", "--days", "1"],
+        ["token", "decode", "588 224 011", *DEVICE, "--last-count", "1"],
+    ],
+    ids=["generate", "decode"],
+)
+def test_generate_and_decode_print_plain_lines_and_load_no_rich_console(
+    command: list[str],
+) -> None:
+    """rich's console was about a third of these commands' start-up; explain keeps it."""
+    check = (
+        "import runpy, sys\n"
+        f"sys.argv = ['paygkit', *{command!r}]\n"
+        "try:\n"
+        "    runpy.run_module('paygkit', run_name='__main__')\n"
+        "except SystemExit as end:\n"
+        "    assert end.code in (0, None), end.code\n"
+        "assert 'rich.console' not in sys.modules, 'the command imported rich.console'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PAYGKIT_KEY")}
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" not in done.stdout  # not a terminal: no colour codes
+    assert "588 224 011" in done.stdout or "accepted" in done.stdout
+
+
+def test_generate_colours_a_terminal_unless_no_color_is_set() -> None:
+    args = ["token", "generate", *DEVICE, "--count", "1", "--days", "1"]
+    coloured = runner.invoke(app, args, env={**ENV, "NO_COLOR": None}, color=True)
+    assert "\x1b[" in coloured.stdout
+    assert "588 224 011" in coloured.stdout
+    plain = runner.invoke(app, args, env=ENV, color=True)
+    assert "\x1b[" not in plain.stdout
+    assert plain.stdout.splitlines()[1] == "    588 224 011"
+
+
 def test_help_still_shows_the_value_options_take() -> None:
     result = run("token", "generate", "--help")
     assert "<add|set|disable|sync>" in result.stdout

@@ -8,16 +8,13 @@ the app, which prints them on one line and exits with status 2.
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from fractions import Fraction
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console, Group
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from paygkit.cli.commands import HELP_MARKUP, KEY_ENV, SUBCOMMANDS, PlainHelpGroup
 from paygkit.token import (
@@ -29,9 +26,6 @@ from paygkit.token import (
     decode,
     generate,
 )
-
-if TYPE_CHECKING:
-    from paygkit.token import HashStep, TokenExplanation
 
 app = typer.Typer(
     name="token",
@@ -189,11 +183,6 @@ def _parse_used_counts(text: str) -> tuple[int, ...]:
     return counts
 
 
-def _console() -> Console:
-    # Made per call so it writes to the current sys.stdout (tests swap it).
-    return Console(highlight=False)
-
-
 def value_text(token_type: TokenType, units: int | None, days: Fraction | None) -> str:
     """What a token carries, for people: '7 units = 7 days', 'Disable PAYG (998)'."""
     if units is None or days is None:
@@ -241,22 +230,26 @@ def decoded_json(result: DecodeResult) -> dict[str, Any]:
     }
 
 
-def _big_token(grouped: str, title: str = "Token") -> Panel:
-    return Panel(
-        Text(grouped, style="bold green", justify="center"),
-        title=title,
-        expand=False,
-        padding=(1, 4),
-    )
+# generate and decode print a few lines with click's styles (typer has loaded click
+# anyway): rich's console would be about a third of their start-up.  explain, a
+# walk-through read once, keeps rich's panels (explain_view).
 
 
-def _pairs_table(rows: list[tuple[str, str]]) -> Table:
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+def _color() -> bool | None:
+    """No colour when NO_COLOR is set (no-color.org); else click's choice (a terminal only)."""
+    return False if os.environ.get("NO_COLOR") else None
+
+
+def _echo_pairs(rows: list[tuple[str, str]]) -> None:
+    """Label and value on each line, the values aligned two spaces after the longest label."""
+    width = max(len(label) for label, _ in rows)
     for label, value in rows:
-        table.add_row(label, value)
-    return table
+        typer.echo(typer.style(label.ljust(width), bold=True) + "  " + value, color=_color())
+
+
+def _echo_warning(warning: str | None) -> None:
+    if warning:
+        typer.echo(typer.style(f"Warning: {warning}", fg="yellow", bold=True), color=_color())
 
 
 # --- generate ------------------------------------------------------------------------------
@@ -291,24 +284,21 @@ def generate_command(
         typer.echo(json.dumps(generated_json(token)))
         if warning:
             # On stderr: the JSON on stdout stays what scripts parse.
-            Console(stderr=True, highlight=False, soft_wrap=True).print(
-                f"Warning: {warning}", style="yellow", markup=False
-            )
+            typer.echo(typer.style(f"Warning: {warning}", fg="yellow"), err=True, color=_color())
         return
-    console = _console()
-    console.print(_big_token(token.grouped))
-    console.print(
-        _pairs_table(
-            [
-                ("Type", token.token_type.label),
-                ("Value", value_text(token.token_type, token.units, token.days)),
-                ("New count", f"{token.count}  (store this as the device's count)"),
-                ("Form", _form_text(token.extended, token.restricted)),
-            ]
-        )
+    # The token alone on a line, set off by blank lines: read out to a customer, or copied.
+    typer.echo(
+        "\n" + typer.style(f"    {token.grouped}", fg="green", bold=True) + "\n", color=_color()
     )
-    if warning:
-        console.print(f"Warning: {warning}", style="bold yellow", markup=False)
+    _echo_pairs(
+        [
+            ("Type", token.token_type.label),
+            ("Value", value_text(token.token_type, token.units, token.days)),
+            ("New count", f"{token.count}  (store this as the device's count)"),
+            ("Form", _form_text(token.extended, token.restricted)),
+        ]
+    )
+    _echo_warning(warning)
 
 
 def zero_time_warning(token: GeneratedToken) -> str | None:
@@ -404,23 +394,18 @@ def decode_command(
 
 
 def _print_decoded(result: DecodeResult) -> None:
-    style = "bold green" if result.accepted else "bold red"
     verdict = "accepted" if result.accepted else "refused"
-    console = _console()
-    console.print(
-        Text.assemble((result.token_type.name, style), f"  ({result.token_type.label}, {verdict})")
-    )
+    name = typer.style(result.token_type.name, fg="green" if result.accepted else "red", bold=True)
+    typer.echo(f"{name}  ({result.token_type.label}, {verdict})", color=_color())
     used = ", ".join(str(c) for c in result.used_counts) or "-"
-    console.print(
-        _pairs_table(
-            [
-                ("Value", value_text(result.token_type, result.units, result.days)),
-                ("Matched count", "-" if result.count is None else str(result.count)),
-                ("New last count", str(result.last_count)),
-                ("Used counts", used),
-                ("Form", "extended, 12 digits" if result.extended else "standard, 9 digits"),
-            ]
-        )
+    _echo_pairs(
+        [
+            ("Value", value_text(result.token_type, result.units, result.days)),
+            ("Matched count", "-" if result.count is None else str(result.count)),
+            ("New last count", str(result.last_count)),
+            ("Used counts", used),
+            ("Form", "extended, 12 digits" if result.extended else "standard, 9 digits"),
+        ]
     )
 
 
@@ -447,7 +432,9 @@ def explain_command(
     ] = 8,
 ) -> None:
     """Show step by step how a token is made (for learning the protocol)."""
-    # Here, not at the top: the walk-through is paygkit.token's one lazy part.
+    # Here, not at the top: the walk-through is paygkit.token's one lazy part, and its
+    # rendering the only one of these commands that needs rich.
+    from paygkit.cli.explain_view import new_console, render_explanation
     from paygkit.token import explain
 
     device = _device(key, starting_code, time_divider_of(time_divider, divider), restricted)
@@ -460,211 +447,4 @@ def explain_command(
         extended=extended,
         max_steps_shown=steps,
     )
-    render_explanation(_console(), story)
-
-
-def _code(value: int, width: int = 0) -> str:
-    """A number zero-padded to `width` digits, in groups of three from the right."""
-    text = f"{value:0{width}d}"
-    head = len(text) % 3
-    groups = ([text[:head]] if head else []) + [text[i : i + 3] for i in range(head, len(text), 3)]
-    return " ".join(groups)
-
-
-def _correction(story: TokenExplanation, step: HashStep) -> str:
-    return f"- {_code(story.fold_subtract)}" if step.corrected else "none"
-
-
-def _steps_table(story: TokenExplanation, title: str) -> Table:
-    width = story.code_digits
-    table = Table(title=title, title_justify="left")
-    table.add_column("count", justify="right")
-    table.add_column("input code", justify="right", no_wrap=True)
-    table.add_column("message (8 bytes, hex)", no_wrap=True)
-    table.add_column("SipHash-2-4", no_wrap=True)
-    table.add_column("folded", justify="right", no_wrap=True)
-    table.add_column("correction", no_wrap=True)
-    table.add_column("output code", justify="right", no_wrap=True)
-    for step in story.steps:
-        table.add_row(
-            str(step.count),
-            _code(step.input_code, width),
-            step.message_hex,
-            step.digest_hex,
-            _code(step.folded, width),
-            _correction(story, step),
-            _code(step.output_code, width),
-        )
-    return table
-
-
-def render_explanation(console: Console, story: TokenExplanation) -> None:
-    """Print a TokenExplanation as numbered panels and a table of hash steps."""
-    width = story.code_digits
-    base_width = story.base_digits
-    label = story.token_type.label
-    console.print(
-        Text.assemble(
-            ("How this token is made: ", "bold"),
-            f"{label}, {_form_text(story.extended, story.restricted)}, backend {story.backend}",
-        )
-    )
-
-    value = story.value
-    console.print(
-        Panel(
-            _pairs_table(
-                [
-                    ("Type", label),
-                    ("Value", str(value.value)),
-                    ("Why", value.note),
-                ]
-            ),
-            title="1. The value",
-            title_align="left",
-            expand=False,
-        )
-    )
-
-    modulus = story.modulus
-    console.print(
-        Panel(
-            _pairs_table(
-                [
-                    ("Starting code", _code(story.starting_code, 9)),
-                    (
-                        "Its base",
-                        f"{story.starting_code_base:0{base_width}d} (the last {base_width} digits)",
-                    ),
-                    (
-                        "Token base",
-                        f"({story.starting_code_base:0{base_width}d} + {value.value}) "
-                        f"mod {modulus} = {story.token_base:0{base_width}d}",
-                    ),
-                    (
-                        "Masked code",
-                        f"{_code(story.masked_starting_code, width)} "
-                        f"(the starting code with its base replaced by the token base)",
-                    ),
-                ]
-            ),
-            title="2. Hide the value in the starting code",
-            title_align="left",
-            expand=False,
-        )
-    )
-
-    console.print(
-        Panel(
-            _pairs_table(
-                [
-                    ("Last count", str(story.previous_count)),
-                    ("New count", str(story.new_count)),
-                    ("Why", story.count_note),
-                    (
-                        "Cost",
-                        f"the masked code is hashed {story.new_count} times, once per count, "
-                        "without re-masking between steps",
-                    ),
-                ]
-            ),
-            title="3. The count",
-            title_align="left",
-            expand=False,
-        )
-    )
-
-    if story.extended:
-        rule = (
-            "message = the code as 8 bytes big-endian; folded = bits 24..63 of the hash; "
-            f"if above {_code(story.fold_limit)} subtract {_code(story.fold_subtract)}"
-        )
-    else:
-        rule = (
-            "message = the code as 4 bytes big-endian, twice; folded = (high 32 bits XOR "
-            f"low 32 bits) >> 2; if above {_code(story.fold_limit)} subtract "
-            f"{_code(story.fold_subtract)}"
-        )
-    title = "4. The hash chain: next(code) = fold(SipHash-2-4(key, message(code)))"
-    table = _steps_table(story, title)
-    needed = console.measure(table, options=console.options.update_width(1000)).maximum
-    if needed <= console.width:
-        console.print(table)
-    else:
-        # Too narrow for one row per step: one small block per step instead.
-        console.print(Text(title, style="italic"))
-        for step in story.steps:
-            console.print(
-                Panel(
-                    _pairs_table(
-                        [
-                            ("input code", _code(step.input_code, width)),
-                            ("message", step.message_hex),
-                            ("SipHash-2-4", step.digest_hex),
-                            ("folded", _code(step.folded, width)),
-                            ("correction", _correction(story, step)),
-                            ("output code", _code(step.output_code, width)),
-                        ]
-                    ),
-                    title=f"step {step.count}",
-                    title_align="left",
-                    expand=False,
-                )
-            )
-    console.print(rule)
-    if story.steps_skipped:
-        console.print(
-            f"... {story.steps_skipped} more step(s) not shown (run on the {story.backend} "
-            f"backend), up to count {story.new_count}"
-        )
-
-    console.print(
-        Panel(
-            _pairs_table(
-                [
-                    (
-                        "Chain value",
-                        f"{_code(story.chain_end, width)} (after {story.new_count} steps)",
-                    ),
-                    ("Token base", f"{story.token_base:0{base_width}d}"),
-                    (
-                        "Token value",
-                        f"{_code(story.token_value, width)} (its last {base_width} digits "
-                        "replaced by the token base)",
-                    ),
-                ]
-            ),
-            title="5. Put the base back",
-            title_align="left",
-            expand=False,
-        )
-    )
-
-    conversion = story.restricted_conversion
-    if conversion is not None:
-        pairs = Table(
-            show_header=False, box=None, padding=(0, 1), pad_edge=False, collapse_padding=True
-        )
-        for _ in conversion.pairs:
-            pairs.add_column(justify="center")
-        pairs.add_row(*conversion.pairs)
-        pairs.add_row(*("v" for _ in conversion.pairs))
-        pairs.add_row(*conversion.digits, style="bold")
-        console.print(
-            Panel(
-                Group(
-                    f"{conversion.value} = {conversion.bits} in {len(conversion.bits)} bits; "
-                    "each pair of bits, plus 1, is one digit 1-4:",
-                    pairs,
-                ),
-                title="6. Restricted digits",
-                title_align="left",
-                expand=False,
-            )
-        )
-
-    console.print(_big_token(story.grouped, title=f"Token ({label})"))
-    console.print(
-        f"New count: {story.new_count}  (store this as the device's count; "
-        "the same digits as `paygkit token generate`)"
-    )
+    render_explanation(new_console(), story, _form_text(story.extended, story.restricted))
