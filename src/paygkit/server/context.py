@@ -22,11 +22,12 @@ Clock = Callable[[], dt.datetime]
 # PostgreSQL: a few more than the one core a process's Python code can use, so that
 # one transaction's round trips to the database overlap another's work.  More threads
 # only fight over the GIL: in 7 alternating pairs of bench_server runs at 16 clients
-# over 2 processes, 4 threads against 32 gave 482-780 tokens/s against 413-607, p99
-# 38-82 ms against 53-81 ms and 1.75-2.80 ms of CPU a token against 2.22-3.28 (and one
-# process with 32 threads, 16 clients on it, cost 2.9-4.0 ms).  A request finds a free
-# thread again within a transaction's time: each of them runs one transaction to its
-# end, and one waiting for a row lock waits for a transaction that is running.
+# over 2 processes, 4 threads against 32 gave 458-780 tokens/s against 413-607, p99
+# 38-83 ms against 53-81 ms and 1.75-2.99 ms of CPU a token against 2.22-3.28, 4 ahead
+# in five pairs of seven (and one process with 32 threads, 16 clients on it, cost
+# 2.9-4.0 ms).  A request finds a free thread again within a transaction's time:
+# each of them runs one transaction to its end, and one waiting for a row lock waits
+# for a transaction that is running.
 DB_THREADS = 4
 # SQLite writes one transaction at a time, so one thread takes the token and
 # payment transactions in their order of arrival.  With 32, the 16 threads waiting
