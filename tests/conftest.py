@@ -104,8 +104,10 @@ def device_firmware(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """make test's second pass checks that paygkit works on its pure-Python fallback.  Tests
     whose subject does not change with the token engine (the benchmarks' scripts, the
-    certification suite's judgement of faulty devices) are marked `first_pass_only`: on the
-    fallback they only repeat the first pass, slower, and took a third of its time."""
+    certification suite's judgement of faulty devices, the server's and the console's
+    refusals of bad input and of roles, which come before any token is made) are marked
+    `first_pass_only`: on the fallback they only repeat the first pass, slower, and took
+    over a third of its time."""
     if os.environ.get("PAYGKIT_PURE_PYTHON") != "1":
         return
     for item in items:

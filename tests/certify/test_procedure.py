@@ -139,6 +139,10 @@ def test_the_random_sequence_enters_every_kind_of_token_in_every_kind_of_order()
         assert invalid_since_applied <= 2
 
 
+@pytest.mark.first_pass_only(
+    reason="many seeds of the same procedure; on the fallback the random sequence runs once "
+    "(test_the_random_sequence_enters_every_kind_of_token_in_every_kind_of_order)"
+)
 def test_the_random_sequence_agrees_with_the_good_simulator_for_many_seeds() -> None:
     for seed in range(12):
         variant = {"time_divider": 7} if seed % 3 == 1 else {}

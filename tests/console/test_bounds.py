@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from tests.console.conftest import BOTH_DATABASES, ConsoleClient, text_of
 from tests.server.conftest import Server, snapshot
+
+pytestmark = pytest.mark.first_pass_only(
+    reason="the console refuses bad input before any token is made"
+)
 
 SERIAL = "TEST220000001"
 

@@ -9,6 +9,10 @@ import pytest
 from tests.console.conftest import ConsoleClient, text_of
 from tests.server.conftest import Server, snapshot
 
+pytestmark = pytest.mark.first_pass_only(
+    reason="what a role may see and do is decided before any token is made"
+)
+
 Browser = Callable[..., ConsoleClient]
 SERIAL = "TEST220000001"
 ROLES = ("admin", "operator", "technician", "viewer")

@@ -8,6 +8,10 @@ import pytest
 
 from tests.server.conftest import KEY, Server, snapshot
 
+pytestmark = pytest.mark.first_pass_only(
+    reason="who may do what is decided before any token is made"
+)
+
 # The staff roles read the fleet; an agent reads only their own token books.
 ALL = {"admin", "operator", "technician", "viewer"}
 ROLES = ALL | {"agent"}

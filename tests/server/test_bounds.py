@@ -16,6 +16,8 @@ from paygkit.server.services import access
 from tests.server.conftest import KEY, STARTING_CODE, Server, snapshot
 from tests.server.test_devices import HEADER, upload
 
+pytestmark = pytest.mark.first_pass_only(reason="bad input is refused before any token is made")
+
 SERIAL = "TEST220000001"
 BIG_ID = 2**31
 HUGE_ID = 10**20

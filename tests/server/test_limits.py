@@ -17,6 +17,10 @@ from tests.console.conftest import hidden_fields
 from tests.server.conftest import KEY, STARTING_CODE, Server, snapshot
 from tests.server.test_devices import HEADER, upload
 
+pytestmark = pytest.mark.first_pass_only(
+    reason="limits and throttling are decided before any token is made"
+)
+
 SERIAL = "TEST220000001"
 
 
