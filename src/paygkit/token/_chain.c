@@ -993,6 +993,28 @@ done:
     return token;
 }
 
+/* A code's last three (six, extended) digits, each divisor a constant so
+ * that no path is left with a 64-bit division. */
+static inline uint64_t low_digits(uint64_t code, int extended)
+{
+    return extended ? code % 1000000 : code % 1000;
+}
+
+/* The code that ends a token's chain: the starting code's high digits with
+ * the low ones moved on by the value. */
+static inline uint64_t chain_end(uint64_t starting_code, uint64_t value, int extended)
+{
+    return starting_code - low_digits(starting_code, extended) +
+           low_digits(starting_code + value, extended);
+}
+
+/* The token's value digits on top of the walked code's high digits. */
+static inline uint64_t token_code(uint64_t walked, uint64_t starting_code, uint64_t value,
+                                  int extended)
+{
+    return walked - low_digits(walked, extended) + low_digits(starting_code + value, extended);
+}
+
 /* A request's token, its six fields (device, count, token_type, days, units,
  * extended) in place and the classes already checked; None for an unusual
  * request, which the Python code then checks (and refuses with its usual
@@ -1024,9 +1046,7 @@ static PyObject *generate_request(PyObject *device_cls, PyObject *token_cls, PyO
     int status = plan_fields(field, NULL, 0, &devices, types, NULL, &plan);
     if (status <= 0)
         return status < 0 ? NULL : Py_NewRef(Py_None);
-    uint64_t modulus = plan.extended ? 1000000 : 1000;
-    uint64_t base = (plan.starting_code + (uint64_t)plan.value) % modulus;
-    uint64_t code = plan.starting_code - plan.starting_code % modulus + base;
+    uint64_t code = chain_end(plan.starting_code, (uint64_t)plan.value, plan.extended);
     step_fn step = plan.extended ? ext_next : std_next;
     if (plan.new_count > 4096) {
         Py_BEGIN_ALLOW_THREADS
@@ -1037,7 +1057,9 @@ static PyObject *generate_request(PyObject *device_cls, PyObject *token_cls, PyO
         for (long long s = 0; s < plan.new_count; s++)
             code = step(plan.k0, plan.k1, code);
     }
-    PyObject *token = make_token(token_class, &tokens, &plan, types, code - code % modulus + base);
+    PyObject *token = make_token(token_class, &tokens, &plan, types,
+                                 token_code(code, plan.starting_code, (uint64_t)plan.value,
+                                            plan.extended));
     Py_XDECREF(plan.restricted_obj);
     Py_XDECREF(plan.time_divider);
     return token;
@@ -1291,9 +1313,7 @@ static PyObject *py_generate_batch(PyObject *self, PyObject *args)
         prefetch_request(item, planned, n, &requests, &devices);
         if (plan_one(item[planned], planned, &requests, &devices, types, plan_request, plan) < 0)
             goto done;  /* (never 0: plan_request decides every unusual request) */
-        uint64_t modulus = plan->extended ? 1000000 : 1000;
-        uint64_t base = (plan->starting_code + (uint64_t)plan->value) % modulus;
-        plan->end = plan->starting_code - plan->starting_code % modulus + base;
+        plan->end = chain_end(plan->starting_code, (uint64_t)plan->value, plan->extended);
         if (!plan->extended) {
             line.jobs[standard++] = (chain_job){plan->k0, plan->k1, (uint32_t)plan->end,
                                                 (uint32_t)plan->new_count, 0};
@@ -1322,14 +1342,13 @@ static PyObject *py_generate_batch(PyObject *self, PyObject *args)
         goto done;
     for (Py_ssize_t i = 0, job = 0; i < n; i++) {
         planned_token *plan = &plans[i];
-        uint64_t modulus = plan->extended ? 1000000 : 1000;
-        uint64_t base = (plan->starting_code + (uint64_t)plan->value) % modulus;
         if (!plan->extended) {
             pipeline_wait(&line, job / PIPELINE_CHUNK);
             plan->end = line.jobs[job++].end;
         }
         PyObject *token = make_token(token_class, &tokens, plan, types,
-                                     plan->end - plan->end % modulus + base);
+                                     token_code(plan->end, plan->starting_code,
+                                                (uint64_t)plan->value, plan->extended));
         if (token == NULL) {
             Py_CLEAR(result);
             goto done;
