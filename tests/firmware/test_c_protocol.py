@@ -31,6 +31,7 @@ from paygkit.device.ports import Feedback
 from paygkit.device.simulator import DEFAULT_RTC_START, SimulatedDevice
 from paygkit.token import DeviceParams, TokenType, generate
 from tests.firmware.conftest import HOST_DIR, LIBRARY_DIR, Compiler, paygkit_cli
+from tests.firmware.test_c_wire import command_lines
 
 KEY = bytes.fromhex("bc41ec9530f6dac86b1a29ab82edc5fb")
 STARTING_CODE = 516959010
@@ -171,6 +172,11 @@ def check(
         for index, (want, have) in enumerate(zip(expected_lines, got_lines, strict=False)):
             assert have == want, f"answer line {index} differs; sent {lines!r}"
         assert got_lines == expected_lines, f"sent {lines!r}"
+
+
+def _printable(data: bytes) -> str:
+    """Random bytes as one line: no line ends (the splitter's own tests cover them)."""
+    return data.replace(b"\n", b"").replace(b"\r", b"").decode("latin-1")
 
 
 EXAMPLE = [
@@ -413,6 +419,19 @@ def test_random_sessions_on_the_product_build(product_program: Path, lines: list
 def test_the_documented_conversation_on_the_product_build(product_program: Path) -> None:
     check(product_program, EXAMPLE, simulator=False, small=True)
     check(product_program, EXAMPLE, simulator=False, ends="\r\n", small=True)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(lines=st.lists(command_lines() | st.binary(max_size=60).map(_printable), max_size=6))
+def test_command_lines_on_the_product_build(product_program: Path, lines: list[str]) -> None:
+    """Every sort of command line test_c_wire.py parses, through the product build's
+    parser (which checks SETUP's values as it reads them and shares one refusal for
+    every argument): the same ERR codes and answers as paygkit's."""
+    check(product_program, lines, simulator=False, small=True)
 
 
 @pytest.mark.parametrize("ends", ["\n", "\r\n"])
