@@ -244,18 +244,28 @@ static pgk_command_kind bad_argument(pgk_command *command, uint8_t message, uint
 
 /* ---- arguments ------------------------------------------------------------------ */
 
+
+/* commands.read_number's range check (low..high) of the digits read_digits()
+ * has read (digits: 1 when it has read 1-12). */
+static uint8_t in_range(pgk_command *command, uint8_t digits, uint32_t number, uint32_t low,
+                        uint32_t high, uint8_t argument)
+{
+    if (!digits || number < low || number > high) {
+        bad_argument(command, PGK_MSG_NUMBER, argument);
+        return 0;
+    }
+    return 1;
+}
+
+#if PGK_WITH_SIM_CONTROLS
 /* commands.read_number: 1-12 digits, low..high. */
 static uint8_t read_number(pgk_command *command, const char *text, uint8_t length, uint32_t low,
                            uint32_t high, uint8_t argument, uint32_t *result)
 {
-    uint32_t number;
-    if (!read_digits(text, length, 12, &number) || number < low || number > high) {
-        bad_argument(command, PGK_MSG_NUMBER, argument);
-        return 0;
-    }
-    *result = number;
-    return 1;
+    uint8_t digits = read_digits(text, length, 12, result);
+    return in_range(command, digits, *result, low, high, argument);
 }
+#endif
 
 /* commands.read_flag: 1/on/yes/true or 0/off/no/false, any case. */
 static uint8_t read_flag(pgk_command *command, const char *text, uint8_t length, uint8_t argument,
@@ -365,22 +375,27 @@ static uint8_t read_key(pgk_command *command, const char *text, uint8_t length)
 static uint8_t read_value(pgk_command *command, uint8_t argument, const char *text, uint8_t length,
                           uint8_t reference)
 {
+    /* The most digits of each argument that is a number (pgk_argument's
+     * order), 0 for the others: the digits are read once, here, for all. */
+    static const uint8_t most_digits[] = {0, 9, 0, 12, 0, 20, 12, 0, 0, 12};
     pgk_provisioning *setup = &command->u.setup;
-    uint32_t number;
+    uint32_t number = 0;
+    uint8_t digits = read_digits(text, length, most_digits[argument], &number);
     switch (argument) {
     case PGK_ARG_SERIAL:
         return check_serial(command, text, length);
     case PGK_ARG_CODE:
         /* The reference form's code has all 9 digits. */
-        if ((reference && length != 9) || !read_digits(text, length, 9, &setup->starting_code)) {
+        if ((reference && length != 9) || !digits) {
             bad(command, reference ? PGK_MSG_REFERENCE_CODE : PGK_MSG_CODE);
             return 0;
         }
+        setup->starting_code = number;
         return 1;
     case PGK_ARG_KEY:
         return read_key(command, text, length);
     case PGK_ARG_DIVIDER:
-        if (!read_number(command, text, length, 1, 255, argument, &number)) {
+        if (!in_range(command, digits, number, 1, 255, argument)) {
             return 0;
         }
         setup->time_divider = (uint8_t)number;
@@ -388,7 +403,7 @@ static uint8_t read_value(pgk_command *command, uint8_t argument, const char *te
     case PGK_ARG_RESTRICTED:
         return read_flag(command, text, length, argument, &setup->restricted_digits);
     case PGK_ARG_TEST:
-        if (!read_digits(text, length, 20, &number)) {
+        if (!digits) {
             bad(command, PGK_MSG_TEST);
             return 0;
         }
@@ -396,7 +411,11 @@ static uint8_t read_value(pgk_command *command, uint8_t argument, const char *te
         setup->test_code_length = length;
         return 1;
     case PGK_ARG_COUNT:
-        return read_number(command, text, length, 0, PGK_WIRE_MAX_COUNT, argument, &setup->count);
+        if (!in_range(command, digits, number, 0, PGK_WIRE_MAX_COUNT, argument)) {
+            return 0;
+        }
+        setup->count = number;
+        return 1;
 #if PGK_WITH_SIM_CONTROLS
     case PGK_ARG_WAITING:
         return read_flag(command, text, length, argument, &command->u.config.waiting);
@@ -409,8 +428,7 @@ static uint8_t read_value(pgk_command *command, uint8_t argument, const char *te
         command->u.config.tamper_lock = (uint8_t)number;
         return 1;
     default: /* PGK_ARG_KEYPAD_TIMEOUT */
-        if (!read_number(command, text, length, 1, PGK_WIRE_MAX_KEYPAD_TIMEOUT, argument,
-                         &number)) {
+        if (!in_range(command, digits, number, 1, PGK_WIRE_MAX_KEYPAD_TIMEOUT, argument)) {
             return 0;
         }
         command->u.config.keypad_timeout = (uint16_t)number;
@@ -789,8 +807,10 @@ void pgk_out_str(pgk_out *out, const char *text)
     }
 }
 
-/* `value` in decimal, with leading zeros up to `width` digits. */
-static void number(pgk_out *out, uint64_t value, unsigned width)
+/* `value` in decimal, with leading zeros up to `width` digits.  The width
+ * comes before the value: the 64-bit value then takes r2 and r3 and no
+ * argument goes on the stack. */
+static void number(pgk_out *out, unsigned width, uint64_t value)
 {
     /* Long division by 10 a byte at a time with a multiply for the quotient:
      * no 64-bit division helper, which would cost more than this whole
@@ -825,7 +845,7 @@ static void number(pgk_out *out, uint64_t value, unsigned width)
 
 void pgk_out_number(pgk_out *out, uint64_t value)
 {
-    number(out, value, 1);
+    number(out, 1, value);
 }
 
 void pgk_out_field(pgk_out *out, const char *name)
@@ -1192,7 +1212,7 @@ static void bit_list(pgk_out *out, uint32_t bits, unsigned n, const char *items,
             if (items) {
                 pgk_out_str(out, nth(items, i));
             } else {
-                number(out, top - i, 1);
+                number(out, 1, top - i);
             }
         }
     }
@@ -1263,7 +1283,7 @@ static void fields(pgk_out *out, const uint8_t *table, const void *record, uint1
         default: /* FIELD_U8 */
             break;
         }
-        number(out, value, 1);
+        number(out, 1, value);
     }
 }
 
@@ -1348,7 +1368,7 @@ void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
             pgk_out_mem(out, serial, serial_length);
         } else if (line == 1) {
             /* Nine digits with leading zeros, as the reference firmware prints them. */
-            number(out, starting_code, 9);
+            number(out, 9, starting_code);
         } else {
             nibbles(out, key, 32);
         }
