@@ -731,21 +731,29 @@ static void answer(pgk_protocol *p, char *line, uint16_t length)
 void pgk_protocol_receive(pgk_protocol *p, uint8_t byte)
 {
     pgk_line_event event = pgk_line_feed(&p->splitter, byte);
+    /* Most bytes end no line: nothing more to do.  Returning first also
+     * keeps the buffer's set-up below on one path (with -flto, which inlines
+     * pgk_line_feed here, it was copied into each of its ways out). */
+    if (event == PGK_LINE_PENDING) {
+        return;
+    }
 #if !PGK_PROTOCOL_OUT_BUFFER
     /* Answers are written only from here, and each line end flushes them:
      * the bytes after the line are free until the next byte is fed.  A cut
      * line's length is past the buffer. */
-    uint16_t used = p->splitter.length;
-    p->out.buffer = &p->spare;
-    p->out.size = 1;
-    if (used < PGK_WIRE_LINE_MAX) {
-        p->out.buffer = p->splitter.line + used;
-        p->out.size = (uint16_t)(PGK_WIRE_LINE_MAX - used);
+    {
+        uint16_t used = p->splitter.length;
+        p->out.buffer = &p->spare;
+        p->out.size = 1;
+        if (used < PGK_WIRE_LINE_MAX) {
+            p->out.buffer = p->splitter.line + used;
+            p->out.size = (uint16_t)(PGK_WIRE_LINE_MAX - used);
+        }
     }
 #endif
     if (event == PGK_LINE_READY) {
         answer(p, p->splitter.line, p->splitter.length);
-    } else if (event == PGK_LINE_TOO_LONG) {
+    } else { /* PGK_LINE_TOO_LONG */
         forget_events(p);
         error(p, PGK_ERR_LINE_TOO_LONG, PGK_MSG_TOO_LONG, 0);
     }

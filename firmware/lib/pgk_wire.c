@@ -701,18 +701,15 @@ pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
         char last = ' ';
         for (p = rest; p < end; p++) {
             char c = *p;
-            if (kind == PGK_CMD_KEYS) {
-                if (c == ' ') {
-                    continue;
-                }
-                if (!is_digit(c) && c != '*' && c != '#') {
+            if (c == ' ' && (kind == PGK_CMD_KEYS || last == ' ')) {
+                continue;
+            }
+            if (!is_digit(c)) {
+                if (kind == PGK_CMD_KEYS && c != '*' && c != '#') {
                     return bad(command, PGK_MSG_KEYS_BAD);
                 }
-            } else {
-                if (c == ' ' && last == ' ') {
-                    continue;
-                }
-                if (!is_digit(c) && !(is_digit(last) && (c == ' ' || c == '-'))) {
+                /* KEYS's too, not read: one test for both costs less. */
+                if (!(is_digit(last) && (c == ' ' || c == '-'))) {
                     grouped = 0;
                 }
             }
