@@ -499,7 +499,9 @@ static uint8_t take(pgk_command *command, span *values, uint8_t i, uint8_t argum
 static int read_arguments(pgk_command *command, const char *at, const char *end, uint8_t first,
                           uint8_t n, span *values)
 {
-    const char *names = nth(name_pool, first);
+    /* SETUP's names begin the pool: found without a call (a build without
+     * CONFIG then calls no nth() here at all). */
+    const char *names = first == PGK_ARG_SERIAL ? name_pool : nth(name_pool, first);
     unsigned given = 0;
     while (at < end) {
         const char *word = at;
@@ -1140,7 +1142,7 @@ void pgk_wire_error(pgk_out *out, const pgk_error *error)
 
 void pgk_wire_word(pgk_out *out, uint8_t line, uint8_t index)
 {
-    pgk_out_str(out, nth("OK \0HELP \0ERR ", line));
+    pgk_out_str(out, &"OK \0HELP \0ERR "[line]);
     pgk_out_str(out, nth(line == PGK_WORD_ERR ? error_codes : command_names, index));
 }
 

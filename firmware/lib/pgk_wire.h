@@ -254,9 +254,10 @@ void pgk_out_hiding_keys(pgk_out *out, const char *text, size_t length);
 /* A line of two words: "OK <COMMAND>" (the command word of a kind), "HELP
  * <COMMAND>" (HELP's lines without the messages) or "ERR <CODE>" (a whole
  * ERR line without them); no line end. */
+/* Each is its first word's place in pgk_wire.c's "OK \0HELP \0ERR ". */
 #define PGK_WORD_OK 0u
-#define PGK_WORD_HELP 1u
-#define PGK_WORD_ERR 2u
+#define PGK_WORD_HELP 4u
+#define PGK_WORD_ERR 10u
 void pgk_wire_word(pgk_out *out, uint8_t line, uint8_t index);
 
 static inline void pgk_wire_ok(pgk_out *out, uint8_t kind)
