@@ -131,23 +131,29 @@ static int lookup(const char *table, const char *text, size_t length)
     return -1;
 }
 
-/* 1 when the span is 1..max digits; *value their number, saturating (every
- * range checked here is below the saturation). */
-static uint8_t read_digits(const char *text, size_t length, size_t max, uint32_t *value)
+/* read_digits()'s answer for a span that is not 1..max digits: above every
+ * number it gives, so no range checked here holds it. */
+#define NOT_DIGITS 0xffffffffu
+
+/* The number of a span of 1..max digits, saturating below NOT_DIGITS (every
+ * range checked here is below the saturation), or NOT_DIGITS.  Out of line:
+ * inlined in read_value(), GCC made a second copy of its switch for the
+ * spans refused (with a table and libgcc's __gnu_thumb1_case_sqi, 20 bytes
+ * more). */
+NOINLINE static uint32_t read_digits(const char *text, size_t length, size_t max)
 {
     uint32_t number = 0;
     if (length - 1 >= max) { /* a length of 0 wraps round: refused too */
-        return 0;
+        return NOT_DIGITS;
     }
     while (length--) {
         char c = *text++;
         if (!is_digit(c)) {
-            return 0;
+            return NOT_DIGITS;
         }
-        number = number > 429496728u ? 0xffffffffu : number * 10u + (uint32_t)(c - '0');
+        number = number > 429496728u ? NOT_DIGITS - 1u : number * 10u + (uint32_t)(c - '0');
     }
-    *value = number;
-    return 1;
+    return number;
 }
 
 /* ---- command words ------------------------------------------------------------- */
@@ -244,13 +250,12 @@ static pgk_command_kind bad_argument(pgk_command *command, uint8_t message, uint
 
 /* ---- arguments ------------------------------------------------------------------ */
 
-
-/* commands.read_number's range check (low..high) of the digits read_digits()
- * has read (digits: 1 when it has read 1-12). */
-static uint8_t in_range(pgk_command *command, uint8_t digits, uint32_t number, uint32_t low,
-                        uint32_t high, uint8_t argument)
+/* commands.read_number's range check (low..high) of what read_digits() gave:
+ * NOT_DIGITS is out of every range. */
+static uint8_t in_range(pgk_command *command, uint32_t number, uint32_t low, uint32_t high,
+                        uint8_t argument)
 {
-    if (!digits || number < low || number > high) {
+    if (number < low || number > high) {
         bad_argument(command, PGK_MSG_NUMBER, argument);
         return 0;
     }
@@ -262,8 +267,8 @@ static uint8_t in_range(pgk_command *command, uint8_t digits, uint32_t number, u
 static uint8_t read_number(pgk_command *command, const char *text, uint8_t length, uint32_t low,
                            uint32_t high, uint8_t argument, uint32_t *result)
 {
-    uint8_t digits = read_digits(text, length, 12, result);
-    return in_range(command, digits, *result, low, high, argument);
+    *result = read_digits(text, length, 12);
+    return in_range(command, *result, low, high, argument);
 }
 #endif
 
@@ -302,7 +307,8 @@ static pgk_command_kind read_duration(pgk_command *command, const char *text, si
             length--;
         }
     }
-    if (!read_digits(text, length, 12, &number)) {
+    number = read_digits(text, length, 12);
+    if (number == NOT_DIGITS) {
         return bad_argument(command, PGK_MSG_DURATION_FORM, owner);
     }
     /* The limit is a whole number of every unit, so this is the product's test
@@ -379,14 +385,13 @@ static uint8_t read_value(pgk_command *command, uint8_t argument, const char *te
      * order), 0 for the others: the digits are read once, here, for all. */
     static const uint8_t most_digits[] = {0, 9, 0, 12, 0, 20, 12, 0, 0, 12};
     pgk_provisioning *setup = &command->u.setup;
-    uint32_t number = 0;
-    uint8_t digits = read_digits(text, length, most_digits[argument], &number);
+    uint32_t number = read_digits(text, length, most_digits[argument]);
     switch (argument) {
     case PGK_ARG_SERIAL:
         return check_serial(command, text, length);
     case PGK_ARG_CODE:
         /* The reference form's code has all 9 digits. */
-        if ((reference && length != 9) || !digits) {
+        if ((reference && length != 9) || number == NOT_DIGITS) {
             bad(command, reference ? PGK_MSG_REFERENCE_CODE : PGK_MSG_CODE);
             return 0;
         }
@@ -395,7 +400,7 @@ static uint8_t read_value(pgk_command *command, uint8_t argument, const char *te
     case PGK_ARG_KEY:
         return read_key(command, text, length);
     case PGK_ARG_DIVIDER:
-        if (!in_range(command, digits, number, 1, 255, argument)) {
+        if (!in_range(command, number, 1, 255, argument)) {
             return 0;
         }
         setup->time_divider = (uint8_t)number;
@@ -403,7 +408,7 @@ static uint8_t read_value(pgk_command *command, uint8_t argument, const char *te
     case PGK_ARG_RESTRICTED:
         return read_flag(command, text, length, argument, &setup->restricted_digits);
     case PGK_ARG_TEST:
-        if (!digits) {
+        if (number == NOT_DIGITS) {
             bad(command, PGK_MSG_TEST);
             return 0;
         }
@@ -411,7 +416,7 @@ static uint8_t read_value(pgk_command *command, uint8_t argument, const char *te
         setup->test_code_length = length;
         return 1;
     case PGK_ARG_COUNT:
-        if (!in_range(command, digits, number, 0, PGK_WIRE_MAX_COUNT, argument)) {
+        if (!in_range(command, number, 0, PGK_WIRE_MAX_COUNT, argument)) {
             return 0;
         }
         setup->count = number;
@@ -428,7 +433,7 @@ static uint8_t read_value(pgk_command *command, uint8_t argument, const char *te
         command->u.config.tamper_lock = (uint8_t)number;
         return 1;
     default: /* PGK_ARG_KEYPAD_TIMEOUT */
-        if (!in_range(command, digits, number, 1, PGK_WIRE_MAX_KEYPAD_TIMEOUT, argument)) {
+        if (!in_range(command, number, 1, PGK_WIRE_MAX_KEYPAD_TIMEOUT, argument)) {
             return 0;
         }
         command->u.config.keypad_timeout = (uint16_t)number;
@@ -635,7 +640,9 @@ static pgk_command_kind parse_config(pgk_command *command, const char *at, const
 
 /* ---- command lines ---------------------------------------------------------------- */
 
-pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
+/* Out of line even with -flto: inlined in pgk_protocol_receive(), the
+ * whole was 48 bytes larger. */
+NOINLINE pgk_command_kind pgk_wire_parse(char *line, uint16_t length, uint8_t simulator,
                                 pgk_command *command)
 {
     char *end = line + length;
@@ -1163,27 +1170,38 @@ static void nibbles(pgk_out *out, const uint8_t *bytes, unsigned n)
 
 /* ---- typed answer lines --------------------------------------------------------- */
 
-/* The typed lines are tables: one kind, offset, second offset and name (its
- * index in name_pool) a field, in the answer's order, written by one loop.  A
- * field written by its own call costs 12 to 16 bytes of code, a table entry 4. */
+/* The typed lines are tables: one kind and name (its index in name_pool) in
+ * a byte, offset and second offset (or mask, or size) a field, in the
+ * answer's order, written by one loop.  A field written by its own call costs
+ * 12 to 16 bytes of code, a table entry 3. */
 enum field_kind {
-    FIELD_END = 0,
-    FIELD_FLAG,         /* uint8_t: 1 if any bit of the mask at the second offset's place is set */
-    FIELD_ON_OFF,       /* uint8_t */
-    FIELD_U8,           /* uint8_t, in decimal */
-    FIELD_U32,          /* uint32_t */
-    FIELD_U64,          /* a 64-bit integer, written unsigned */
-    FIELD_SECONDS_LEFT, /* the same, or PGK_WIRE_UNLIMITED (-1): "unlimited" */
-    FIELD_WORD,         /* const char *, its length the uint8_t at the second offset; "-" if 0 */
-    FIELD_NIBBLES,      /* packed digits (pgk_state's test code), their number the same way */
-    FIELD_LIST,         /* uint32_t used_top, then used_bits (pgk_wire_status) */
-    FIELD_TAMPER,       /* uint8_t, PGK_TAMPER_* */
-    FIELD_TOKEN_TYPE    /* uint8_t, token_type_names' order */
+    FIELD_FLAG,   /* uint8_t: 1 if any bit of the mask at the second offset's place is set */
+    FIELD_ON_OFF, /* uint8_t */
+    /* An unsigned integer of the size at the second offset's place (1, 4 or 8
+     * bytes), in decimal; size 0: 8 bytes, or PGK_WIRE_UNLIMITED (-1):
+     * "unlimited" (seconds_left). */
+    FIELD_NUMBER,
+    FIELD_WORD,    /* const char *, its length the uint8_t at the second offset; "-" if 0 */
+    FIELD_NIBBLES, /* packed digits (pgk_state's test code), their number the same way */
+    FIELD_LIST,    /* uint32_t used_top, then used_bits (pgk_wire_status) */
+    FIELD_TAMPER,  /* uint8_t, PGK_TAMPER_* */
+    FIELD_TOKEN_TYPE /* uint8_t, token_type_names' order */
 };
 
-#define FIELD(name, kind, type, member) (kind), offsetof(type, member), 0, (name)
-#define FLAG(name, type, member) FIELD_FLAG, offsetof(type, member), 0xffu, (name)
-#define MASKED(name, type, member, mask) FIELD_FLAG, offsetof(type, member), (mask), (name)
+/* Three bits of kind, five of name: every name index is below 31, so the
+ * byte 0xff ends a table. */
+#define FIELD_KIND_BITS 3u
+#define FIELD_END 0xffu
+typedef char field_kinds_fit[FIELD_TOKEN_TYPE < (1u << FIELD_KIND_BITS) ? 1 : -1];
+typedef char field_names_fit[NAME_WAIT < 31 ? 1 : -1];
+
+#define ENTRY(kind, name, offset, second) ((kind) | (name) << FIELD_KIND_BITS), (offset), (second)
+#define FIELD(name, kind, type, member) ENTRY(kind, name, offsetof(type, member), 0)
+#define NUMBER(name, type, member)                                                               \
+    ENTRY(FIELD_NUMBER, name, offsetof(type, member), sizeof(((type *)0)->member))
+#define SECONDS_LEFT(name, type, member) ENTRY(FIELD_NUMBER, name, offsetof(type, member), 0)
+#define FLAG(name, type, member) ENTRY(FIELD_FLAG, name, offsetof(type, member), 0xffu)
+#define MASKED(name, type, member, mask) ENTRY(FIELD_FLAG, name, offsetof(type, member), (mask))
 
 /* FIELD_LIST reads the two words as one member. */
 typedef char used_bits_follow_used_top[offsetof(pgk_wire_status, used_bits) ==
@@ -1191,7 +1209,7 @@ typedef char used_bits_follow_used_top[offsetof(pgk_wire_status, used_bits) ==
                                            ? 1
                                            : -1];
 #define COUNTED(name, kind, type, member, length)                                              \
-    (kind), offsetof(type, member), offsetof(type, length), (name)
+    ENTRY(kind, name, offsetof(type, member), offsetof(type, length))
 
 /* The set bits of the n low bits as a comma-separated list, or `none`:
  * bit i is the i-th of the items, lowest first (the tamper flags), or without
@@ -1225,9 +1243,10 @@ static void bit_list(pgk_out *out, uint32_t bits, unsigned n, const char *items,
 static void fields(pgk_out *out, const uint8_t *table, const void *record, uint16_t mask)
 {
     const uint8_t *base = record;
-    for (; *table; table += 4, mask >>= 1) {
+    for (; *table != FIELD_END; table += 3, mask >>= 1) {
         const void *member = base + table[1];
         uint8_t byte = *(const uint8_t *)member;
+        uint8_t kind = *table & ((1u << FIELD_KIND_BITS) - 1u);
         uint64_t value = byte;
         uint8_t length;
         if (!(mask & 1u)) {
@@ -1236,9 +1255,9 @@ static void fields(pgk_out *out, const uint8_t *table, const void *record, uint1
         /* pgk_out_field()'s work, here: a build whose only fields are these
          * then links no pgk_out_field(). */
         put(out, ' ');
-        pgk_out_str(out, nth(name_pool, table[3]));
+        pgk_out_str(out, nth(name_pool, *table >> FIELD_KIND_BITS));
         put(out, '=');
-        switch (*table) {
+        switch (kind) {
         case FIELD_FLAG:
             put(out, (byte & table[2]) ? '1' : '0');
             continue;
@@ -1251,7 +1270,7 @@ static void fields(pgk_out *out, const uint8_t *table, const void *record, uint1
             if (length == 0) {
                 put(out, '-');
             }
-            if (*table == FIELD_WORD) {
+            if (kind == FIELD_WORD) {
                 pgk_out_mem(out, *(const char *const *)member, length);
             } else {
                 nibbles(out, member, length);
@@ -1268,41 +1287,38 @@ static void fields(pgk_out *out, const uint8_t *table, const void *record, uint1
         case FIELD_TOKEN_TYPE:
             pgk_out_str(out, nth(token_type_names, byte));
             continue;
-        case FIELD_U32:
-            value = *(const uint32_t *)member;
-            break;
-        case FIELD_U64:
-        case FIELD_SECONDS_LEFT:
-            value = *(const uint64_t *)member;
-            if (*table == FIELD_SECONDS_LEFT && value == PGK_WIRE_UNLIMITED) {
-                pgk_out_str(out, "unlimited");
-                continue;
+        default: /* FIELD_NUMBER */
+            if (table[2] == 4) {
+                value = *(const uint32_t *)member;
+            } else if (table[2] != 1) {
+                value = *(const uint64_t *)member;
+                if (table[2] == 0 && value == PGK_WIRE_UNLIMITED) {
+                    pgk_out_str(out, "unlimited");
+                    continue;
+                }
             }
-            break;
-        default: /* FIELD_U8 */
-            break;
+            number(out, 1, value);
         }
-        number(out, 1, value);
     }
 }
 
 static const uint8_t status_fields[] = {
     COUNTED(PGK_ARG_SERIAL, FIELD_WORD, pgk_wire_status, serial, serial_length),
     FLAG(NAME_PROVISIONED, pgk_wire_status, info.provisioned),
-    FIELD(NAME_NOW, FIELD_U64, pgk_wire_status, info.now),
+    NUMBER(NAME_NOW, pgk_wire_status, info.now),
     FLAG(NAME_ACTIVE, pgk_wire_status, info.active),
     FIELD(NAME_PAYG, FIELD_ON_OFF, pgk_wire_status, info.payg_enabled),
-    FIELD(NAME_SECONDS_LEFT, FIELD_SECONDS_LEFT, pgk_wire_status, info.seconds_left),
-    FIELD(NAME_ACTIVE_UNTIL, FIELD_U64, pgk_wire_status, info.active_until),
-    FIELD(PGK_ARG_COUNT, FIELD_U32, pgk_wire_status, info.count),
+    SECONDS_LEFT(NAME_SECONDS_LEFT, pgk_wire_status, info.seconds_left),
+    NUMBER(NAME_ACTIVE_UNTIL, pgk_wire_status, info.active_until),
+    NUMBER(PGK_ARG_COUNT, pgk_wire_status, info.count),
     FIELD(NAME_USED, FIELD_LIST, pgk_wire_status, used_top),
-    FIELD(NAME_INVALID, FIELD_U32, pgk_wire_status, info.invalid_attempts),
-    FIELD(NAME_BLOCKED, FIELD_U32, pgk_wire_status, info.blocked_seconds),
+    NUMBER(NAME_INVALID, pgk_wire_status, info.invalid_attempts),
+    NUMBER(NAME_BLOCKED, pgk_wire_status, info.blocked_seconds),
     FIELD(NAME_TAMPER, FIELD_TAMPER, pgk_wire_status, info.tamper),
     FLAG(PGK_ARG_TEST, pgk_wire_status, info.test_active),
     COUNTED(NAME_TYPING, FIELD_WORD, pgk_wire_status, typing, typing_length),
     FLAG(PGK_ARG_RESTRICTED, pgk_wire_status, info.restricted_digits),
-    FIELD(PGK_ARG_DIVIDER, FIELD_U8, pgk_wire_status, info.time_divider),
+    NUMBER(PGK_ARG_DIVIDER, pgk_wire_status, info.time_divider),
     FIELD_END,
 };
 
@@ -1315,15 +1331,15 @@ void pgk_wire_status_fields(pgk_out *out, const pgk_wire_status *s, uint16_t mas
 /* In the order of the PGK_RESULT_* bits. */
 static const uint8_t result_fields[] = {
     FIELD(NAME_TYPE, FIELD_TOKEN_TYPE, pgk_wire_result, outcome.token_type),
-    FIELD(NAME_UNITS, FIELD_U32, pgk_wire_result, outcome.units),
-    FIELD(PGK_ARG_COUNT, FIELD_U32, pgk_wire_result, outcome.count),
+    NUMBER(NAME_UNITS, pgk_wire_result, outcome.units),
+    NUMBER(PGK_ARG_COUNT, pgk_wire_result, outcome.count),
     FIELD(NAME_PAYG, FIELD_ON_OFF, pgk_wire_result, info.payg_enabled),
     FLAG(PGK_ARG_TEST, pgk_wire_result, info.test_active),
     FLAG(NAME_ACTIVE, pgk_wire_result, info.active),
-    FIELD(NAME_ACTIVE_UNTIL, FIELD_U64, pgk_wire_result, info.active_until),
-    FIELD(NAME_SECONDS_LEFT, FIELD_SECONDS_LEFT, pgk_wire_result, info.seconds_left),
-    FIELD(NAME_WAIT, FIELD_U32, pgk_wire_result, outcome.wait_seconds),
-    FIELD(NAME_INVALID, FIELD_U32, pgk_wire_result, info.invalid_attempts),
+    NUMBER(NAME_ACTIVE_UNTIL, pgk_wire_result, info.active_until),
+    SECONDS_LEFT(NAME_SECONDS_LEFT, pgk_wire_result, info.seconds_left),
+    NUMBER(NAME_WAIT, pgk_wire_result, outcome.wait_seconds),
+    NUMBER(NAME_INVALID, pgk_wire_result, info.invalid_attempts),
     FIELD_END,
 };
 
@@ -1376,10 +1392,10 @@ void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
 }
 
 static const uint8_t setup_fields[] = {
-    FIELD(PGK_ARG_DIVIDER, FIELD_U8, pgk_state, time_divider),
+    NUMBER(PGK_ARG_DIVIDER, pgk_state, time_divider),
     MASKED(PGK_ARG_RESTRICTED, pgk_state, flags, PGK_FLAG_RESTRICTED_DIGITS),
     COUNTED(PGK_ARG_TEST, FIELD_NIBBLES, pgk_state, test_code, test_code_length),
-    FIELD(PGK_ARG_COUNT, FIELD_U32, pgk_state, last_count),
+    NUMBER(PGK_ARG_COUNT, pgk_state, last_count),
     FIELD_END,
 };
 
