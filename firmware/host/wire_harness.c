@@ -102,9 +102,12 @@ static void do_split(void)
         } else if (event == PGK_LINE_TOO_LONG) {
             printf("! ");
         }
+        if (event != PGK_LINE_PENDING) {
+            splitter.length = 0; /* the line is used: the next byte starts one */
+        }
     }
     /* Cutting: inside a line too long, before its end. */
-    printf(";%d\n", !splitter.done && splitter.length > PGK_WIRE_LINE_MAX);
+    printf(";%d\n", splitter.length > PGK_WIRE_LINE_MAX);
 }
 
 static void print_parse(char *line, long length, int simulator)

@@ -760,6 +760,7 @@ void pgk_protocol_receive(pgk_protocol *p, uint8_t byte)
         forget_events(p);
         error(p, PGK_ERR_LINE_TOO_LONG, PGK_MSG_TOO_LONG, 0);
     }
+    p->splitter.length = 0; /* the next byte starts a new line */
 }
 
 #endif /* PGK_WITH_PROTOCOL */

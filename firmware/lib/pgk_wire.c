@@ -13,12 +13,7 @@
 
 pgk_line_event pgk_line_feed(pgk_line_splitter *s, uint8_t byte)
 {
-    if (s->done) {
-        s->done = 0;
-        s->length = 0;
-    }
     if (byte == '\n' || byte == '\r') {
-        s->done = 1;
         return s->length > PGK_WIRE_LINE_MAX ? PGK_LINE_TOO_LONG : PGK_LINE_READY;
     }
     if (s->length > PGK_WIRE_LINE_MAX) {

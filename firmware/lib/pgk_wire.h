@@ -30,7 +30,7 @@
 
 typedef enum {
     PGK_LINE_PENDING = 0,  /* no line complete yet */
-    PGK_LINE_READY = 1,    /* splitter->line[0 .. length) is a line, valid until the next feed */
+    PGK_LINE_READY = 1,    /* splitter->line[0 .. length) is a line */
     PGK_LINE_TOO_LONG = 2  /* a line longer than PGK_WIRE_LINE_MAX ended; its bytes are gone */
 } pgk_line_event;
 
@@ -38,13 +38,14 @@ typedef struct {
     /* Past PGK_WIRE_LINE_MAX (by one) once the line is too long: its bytes
      * are dropped up to its end. */
     uint16_t length;
-    uint8_t done; /* the last feed returned a line: the next byte starts a new one */
     char line[PGK_WIRE_LINE_MAX];
 } pgk_line_splitter;
 
 /* Zero the struct to start.  One byte in; a line ends at LF or CR (CRLF gives
  * an empty line between them, which the parser ignores).  Backspace and DEL
- * delete the previous byte of the line. */
+ * delete the previous byte of the line.  After a line (READY or TOO_LONG)
+ * the caller sets splitter->length to 0 for the next one, once it has used
+ * the line: the splitter keeps no flag of its own for that. */
 pgk_line_event pgk_line_feed(pgk_line_splitter *splitter, uint8_t byte);
 
 /* ---- commands (paygkit.device.commands, as interpreter.py reads them) ----- */
