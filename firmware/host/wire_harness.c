@@ -265,15 +265,17 @@ static int do_format(const char *what)
                             (uint8_t)number(5));
         crlf = (uint8_t)number(6);
     } else if (strcmp(what, "readback") == 0 && word_count == 5) {
-        /* readback SERIALHEX CODE KEYHEX CRLF: ends its own lines */
+        /* readback SERIALHEX CODE KEYHEX CRLF: ends its own lines; the code
+         * and key read from a state, as the device stores them. */
         long serial_length = unhex(words[1]);
-        uint8_t key[16];
+        pgk_state state;
         if (unhex(words[3]) != 16) {
             return 0;
         }
-        memcpy(key, words[3], 16);
-        pgk_wire_read_back(&out, words[1], (uint8_t)serial_length, (uint32_t)number(2), key,
-                           (uint8_t)number(4));
+        memset(&state, 0, sizeof state);
+        state.starting_code = (uint32_t)number(2);
+        memcpy(state.key, words[3], 16);
+        pgk_wire_read_back(&out, words[1], (uint8_t)serial_length, &state, (uint8_t)number(4));
         return 1;
     } else if (strcmp(what, "setup") == 0 && word_count == 6) {
         /* setup DIVIDER RESTRICTED TESTHEX COUNT CRLF: the line reads them from

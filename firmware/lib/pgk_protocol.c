@@ -487,7 +487,7 @@ static uint8_t setup(pgk_protocol *p, const pgk_command *c)
     /* Read back what the memory holds now, not what was sent: that is the check. */
     {
         const char *serial = shown_serial(p, &length);
-        pgk_wire_read_back(&p->out, serial, length, s->starting_code, s->key, p->crlf);
+        pgk_wire_read_back(&p->out, serial, length, s, p->crlf);
     }
     if (!c->form) {
         pgk_wire_setup_line(&p->out, s);

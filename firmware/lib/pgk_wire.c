@@ -1369,7 +1369,7 @@ void pgk_wire_hello_line(pgk_out *out, const char *model, const char *firmware, 
 }
 
 void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
-                        uint32_t starting_code, const uint8_t key[16], uint8_t crlf)
+                        const pgk_state *state, uint8_t crlf)
 {
     unsigned line;
     for (line = 0; line < 3; line++) {
@@ -1378,9 +1378,9 @@ void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
             pgk_out_mem(out, serial, serial_length);
         } else if (line == 1) {
             /* Nine digits with leading zeros, as the reference firmware prints them. */
-            number(out, 9, starting_code);
+            number(out, 9, state->starting_code);
         } else {
-            nibbles(out, key, 32);
+            nibbles(out, state->key, 32);
         }
         pgk_out_end_line(out, crlf);
     }

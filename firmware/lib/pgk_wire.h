@@ -356,9 +356,10 @@ void pgk_wire_hello_line(pgk_out *out, const char *model, const char *firmware, 
  * in upper-case hex: how SK: shows the key and SETUP a test code. */
 char pgk_wire_hex_digit(const uint8_t *bytes, unsigned i);
 
-/* "SN:serial", "SC:<9 digits>", "SK:<HEX>": three lines, each ended. */
+/* "SN:serial", "SC:<9 digits>", "SK:<HEX>": three lines, each ended; the
+ * starting code and key as the state holds them. */
 void pgk_wire_read_back(pgk_out *out, const char *serial, uint8_t serial_length,
-                        uint32_t starting_code, const uint8_t key[16], uint8_t crlf);
+                        const pgk_state *state, uint8_t crlf);
 
 /* "SETUP divider= restricted= test= count=", read from the state as stored. */
 void pgk_wire_setup_line(pgk_out *out, const pgk_state *state);
