@@ -99,8 +99,10 @@ static const char *next_string(const char *text)
 /* The n-th NUL-separated string of a table. */
 static const char *nth(const char *table, unsigned n)
 {
-    while (n--) {
-        table = next_string(table);
+    while (n) {
+        if (*table++ == 0) {
+            n--;
+        }
     }
     return table;
 }
@@ -1150,7 +1152,11 @@ void pgk_wire_word(pgk_out *out, uint8_t line, uint8_t index)
 
 char pgk_wire_hex_digit(const uint8_t *bytes, unsigned i)
 {
-    unsigned nibble = (bytes[i / 2] >> ((i & 1) ? 0 : 4)) & 15u;
+    unsigned nibble = bytes[i / 2];
+    if (!(i & 1)) {
+        nibble >>= 4;
+    }
+    nibble &= 15u;
     return (char)(nibble + (nibble < 10 ? '0' : 'A' - 10));
 }
 
