@@ -824,6 +824,7 @@ static void number(pgk_out *out, unsigned width, uint64_t value)
         uint8_t bytes[8];
     } wide;
     uint8_t *bytes = wide.bytes;
+    /* Filled from its end, lowest digit first: then written in one call. */
     char digits[20];
     unsigned n = 0;
     uint8_t nonzero;
@@ -839,11 +840,9 @@ static void number(pgk_out *out, unsigned width, uint64_t value)
             bytes[i] = (uint8_t)quotient;
             nonzero |= (uint8_t)quotient;
         }
-        digits[n++] = (char)('0' + rest);
+        digits[sizeof digits - ++n] = (char)('0' + rest);
     } while (nonzero || n < width);
-    while (n) {
-        put(out, digits[--n]);
-    }
+    pgk_out_mem(out, digits + sizeof digits - n, n);
 }
 
 void pgk_out_number(pgk_out *out, uint64_t value)
