@@ -22,7 +22,7 @@ static void end_line(pgk_protocol *p)
 void pgk_protocol_start(pgk_protocol *p, pgk_firmware *firmware,
                         const pgk_firmware_config *config, uint8_t crlf)
 {
-    pgk_fill(p, 0, sizeof *p);
+    pgk_zero(p, sizeof *p);
     p->firmware = firmware;
     p->crlf = crlf;
 #if PGK_PROTOCOL_OUT_BUFFER
@@ -317,7 +317,7 @@ static void error(pgk_protocol *p, uint8_t code, uint8_t message, uint32_t numbe
 {
 #if PGK_PROTOCOL_MESSAGES
     pgk_error e;
-    pgk_fill(&e, 0, sizeof e);
+    pgk_zero(&e, sizeof e);
     e.code = code;
     e.message = message;
     e.number = number;
@@ -460,7 +460,7 @@ static uint8_t setup(pgk_protocol *p, const pgk_command *c)
     if (provisioned(p)) {
 #if PGK_PROTOCOL_MESSAGES
         pgk_error e;
-        pgk_fill(&e, 0, sizeof e);
+        pgk_zero(&e, sizeof e);
         e.code = PGK_ERR_ALREADY_PROVISIONED;
         e.message = PGK_MSG_ALREADY_PROVISIONED;
         e.word = shown_serial(p, &e.word_length);

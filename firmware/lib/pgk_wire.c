@@ -1177,8 +1177,8 @@ static void nibbles(pgk_out *out, const uint8_t *bytes, unsigned n)
 enum field_kind {
     FIELD_FLAG,   /* uint8_t: 1 if any bit of the mask at the second offset's place is set */
     FIELD_ON_OFF, /* uint8_t */
-    /* An unsigned integer of the size at the second offset's place (1, 4 or 8
-     * bytes), in decimal; size 0: 8 bytes, or PGK_WIRE_UNLIMITED (-1):
+    /* An unsigned integer in decimal, its size (1, 4 or 8 bytes) in the
+     * entry's last byte; size 0: 8 bytes, or PGK_WIRE_UNLIMITED (-1):
      * "unlimited" (seconds_left). */
     FIELD_NUMBER,
     FIELD_WORD,    /* const char *, its length the uint8_t at the second offset; "-" if 0 */
