@@ -193,12 +193,29 @@ typedef struct {
     uint32_t blocked_seconds; /* waiting period left, in powered-on seconds */
 } pgk_firmware_status_info;
 
+/* Tamper reference: the RTC and the ticks at power-on or the last
+ * detection, and the latest RTC time of this power-on.  A struct of its
+ * own: it lies past a short load's reach in pgk_firmware, so the code takes
+ * its address once and reaches each field from there (18 bytes less than
+ * forming each field's address apart). */
+typedef struct {
+    uint32_t reference_tick;
+#if PGK_RTC_32BIT
+    uint32_t reference_rtc;
+    uint32_t latest_rtc_this_session;
+#else
+    pgk_i64 reference_rtc;
+    pgk_i64 latest_rtc_this_session;
+#endif
+} pgk_clock_reference;
+
 /* One device.  Fields are the library's; read them, never write them.  The
  * order is for code size: the Cortex-M0 reaches offsets below 128 (words)
  * or 32 (bytes) in one instruction, beyond them it needs more.  So the byte
- * fields come first, then the clocks, then the state (its byte fields and
- * most of its words within reach); what is passed by address (the store,
- * the typed digits) or rarely used comes last. */
+ * fields come first, then the clocks, then the state (at offset 24 in a
+ * PGK_RTC_32BIT build: its byte fields and most of its words within reach);
+ * what is passed by address (the store, the typed digits) or rarely used
+ * (output_on) comes last. */
 typedef struct {
     pgk_firmware_config config;
     /* The storage failure of the last pgk_firmware_* call (PGK_STORAGE_OK
@@ -212,7 +229,6 @@ typedef struct {
      * The two share a halfword, so that clearing both is one store. */
     uint8_t typing_started;
     uint8_t typing_length;
-    uint8_t output_on; /* what pgk_port_output() was last told */
     /* The RTC and the ticks read once at the start of the call being handled:
      * one call sees one instant, as paygkit's methods do.  RTC times here are
      * 32-bit in a PGK_RTC_32BIT build (see Time domain above). */
@@ -226,16 +242,9 @@ typedef struct {
     uint32_t wait_until_tick;
     uint32_t last_key_tick;
     pgk_state state; /* the persistent state, exactly as last saved */
+    uint8_t output_on; /* what pgk_port_output() was last told */
 #if PGK_WITH_TAMPER
-    /* Tamper reference: the RTC and the ticks at power-on or the last detection. */
-    uint32_t reference_tick;
-#if PGK_RTC_32BIT
-    uint32_t reference_rtc;
-    uint32_t latest_rtc_this_session;
-#else
-    pgk_i64 reference_rtc;
-    pgk_i64 latest_rtc_this_session;
-#endif
+    pgk_clock_reference clocks;
 #endif
     pgk_store store;
     char typing[PGK_MAX_TYPED_DIGITS]; /* typing_length of them so far */
