@@ -372,17 +372,10 @@ pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
         return PGK_PROVISION_BAD_TEST_CODE;
     }
     pgk_state *state = &firmware->state;
-    /* Packed BCD, an odd last digit followed by the nibble F: built in place
-     * as the digits are checked, and only kept once everything passed. */
-    uint8_t packed[PGK_TEST_CODE_PACKED_SIZE];
-    pgk_fill(packed, 0xFF, sizeof packed);
     for (unsigned i = 0; i < test_code_length; i++) {
-        char digit = provisioning->test_code[i];
-        if (!digit_ok(digit, restricted)) {
+        if (!digit_ok(provisioning->test_code[i], restricted)) {
             return PGK_PROVISION_BAD_TEST_CODE;
         }
-        uint8_t shift = (i & 1u) ? 0 : 4;
-        packed[i / 2u] ^= (uint8_t)((0xFu ^ (uint8_t)(digit - '0')) << shift);
     }
     if (provisioning->count > PGK_MAX_COUNT) {
         return PGK_PROVISION_BAD_COUNT;
@@ -401,7 +394,14 @@ pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
     state->latest_rtc_seen = firmware->now;
 #endif
     state->test_code_length = test_code_length;
-    pgk_copy(state->test_code, packed, (test_code_length + 1u) / 2u);
+    /* Packed BCD, two digits a byte, an odd last digit followed by the
+     * nibble F.  Packed here, once everything passed, rather than as the
+     * digits are checked: no buffer to fill and copy (12 bytes less). */
+    for (unsigned i = 0; i < test_code_length; i += 2) {
+        unsigned low =
+            i + 1u < test_code_length ? (uint8_t)(provisioning->test_code[i + 1u] - '0') : 0xFu;
+        state->test_code[i / 2u] = (uint8_t)((provisioning->test_code[i] - '0') << 4 | low);
+    }
     pgk_provision_result result = PGK_PROVISION_OK;
     if (commit(firmware)) {
         result = PGK_PROVISION_STORAGE_ERROR;
