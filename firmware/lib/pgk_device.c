@@ -141,7 +141,8 @@ static void status_at(const pgk_firmware *firmware, rtc_time now, uint32_t ticks
         status->seconds_left = (int64_t)((uint64_t)state->active_until - (uint64_t)now);
         active = 1;
     }
-    status->active = active && !firmware->halted;
+    /* Both are 0 or 1: & rather than && is 8 bytes less. */
+    status->active = active & !firmware->halted;
     status->count = state->last_count;
     status->invalid_attempts = state->invalid_attempts;
     status->blocked_seconds = remaining_wait(firmware, ticks);
@@ -473,8 +474,13 @@ static int is_test_code(const pgk_state *state, const char *digits, uint8_t leng
         return 0;
     }
     for (unsigned i = 0; i < length; i++) {
-        uint8_t digit = (uint8_t)(state->test_code[i / 2u] >> ((i & 1u) ? 0 : 4)) & 0xFu;
-        if (digits[i] != (char)('0' + digit)) {
+        /* The digit's nibble against the typed digit's value: 12 bytes less
+         * than shifting by a computed amount and comparing characters. */
+        unsigned byte = state->test_code[i / 2u];
+        if (!(i & 1u)) {
+            byte >>= 4;
+        }
+        if ((uint8_t)(digits[i] - '0') != (byte & 0xFu)) {
             return 0;
         }
     }
@@ -567,15 +573,19 @@ static uint8_t apply(pgk_firmware *firmware, const pgk_decode_result *result,
         pgk_divide(&seconds, divider);
         value = seconds;
 #endif
+        /* Set Time counts from now, Add Time from the later of now and the
+         * current end: one sum for both (16 bytes less). */
+        int64_t from = now;
         if (kind == PGK_ADD_TIME) {
-            int64_t from = state->active_until;
-            state->active_until = ((int64_t)now > from ? (int64_t)now : from) + value;
+            if (state->active_until > from) {
+                from = state->active_until;
+            }
         } else {
-            state->active_until = (int64_t)now + value;
             state->flags |= PGK_FLAG_PAYG_ENABLED;
             state->tamper = 0;
             state->latest_rtc_seen = now;
         }
+        state->active_until = from + value;
     } else if (kind == PGK_DISABLE_PAYG) {
         state->flags &= (uint8_t)~PGK_FLAG_PAYG_ENABLED;
     }

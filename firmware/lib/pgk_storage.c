@@ -111,10 +111,11 @@ uint32_t pgk_crc32(uint32_t crc, const uint8_t *data, uint16_t length)
     return crc;
 }
 
-/* Serial-number order (RFC 1982), so the sequence may wrap past 2^32. */
+/* Serial-number order (RFC 1982), so the sequence may wrap past 2^32: a is
+ * newer when a - b is 1 .. 2^31 - 1, one compare. */
 static unsigned is_newer(uint32_t a, uint32_t b)
 {
-    return a != b && (uint32_t)(a - b) < 0x80000000u;
+    return (uint32_t)(a - b - 1u) < 0x7FFFFFFFu;
 }
 
 static unsigned used_counts_size(const pgk_state *state)
