@@ -217,9 +217,8 @@ static int check_tamper(pgk_firmware *firmware)
     /* How far the RTC fell behind the ticks (negative: ran ahead).  paygkit's
      * tolerance, ratio x ticks + seconds, is a float; for whole seconds the
      * comparison gives the same answer with the quotient floored. */
-    uint32_t tolerance = tick_elapsed;
-    pgk_divide(&tolerance, PGK_TAMPER_TOLERANCE_DIVISOR);
-    tolerance += PGK_TAMPER_TOLERANCE_SECONDS;
+    uint32_t tolerance = PGK_QUOTIENT(pgk_divide(tick_elapsed, PGK_TAMPER_TOLERANCE_DIVISOR)) +
+                         PGK_TAMPER_TOLERANCE_SECONDS;
 #if PGK_RTC_32BIT
     /* The same in 32 bits: the RTC's elapsed time and the ticks' are each
      * below 2^32, so their difference is compared by its size and sign,
@@ -349,11 +348,14 @@ uint8_t pgk_serial_ok(const char *serial, uint8_t length)
     return 1;
 }
 
-pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
-                                            const pgk_provisioning *provisioning)
+/* What pgk_firmware_provision refuses, in its order of checks; PGK_PROVISION_OK
+ * when nothing.  (Apart from the setting up, which then reads the restricted
+ * flag again where it stores it: 4 bytes less.) */
+static pgk_provision_result refusal(const pgk_firmware *firmware,
+                                    const pgk_provisioning *provisioning,
+                                    uint8_t test_code_length)
 {
     uint8_t restricted = provisioning->restricted_digits;
-    uint8_t test_code_length = provisioning->test_code ? provisioning->test_code_length : 0;
     if (firmware->halted) {
         return PGK_PROVISION_STORAGE_ERROR;
     }
@@ -372,7 +374,6 @@ pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
     if (test_code_length > (PGK_WITH_TEST_CODE ? PGK_MAX_TYPED_DIGITS : 0)) {
         return PGK_PROVISION_BAD_TEST_CODE;
     }
-    pgk_state *state = &firmware->state;
     for (unsigned i = 0; i < test_code_length; i++) {
         if (!digit_ok(provisioning->test_code[i], restricted)) {
             return PGK_PROVISION_BAD_TEST_CODE;
@@ -381,9 +382,22 @@ pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
     if (provisioning->count > PGK_MAX_COUNT) {
         return PGK_PROVISION_BAD_COUNT;
     }
+    return PGK_PROVISION_OK;
+}
+
+pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
+                                            const pgk_provisioning *provisioning)
+{
+    uint8_t test_code_length = provisioning->test_code ? provisioning->test_code_length : 0;
+    pgk_provision_result result = refusal(firmware, provisioning, test_code_length);
+    if (result != PGK_PROVISION_OK) {
+        return result;
+    }
+    pgk_state *state = &firmware->state;
     read_time(firmware);
     pgk_state_init(state);
-    state->flags = PGK_FLAG_PAYG_ENABLED | PGK_FLAG_PROVISIONED | (uint8_t)(restricted << 1);
+    state->flags = PGK_FLAG_PAYG_ENABLED | PGK_FLAG_PROVISIONED |
+                   (uint8_t)(provisioning->restricted_digits << 1);
     state->time_divider = provisioning->time_divider;
     state->serial_length = provisioning->serial_length;
     pgk_copy(state->serial, provisioning->serial, provisioning->serial_length);
@@ -403,7 +417,6 @@ pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
             i + 1u < test_code_length ? (uint8_t)(provisioning->test_code[i + 1u] - '0') : 0xFu;
         state->test_code[i / 2u] = (uint8_t)((provisioning->test_code[i] - '0') << 4 | low);
     }
-    pgk_provision_result result = PGK_PROVISION_OK;
     if (commit(firmware)) {
         result = PGK_PROVISION_STORAGE_ERROR;
     } else {
@@ -562,16 +575,13 @@ static uint8_t apply(pgk_firmware *firmware, const pgk_decode_result *result,
         /* units x 86400 / divider, rounded down once, without a 64-bit
          * division: units < 2^20 and the remainder < 255, so the second
          * product fits 32 bits. */
-        uint32_t per_unit = SECONDS_PER_DAY;
-        uint32_t rest = pgk_divide(&per_unit, divider) * units;
-        pgk_divide(&rest, divider);
-        value = (int64_t)units * per_unit + rest;
+        uint64_t per_unit = pgk_divide(SECONDS_PER_DAY, divider);
+        uint32_t rest = PGK_REMAINDER(per_unit) * units;
+        value = (int64_t)units * PGK_QUOTIENT(per_unit) + PGK_QUOTIENT(pgk_divide(rest, divider));
 #else
         /* Standard units are at most 999: units x 86400 < 2^27 needs neither
          * a 64-bit product nor a split division. */
-        uint32_t seconds = units * SECONDS_PER_DAY;
-        pgk_divide(&seconds, divider);
-        value = seconds;
+        value = PGK_QUOTIENT(pgk_divide(units * SECONDS_PER_DAY, divider));
 #endif
         /* Set Time counts from now, Add Time from the later of now and the
          * current end: one sum for both (16 bytes less). */

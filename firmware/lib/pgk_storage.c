@@ -529,11 +529,13 @@ NOINLINE static int classify_slot(unsigned base, record_header header)
      * the register one to one), with no separate read and compare. */
     /* Whole pieces: the slot's size is a multiple of PIECE, so the last
      * one still lies within the slot, past the record's end. */
-    for (unsigned at = 0; at < end; at++) {
-        if (at % PIECE == 0 && pgk_port_nv_read(base + at, piece, PIECE)) {
+    for (unsigned at = 0; at < end; at += PIECE) {
+        if (pgk_port_nv_read(base + at, piece, PIECE)) {
             return SLOT_UNREADABLE;
         }
-        crc = crc_byte(crc, piece[at % PIECE]);
+        for (unsigned i = 0; i < PIECE && at + i < end; i++) {
+            crc = crc_byte(crc, piece[i]);
+        }
     }
     if (crc != CRC_RESIDUE) {
         return SLOT_DAMAGED;

@@ -23,18 +23,18 @@
 /* Shift-and-subtract: Cortex-M0 has no divide instruction, and libgcc's
  * routine is about 280 bytes against this loop's 52; it runs a few times per
  * token, never per hash.  The device logic shares it for the same reason. */
-uint32_t pgk_divide(uint32_t *x, uint32_t divisor)
+uint64_t pgk_divide(uint32_t x, uint32_t divisor)
 {
     uint32_t remainder = 0;
     for (unsigned bit = 0; bit < 32; bit++) {
-        remainder = remainder << 1 | *x >> 31;
-        *x <<= 1;
+        remainder = remainder << 1 | x >> 31;
+        x <<= 1;
         if (remainder >= divisor) {
             remainder -= divisor;
-            *x |= 1;
+            x |= 1;
         }
     }
-    return remainder;
+    return (uint64_t)remainder << 32 | x;
 }
 
 static uint32_t standard_fold(const uint32_t digest[2])
@@ -244,8 +244,7 @@ static pgk_token_kind decode_extended(const pgk_device *device, const pgk_count_
     result->extended = 1;
     uint32_t base = divide_wide(&value, EXTENDED_MODULUS);
     uint64_t wanted = value * EXTENDED_MODULUS;
-    uint32_t starting_high = device->starting_code;
-    uint32_t starting_base = pgk_divide(&starting_high, EXTENDED_MODULUS);
+    uint32_t starting_base = PGK_REMAINDER(pgk_divide(device->starting_code, EXTENDED_MODULUS));
     result->units = base >= starting_base ? base - starting_base
                                           : base + EXTENDED_MODULUS - starting_base;
     uint64_t code = (uint64_t)(device->starting_code - starting_base + base);
@@ -310,12 +309,12 @@ pgk_token_kind pgk_decode_token(const pgk_device *device, const pgk_count_state 
         }
         value = value * radix + digit;
     }
-    uint32_t base = pgk_divide(&value, STANDARD_MODULUS);
+    uint64_t split = pgk_divide(value, STANDARD_MODULUS);
+    uint32_t base = PGK_REMAINDER(split);
     /* A chain value c matches when c / 1000 equals the token's high digits,
      * that is when c - wanted < 1000: no division per hash. */
-    uint32_t wanted = value * STANDARD_MODULUS;
-    uint32_t starting_high = device->starting_code;
-    uint32_t starting_base = pgk_divide(&starting_high, STANDARD_MODULUS);
+    uint32_t wanted = PGK_QUOTIENT(split) * STANDARD_MODULUS;
+    uint32_t starting_base = PGK_REMAINDER(pgk_divide(device->starting_code, STANDARD_MODULUS));
     uint32_t code = device->starting_code - starting_base + base;
     uint32_t units = base + STANDARD_MODULUS - starting_base;
     result->units = units < STANDARD_MODULUS ? units : units - STANDARD_MODULUS;

@@ -98,9 +98,13 @@ uint32_t pgk_starting_code_from_key(const uint8_t key[16]);
 /* One step of the standard hash chain (SPEC 2.1). */
 uint32_t pgk_next_code(const uint8_t key[16], uint32_t code);
 
-/* x / divisor into *x, returning x % divisor (divisor > 0), without libgcc's
- * division routine; the library's own divisions all go through it. */
-uint32_t pgk_divide(uint32_t *x, uint32_t divisor);
+/* x / divisor in the low word, x % divisor in the high word (divisor > 0),
+ * without libgcc's division routine; the library's own divisions all go
+ * through it.  Both come back in registers (r0 and r1 on a Cortex-M0): no
+ * variable of the caller's goes through memory for it. */
+uint64_t pgk_divide(uint32_t x, uint32_t divisor);
+#define PGK_QUOTIENT(division) ((uint32_t)(division))
+#define PGK_REMAINDER(division) ((uint32_t)((division) >> 32))
 
 /* A fresh state, as the factory provisions it: last count `count`, nothing used. */
 void pgk_count_state_init(pgk_count_state *state, uint32_t count);
