@@ -680,8 +680,11 @@ pgk_outcome_kind pgk_firmware_enter_token(pgk_firmware *firmware, const char *di
     return (pgk_outcome_kind)outcome->kind;
 }
 
-static void time_out_entry(pgk_firmware *firmware)
+/* The start of a key press or a poll: the clocks, then the keypad's
+ * time-out (one call less at each of the two). */
+static void read_time_and_time_out_entry(pgk_firmware *firmware)
 {
+    read_time(firmware);
     if (firmware->typing_started &&
         firmware->ticks - firmware->last_key_tick > firmware->config.keypad_timeout_seconds) {
         firmware->typing_started = 0;
@@ -714,8 +717,7 @@ pgk_press_result pgk_firmware_press(pgk_firmware *firmware, char key, pgk_outcom
     if (firmware->halted || (!digit_ok(key, 0) && key != '*' && key != '#')) {
         return PGK_PRESS_KEY;
     }
-    read_time(firmware);
-    time_out_entry(firmware);
+    read_time_and_time_out_entry(firmware);
     firmware->last_key_tick = firmware->ticks;
     unsigned shown = PGK_KEY_SHOWN_TYPING;
     uint8_t typed = firmware->typing_length;
@@ -750,8 +752,7 @@ void pgk_firmware_poll(pgk_firmware *firmware)
     if (firmware->halted) {
         return;
     }
-    read_time(firmware);
-    time_out_entry(firmware);
+    read_time_and_time_out_entry(firmware);
     if (provisioned(firmware) && !check_tamper_and_wait(firmware) && PGK_WITH_TAMPER &&
         RTC(firmware->state.latest_rtc_seen) + LATEST_RTC_WRITE_INTERVAL <= RTC(firmware->now)) {
         commit(firmware);

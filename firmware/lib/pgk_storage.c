@@ -174,11 +174,11 @@ static unsigned bytes_fit(const pgk_state *state, const uint8_t limits[8])
 /* Out of line: with -flto GCC inlines it into its three callers, 44 bytes more. */
 NOINLINE uint8_t pgk_bit_count(uint32_t bits)
 {
-    uint8_t n = 0;
+    unsigned n = 0;
     for (; bits; bits &= bits - 1u) {
         n++;
     }
-    return n;
+    return (uint8_t)n;
 }
 
 #define USED_BITS_MASK ((UINT32_C(2) << PGK_WINDOW_UNORDERED) - 1u)

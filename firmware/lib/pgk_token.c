@@ -21,7 +21,7 @@
 #define USED_WINDOW_BITS ((UINT32_C(2) << PGK_WINDOW_UNORDERED) - 1u)
 
 /* Shift-and-subtract: Cortex-M0 has no divide instruction, and libgcc's
- * routine is about 280 bytes against this loop's 52; it runs a few times per
+ * routine is about 280 bytes against this loop's 34; it runs a few times per
  * token, never per hash.  The device logic shares it for the same reason. */
 uint64_t pgk_divide(uint32_t x, uint32_t divisor)
 {
@@ -251,7 +251,7 @@ static pgk_token_kind decode_extended(const pgk_device *device, const pgk_count_
     uint32_t highest = highest_accepted(state);
     /* As the reference: extended Counter Sync gets no wider window. */
     uint32_t last = highest + PGK_WINDOW_FORWARD;
-    uint8_t matched = 0;
+    unsigned matched = 0;
     for (uint32_t count = 0;; count++) {
         if (code - wanted < EXTENDED_MODULUS) {
             if (accept_match(state, highest, count, result)) {
@@ -321,7 +321,7 @@ pgk_token_kind pgk_decode_token(const pgk_device *device, const pgk_count_state 
     uint32_t highest = highest_accepted(state);
     uint32_t last = highest + (result->units == PGK_COUNTER_SYNC_VALUE ? PGK_WINDOW_COUNTER_SYNC
                                                                        : PGK_WINDOW_FORWARD);
-    uint8_t matched = 0;
+    unsigned matched = 0;
     /* Counts are tried in order and the first acceptable one is taken, as
      * paygkit does: an unused count in the unordered window wins over a
      * (vanishingly rare) second match above the last count. */
