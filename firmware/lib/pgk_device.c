@@ -294,7 +294,12 @@ static int checkpoint_wait(pgk_firmware *firmware)
 /* The housekeeping before an entry and in poll(); nonzero when a save failed. */
 static int check_tamper_and_wait(pgk_firmware *firmware)
 {
-    return check_tamper(firmware) || checkpoint_wait(firmware);
+    /* Not ||: its 0-or-1 of checkpoint_wait's answer, which is that already,
+     * costs 4 bytes. */
+    if (check_tamper(firmware)) {
+        return 1;
+    }
+    return checkpoint_wait(firmware);
 }
 
 void pgk_firmware_status(const pgk_firmware *firmware, pgk_firmware_status_info *status)

@@ -237,9 +237,10 @@ void pgk_state_add_test_code_use(pgk_state *state, int64_t when)
     state->test_code_use_n = (uint8_t)(n + 1u);
 }
 
-/* What paygkit's _check_state accepts: a state that reads back equal.  Save
- * refuses anything else before it writes, and load refuses a record that
- * decodes to anything else, so both sides agree on what a record can be. */
+/* What paygkit's _check_state accepts (nonzero): a state that reads back
+ * equal.  Save refuses anything else before it writes, and load refuses a
+ * record that decodes to anything else, so both sides agree on what a record
+ * can be. */
 static unsigned state_fits_layout(const pgk_state *state)
 {
     unsigned digits = state->test_code_length;
@@ -247,12 +248,13 @@ static unsigned state_fits_layout(const pgk_state *state)
         return 0;
     }
     /* Two digits a byte; the low nibble after an odd count's last digit is
-     * the 0xF pad, checked as if it were the digit 0. */
+     * the 0xF pad, mapped to 0 and anything else above 9 to be checked as a
+     * digit. */
     for (unsigned i = 0; i < digits; i += 2) {
         unsigned byte = state->test_code[i / 2u];
         unsigned low = byte & 0x0Fu;
         if (i + 1u == digits) {
-            low = low == 0x0Fu ? 0 : 0x0Fu;
+            low = (low ^ 0x0Fu) << 4;
         }
         if (byte >> 4 > 9u || low > 9u) {
             return 0;
@@ -270,7 +272,8 @@ static unsigned state_fits_layout(const pgk_state *state)
         }
     }
     if (state->flags & PGK_FLAG_PROVISIONED) {
-        return state->serial_length && state->time_divider;
+        /* Nonzero exactly when both are: one multiply, no branch. */
+        return (unsigned)state->serial_length * state->time_divider;
     }
     unsigned set = (state->flags & PGK_FLAG_RESTRICTED_DIGITS) | state->time_divider |
                    state->serial_length | digits | state->starting_code;
