@@ -333,9 +333,12 @@ pgk_storage_result pgk_firmware_power_on(pgk_firmware *firmware,
     return loaded;
 }
 
+/* One compare refuses what is below and above the keys; in unsigned, not
+ * uint8_t, so that no byte is cut out of the difference first (12 bytes
+ * less). */
 static int digit_ok(char c, uint8_t restricted)
 {
-    return (uint8_t)(c - (restricted ? '1' : '0')) < (restricted ? 4u : 10u);
+    return (unsigned)(c - (restricted ? '1' : '0')) < (restricted ? 4u : 10u);
 }
 
 uint8_t pgk_serial_ok(const char *serial, uint8_t length)
@@ -419,7 +422,7 @@ pgk_provision_result pgk_firmware_provision(pgk_firmware *firmware,
      * digits are checked: no buffer to fill and copy (12 bytes less). */
     for (unsigned i = 0; i < test_code_length; i += 2) {
         unsigned low =
-            i + 1u < test_code_length ? (uint8_t)(provisioning->test_code[i + 1u] - '0') : 0xFu;
+            i + 1u < test_code_length ? (unsigned)(provisioning->test_code[i + 1u] - '0') : 0xFu;
         state->test_code[i / 2u] = (uint8_t)((provisioning->test_code[i] - '0') << 4 | low);
     }
     if (commit(firmware)) {
@@ -498,7 +501,7 @@ static int is_test_code(const pgk_state *state, const char *digits, uint8_t leng
         if (!(i & 1u)) {
             byte >>= 4;
         }
-        if ((uint8_t)(digits[i] - '0') != (byte & 0xFu)) {
+        if ((unsigned)(digits[i] - '0') != (byte & 0xFu)) {
             return 0;
         }
     }
