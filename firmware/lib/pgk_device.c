@@ -275,8 +275,11 @@ static int check_tamper(pgk_firmware *firmware)
     return 0;
 }
 
-/* _checkpoint_wait; nonzero when the save failed. */
-static int checkpoint_wait(pgk_firmware *firmware)
+/* A save of check_tamper_and_wait failed (no wait is that long). */
+#define SAVE_FAILED UINT32_MAX
+
+/* _checkpoint_wait; the wait left, or SAVE_FAILED. */
+static uint32_t checkpoint_wait(pgk_firmware *firmware)
 {
     uint32_t stored = stored_wait(firmware);
     uint32_t left = remaining_wait(firmware, firmware->ticks);
@@ -286,18 +289,19 @@ static int checkpoint_wait(pgk_firmware *firmware)
     }
     if (stored != left && (left == 0 || stored - left >= interval)) {
         firmware->state.wait_left = left;
-        return commit(firmware);
+        if (commit(firmware)) {
+            return SAVE_FAILED;
+        }
     }
-    return 0;
+    return left;
 }
 
-/* The housekeeping before an entry and in poll(); nonzero when a save failed. */
-static int check_tamper_and_wait(pgk_firmware *firmware)
+/* The housekeeping before an entry and in poll(): the wait left (an entry
+ * asks it next, of the same instant and state), or SAVE_FAILED. */
+static uint32_t check_tamper_and_wait(pgk_firmware *firmware)
 {
-    /* Not ||: its 0-or-1 of checkpoint_wait's answer, which is that already,
-     * costs 4 bytes. */
     if (check_tamper(firmware)) {
-        return 1;
+        return SAVE_FAILED;
     }
     return checkpoint_wait(firmware);
 }
@@ -661,10 +665,10 @@ static uint8_t enter_token(pgk_firmware *firmware, const char *digits, uint8_t l
                              PGK_LOCKED_NOT_PROVISIONED),
                       0);
     }
-    if (check_tamper_and_wait(firmware)) {
+    uint32_t wait = check_tamper_and_wait(firmware);
+    if (wait == SAVE_FAILED) {
         return PGK_OUTCOME_STORAGE_ERROR;
     }
-    uint32_t wait = remaining_wait(firmware, firmware->ticks);
     if (wait > 0) {
         outcome->wait_seconds = wait;
         return finish(ENDING(PGK_OUTCOME_BLOCKED, PGK_FEEDBACK_ENTRY_LOCKED,
@@ -761,7 +765,7 @@ void pgk_firmware_poll(pgk_firmware *firmware)
         return;
     }
     read_time_and_time_out_entry(firmware);
-    if (provisioned(firmware) && !check_tamper_and_wait(firmware) && PGK_WITH_TAMPER &&
+    if (provisioned(firmware) && check_tamper_and_wait(firmware) != SAVE_FAILED && PGK_WITH_TAMPER &&
         RTC(firmware->state.latest_rtc_seen) + LATEST_RTC_WRITE_INTERVAL <= RTC(firmware->now)) {
         commit(firmware);
     }

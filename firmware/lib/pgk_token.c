@@ -235,7 +235,7 @@ static pgk_token_kind decode_extended(const pgk_device *device, const pgk_count_
 {
     uint64_t value = 0;
     for (unsigned i = 0; i < length; i++) {
-        uint32_t digit = (uint8_t)(digits[i] - first_digit);
+        uint32_t digit = (uint32_t)(digits[i] - first_digit);
         if (digit >= radix) {
             return PGK_MALFORMED;
         }
@@ -303,7 +303,7 @@ pgk_token_kind pgk_decode_token(const pgk_device *device, const pgk_count_state 
     uint32_t value = 0;
     for (unsigned i = 0; i < length; i++) {
         /* One unsigned compare refuses both what is below and above the keys. */
-        uint32_t digit = (uint8_t)(digits[i] - first_digit);
+        uint32_t digit = (uint32_t)(digits[i] - first_digit);
         if (digit >= radix) {
             return PGK_MALFORMED;
         }
