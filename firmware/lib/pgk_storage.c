@@ -336,18 +336,24 @@ typedef struct {
     const uint8_t *upgraded_fields;
 #endif
     uint32_t crc; /* of the bytes so far, as zlib's crc32: 0 for none */
-    unsigned base;
-    unsigned position; /* record offset of pending[0] */
+    /* Memory offset of pending[0]: the slot's base plus the record offset
+     * (SLOT_OFFSET of it; the record offset itself into a buffer).  No base
+     * of its own: 2 bytes less, 4 with -flto. */
+    unsigned position;
     unsigned pending_length;
     unsigned mode;
     unsigned outcome;
 } record_sink;
 
+/* A record offset from a memory offset in its slot: a record never reaches
+ * its slot's end. */
+#define SLOT_OFFSET(at) ((at) % PGK_STORAGE_SLOT_SIZE)
+
 static void sink_start(record_sink *sink, unsigned mode, unsigned base)
 {
     pgk_zero(sink, sizeof *sink);
     sink->mode = mode;
-    sink->base = base;
+    sink->position = base;
 }
 
 /* What the slot's byte at `offset` reads as in version 2. */
@@ -392,26 +398,27 @@ static void sink_flush(record_sink *sink)
      * already the 0xFF it needs, so writing the piece whole programs each
      * word once, as comparing first would, without the read. */
     if (sink->mode == SINK_WRITE_CHANGES) {
-        unsigned skip = at == 0; /* the commit mark: the save writes it last, itself */
-        if (pgk_port_nv_write(sink->base + at + skip, sink->pending + skip, length - skip)) {
+        /* the commit mark: the save writes it last, itself */
+        unsigned skip = SLOT_OFFSET(at) == 0;
+        if (pgk_port_nv_write(at + skip, sink->pending + skip, length - skip)) {
             sink->outcome = SINK_NV_FAILED;
         }
         return;
     }
 #endif
-    if (pgk_port_nv_read(sink->base + at, stored, length)) {
+    if (pgk_port_nv_read(at, stored, length)) {
         sink->outcome = SINK_NV_FAILED;
         return;
     }
     for (unsigned i = 0; i < length; i++) {
-        if (as_version_2(sink, at + i, stored[i]) == sink->pending[i]) {
+        if (as_version_2(sink, SLOT_OFFSET(at + i), stored[i]) == sink->pending[i]) {
             continue;
         }
         if (PGK_NV_NEEDS_ERASE || sink->mode != SINK_WRITE_CHANGES) {
             sink->outcome = SINK_DIFFERENT;
             return;
         }
-        if (at + i == 0) {
+        if (SLOT_OFFSET(at + i) == 0) {
             continue; /* the commit mark: the save writes it last, itself */
         }
         /* Runs rather than single bytes: fewer write cycles on an EEPROM page. */
@@ -419,7 +426,7 @@ static void sink_flush(record_sink *sink)
         while (end < length && stored[end] != sink->pending[end]) {
             end++;
         }
-        if (pgk_port_nv_write(sink->base + at + i, sink->pending + i, end - i)) {
+        if (pgk_port_nv_write(at + i, sink->pending + i, end - i)) {
             sink->outcome = SINK_NV_FAILED;
             return;
         }
