@@ -63,8 +63,9 @@ static void read_time(pgk_firmware *firmware)
     firmware->ticks = pgk_port_uptime_seconds();
 }
 
-/* WaitingPeriod.seconds_after.  With its signature: 6 bytes less. */
-KEEP_SIGNATURE static uint32_t wait_after(const pgk_firmware *firmware, uint32_t invalid_attempts)
+/* WaitingPeriod.seconds_after.  GCC passes it the one config field it
+ * reads (IPA-SRA); kept with its signature, it was 14 bytes more. */
+static uint32_t wait_after(const pgk_firmware *firmware, uint32_t invalid_attempts)
 {
     if (!firmware->config.waiting_period_enabled || invalid_attempts <= PGK_WAIT_FORGIVEN) {
         return 0;

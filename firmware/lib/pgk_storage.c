@@ -438,9 +438,9 @@ static void sink_bytes(record_sink *sink, const void *data, unsigned length)
 {
     const uint8_t *byte = data;
     while (length--) {
-        sink->crc = crc_byte(sink->crc, *byte);
-        sink->pending[sink->pending_length++] = *byte++;
-        if (sink->pending_length == PIECE) {
+        sink->pending[sink->pending_length] = *byte;
+        sink->crc = crc_byte(sink->crc, *byte++);
+        if (++sink->pending_length == PIECE) {
             sink_flush(sink);
         }
     }
