@@ -378,9 +378,11 @@ static uint8_t read_key(pgk_command *command, const char *text, uint8_t length)
 static uint8_t read_value(pgk_command *command, uint8_t argument, const char *text, uint8_t length,
                           uint8_t reference)
 {
-    /* The most digits of each argument that is a number (pgk_argument's
-     * order), 0 for the others: the digits are read once, here, for all. */
-    static const uint8_t most_digits[] = {0, 9, 0, 12, 0, 20, 12, 0, 0, 12};
+    /* The most digits of each argument that is a number, 0 for the others:
+     * the digits are read once, here, for all. */
+    static const uint8_t most_digits[PGK_ARG_KEYPAD_TIMEOUT + 1] = {
+        [PGK_ARG_CODE] = 9,  [PGK_ARG_DIVIDER] = 12,        [PGK_ARG_TEST] = 20,
+        [PGK_ARG_COUNT] = 12, [PGK_ARG_KEYPAD_TIMEOUT] = 12};
     pgk_provisioning *setup = &command->u.setup;
     uint32_t number = read_digits(text, length, most_digits[argument]);
     switch (argument) {
@@ -1197,9 +1199,16 @@ typedef char field_names_fit[NAME_WAIT < 31 ? 1 : -1];
 
 #define ENTRY(kind, name, offset, second) ((kind) | (name) << FIELD_KIND_BITS), (offset), (second)
 #define FIELD(name, kind, type, member) ENTRY(kind, name, offsetof(type, member), 0)
+/* fields() reads a number of 1, 4 or 8 bytes: a member of any other size
+ * fails to compile here rather than being read as 8 bytes. */
+#define NUMBER_SIZE(size)                                                                        \
+    ((size) + 0 * sizeof(char[(size) == 1 || (size) == 4 || (size) == 8 ? 1 : -1]))
 #define NUMBER(name, type, member)                                                               \
-    ENTRY(FIELD_NUMBER, name, offsetof(type, member), sizeof(((type *)0)->member))
-#define SECONDS_LEFT(name, type, member) ENTRY(FIELD_NUMBER, name, offsetof(type, member), 0)
+    ENTRY(FIELD_NUMBER, name, offsetof(type, member), NUMBER_SIZE(sizeof(((type *)0)->member)))
+/* Size 0: an 8-byte number that may be PGK_WIRE_UNLIMITED. */
+#define SECONDS_LEFT(name, type, member)                                                         \
+    ENTRY(FIELD_NUMBER, name, offsetof(type, member),                                            \
+          0 * sizeof(char[sizeof(((type *)0)->member) == 8 ? 1 : -1]))
 #define FLAG(name, type, member) ENTRY(FIELD_FLAG, name, offsetof(type, member), 0xffu)
 #define MASKED(name, type, member, mask) ENTRY(FIELD_FLAG, name, offsetof(type, member), (mask))
 
